@@ -1,0 +1,73 @@
+# dbkeeper developer entry points. Every target installs what it is missing first, so a
+# fresh Debian/Ubuntu machine needs nothing but `make`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := postgresql pgbouncer prometheus postgresql-15-pgaudit python3-venv openssl
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: help system-deps venv test lint typecheck pytest demo demo-down crds bench e2e-kind clean
+
+help:
+	@echo "make demo       local PostgreSQL + healthcare schema, migrated, seeded, rolled back and forward"
+	@echo "make demo-down  stop and remove the demo's PostgreSQL (.dbkeeper/)"
+	@echo "make test       lint, type-check and run the whole test suite"
+	@echo "make crds       regenerate crds/ from the typed models"
+	@echo "make bench      run benchmarks/ and print the numbers"
+
+# Installs the system binaries the tests and the demo run for real, only when missing.
+system-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	ls /usr/lib/postgresql/*/lib/pgaudit.so >/dev/null 2>&1 || missing="$$missing postgresql-15-pgaudit"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: system-deps $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: system-deps $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+demo: system-deps $(STAMP)
+	$(BIN)/dbkeeper demo up
+
+demo-down: $(STAMP)
+	$(BIN)/dbkeeper demo down
+
+crds: $(STAMP)
+	$(BIN)/dbkeeper crds write
+
+bench: system-deps $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .dbkeeper .mypy_cache .ruff_cache dist build

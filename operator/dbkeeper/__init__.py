@@ -1,0 +1,8 @@
+"""dbkeeper: keeps PostgreSQL databases healthy from a Kubernetes resource.
+
+The package is layered: ``main`` (kopf handlers) calls ``reconcile``, which calls the
+engines (``migrate``, ``pooler``, ``backup``, ``manifests``); only ``kube`` talks to the
+Kubernetes API and only the engines talk to PostgreSQL.
+"""
+
+__version__ = "0.1.0"

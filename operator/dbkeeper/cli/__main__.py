@@ -1,0 +1,5 @@
+import sys
+
+from dbkeeper.cli import main
+
+sys.exit(main())

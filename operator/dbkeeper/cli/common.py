@@ -1,0 +1,89 @@
+"""What every sub-command shares: connection arguments, output format, failures.
+
+Output rules: human-readable text by default, one JSON document with
+``--output json``; on failure a single line ``dbkeeper: error: <reason>`` on stderr
+and a non-zero exit code. Passwords never reach either stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+from dbkeeper.conninfo import ConnInfo, redact
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """A failure to report to the user as one line, with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(redact(message))
+        self.exit_code = exit_code
+
+
+def fail(message: str, exit_code: int = 1) -> int:
+    print(f"dbkeeper: error: {redact(message)}", file=sys.stderr)
+    return exit_code
+
+
+def add_output_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        "-o",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default) or json for scripts",
+    )
+
+
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dsn",
+        default=None,
+        help="libpq connection string or URL of the database; defaults to $DBKEEPER_DSN "
+        "(prefer the variable: arguments are visible to other users of the machine)",
+    )
+
+
+def connection_from_args(args: argparse.Namespace) -> ConnInfo:
+    """The database to work on, from ``--dsn`` or ``$DBKEEPER_DSN``."""
+    dsn = args.dsn or os.environ.get("DBKEEPER_DSN")
+    if not dsn:
+        raise CommandError("no database given: pass --dsn or set DBKEEPER_DSN", 2)
+    return conninfo_from_dsn(dsn)
+
+
+def conninfo_from_dsn(dsn: str) -> ConnInfo:
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception as exc:
+        raise CommandError(f"the connection string is not valid: {exc}", 2) from None
+    try:
+        port = int(str(params.get("port") or 5432))
+    except ValueError:
+        raise CommandError("the connection string's port is not a number", 2) from None
+    return ConnInfo(
+        host=str(params.get("host") or "localhost"),
+        port=port,
+        dbname=str(params.get("dbname") or params.get("user") or "postgres"),
+        user=str(params.get("user") or os.environ.get("USER", "postgres")),
+        password=str(params["password"]) if params.get("password") is not None else None,
+        sslmode=str(params["sslmode"]) if params.get("sslmode") else None,
+        sslrootcert=str(params["sslrootcert"]) if params.get("sslrootcert") else None,
+    )
+
+
+def emit(args: argparse.Namespace, data: Mapping[str, Any] | list[Any], text: str) -> None:
+    """Print ``text`` for people, or ``data`` as JSON with ``--output json``."""
+    if getattr(args, "output", "text") == "json":
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        print(text)

@@ -1,0 +1,57 @@
+"""Connection parameters for PostgreSQL, and how to show them without the password."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from psycopg.conninfo import make_conninfo
+
+_PASSWORD_IN_DSN = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_PASSWORD_IN_URL = re.compile(r"(postgres(?:ql)?://[^:/@\s]+:)([^@\s]+)(@)")
+
+
+@dataclass(frozen=True)
+class ConnInfo:
+    """Where a database is and who connects; ``repr`` never shows the password."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str | None = field(default=None, repr=False)
+    sslmode: str | None = None
+    sslrootcert: str | None = None
+    connect_timeout: int = 5
+    application_name: str = "dbkeeper"
+
+    def dsn(self) -> str:
+        """A libpq connection string, password included: pass it to libpq only."""
+        params: dict[str, str | int] = {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.dbname,
+            "user": self.user,
+            "connect_timeout": self.connect_timeout,
+            "application_name": self.application_name,
+        }
+        if self.password is not None:
+            params["password"] = self.password
+        if self.sslmode:
+            params["sslmode"] = self.sslmode
+        if self.sslrootcert:
+            params["sslrootcert"] = self.sslrootcert
+        return make_conninfo("", **params)
+
+    def with_database(self, dbname: str) -> ConnInfo:
+        return replace(self, dbname=dbname)
+
+    def describe(self) -> str:
+        """What to show a person: ``user@host:port/dbname``."""
+        return f"{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+def redact(text: str) -> str:
+    """Hide any password in a DSN, URL or error text before it is logged or shown."""
+    text = _PASSWORD_IN_DSN.sub(r"\1***", text)
+    return _PASSWORD_IN_URL.sub(r"\1***\3", text)
