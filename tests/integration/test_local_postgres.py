@@ -15,7 +15,8 @@ from dbkeeper.local.postgres import LocalPostgres
 def test_fresh_database_is_empty_and_reachable_with_password(database: ConnInfo) -> None:
     with psycopg.connect(database.dsn()) as conn:
         tables = conn.execute(
-            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema')"
+            "SELECT count(*) FROM pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
         ).fetchone()
     assert tables == (0,)
 

@@ -107,7 +107,7 @@ class LocalPostgres:
             args,
             capture_output=True,
             text=True,
-            preexec_fn=user.preexec(),  # noqa: PLW1509 - dropping root before exec is the point
+            preexec_fn=user.preexec(),
             timeout=timeout,
             cwd=self.base_dir,
             check=False,
@@ -139,9 +139,12 @@ class LocalPostgres:
             self._run_as_service(
                 [
                     self._bin("initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", SUPERUSER,
-                    "--pwfile", str(pwfile),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    str(pwfile),
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
                     "--encoding=UTF8",
@@ -192,9 +195,13 @@ class LocalPostgres:
         self._run_as_service(
             [
                 self._bin("pg_ctl"),
-                "-D", str(self.data_dir),
-                "-l", str(self.log_file),
-                "-w", "-t", str(int(wait_seconds)),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                str(int(wait_seconds)),
                 "start",
             ],
             timeout=wait_seconds + 10,
@@ -242,3 +249,67 @@ class LocalPostgres:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+    def create_replica(self, base_dir: Path, wait_seconds: float = 60) -> LocalPostgres:
+        """A streaming replica of this (running) cluster in ``base_dir``, started.
+
+        ``pg_basebackup -R`` copies the data folder and writes the standby settings; the
+        replica gets its own port and socket folder and shares the superuser password.
+        """
+        replica = LocalPostgres(base_dir, port=free_port(), bindir=self.bindir)
+        replica.base_dir.mkdir(parents=True, exist_ok=True)
+        replica.socket_dir.mkdir(exist_ok=True)
+        replica._password_file.write_text(self.password)
+        os.chmod(replica._password_file, 0o600)
+        replica._port_file.write_text(str(replica.port))
+        user = service_user()
+        user.own(replica.base_dir)
+        result = subprocess.run(
+            [
+                self._bin("pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-D",
+                str(replica.data_dir),
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            preexec_fn=user.preexec(),
+            env={**os.environ, "PGPASSWORD": self.password},
+            timeout=wait_seconds,
+            cwd=replica.base_dir,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed: {result.stderr.strip()}")
+        with (replica.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write("\n# dbkeeper local replica\n")
+            conf.write(f"port = {replica.port}\n")
+            conf.write(f"unix_socket_directories = '{replica.socket_dir}'\n")
+        replica.start(wait_seconds)
+        return replica
+
+    def promote(self, wait_seconds: float = 30) -> None:
+        """Turn this standby into a primary and wait until it accepts writes."""
+        self._run_as_service(
+            [self._bin("pg_ctl"), "-D", str(self.data_dir), "-w", "promote"],
+            timeout=wait_seconds + 10,
+        )
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            with psycopg.connect(self.admin_conninfo().dsn(), autocommit=True) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if row is not None and row[0] is False:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replica was not promoted; see {self.log_file}")
+            time.sleep(0.1)

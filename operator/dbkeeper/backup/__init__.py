@@ -1,0 +1,1 @@
+"""Backups that are proven by restoring them: create, catalog, restore, retention, drills."""

@@ -1,0 +1,182 @@
+"""Taking a backup: pg_dump in one snapshot, checksums of every file, then the manifest.
+
+The dump and the manifest's row counts come from the same snapshot: dbkeeper opens a
+REPEATABLE READ, READ ONLY transaction, exports its snapshot, counts every user table
+in it, and runs ``pg_dump --snapshot`` against that exported snapshot while the
+transaction stays open. The counts therefore match the dump row for row, even while
+the application keeps writing.
+
+Format: directory format (``pg_dump -Fd``) with parallel jobs, always. Measured with
+``benchmarks/backup_format.py`` on 2 shared cores (four tables, 2 jobs; seconds for
+backup / restore): 1 000 rows per table (0.1 MB) custom 0.13 / 0.22 vs directory
+0.24 / 0.24; 100 000 rows (9 MB) 0.95 / 1.05 vs 1.07 / 0.82; 400 000 rows (37 MB)
+3.95 / 3.51 vs 2.42 / 2.56. The custom format wins only on tiny databases, by about
+0.1 s; the directory format is 1.4-1.6 times faster from a few tens of megabytes, and
+gives one checksummed file per table, so a damaged file is named precisely. The custom
+format stays available (``dump_format="custom"``) for comparison. See docs/backups.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from dbkeeper.backup import database_facts
+from dbkeeper.backup.catalog import BackupCatalog
+from dbkeeper.backup.errors import BackupError, BackupFailed
+from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest, DumpFormat
+from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool
+from dbkeeper.conninfo import ConnInfo, redact
+
+Clock = Callable[[], datetime]
+
+DUMP_DIR = "dump"
+DUMP_FILE = "dump.pgdump"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_backup_id(created_at: datetime) -> str:
+    """Sortable by time, unique by a random suffix: ``20261101T020000Z-1a2b3c``."""
+    stamp = created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def file_checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` except the manifest, by relative path."""
+    sums: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MANIFEST_FILE and not path.name.startswith("."):
+            sums[path.relative_to(folder).as_posix()] = sha256_of(path)
+    return sums
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def create_backup(
+    conninfo: ConnInfo,
+    destination: Path,
+    *,
+    jobs: int = 2,
+    clock: Clock = utc_now,
+    dump_format: DumpFormat = "directory",
+) -> BackupManifest:
+    """Dump the database of ``conninfo`` into a new folder of ``destination``.
+
+    Returns the manifest, written last; on any failure the partial folder is removed and
+    BackupFailed says why.
+    """
+    if jobs < 1:
+        raise BackupFailed(f"jobs must be at least 1, got {jobs}")
+    destination = Path(destination)
+    try:
+        destination.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupFailed(
+            f"cannot write to the backup destination {destination}: {exc.strerror or exc}"
+        ) from None
+    catalog = BackupCatalog(destination)
+    created_at = clock()
+    backup_id = new_backup_id(created_at)
+    started = time.monotonic()
+    try:
+        with catalog.writing(backup_id):
+            folder = catalog.backup_dir(backup_id)
+            try:
+                folder.mkdir()
+            except OSError as exc:
+                raise BackupFailed(
+                    f"cannot write to the backup destination {destination}: {exc.strerror or exc}"
+                ) from None
+            try:
+                manifest = _dump(
+                    conninfo, catalog, backup_id, created_at, started, jobs, clock, dump_format
+                )
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+    except OSError as exc:
+        raise BackupFailed(
+            f"cannot write to the backup destination {destination}: {exc.strerror or exc}"
+        ) from None
+    return manifest
+
+
+def _dump(
+    conninfo: ConnInfo,
+    catalog: BackupCatalog,
+    backup_id: str,
+    created_at: datetime,
+    started: float,
+    jobs: int,
+    clock: Clock,
+    dump_format: DumpFormat,
+) -> BackupManifest:
+    folder = catalog.backup_dir(backup_id)
+    try:
+        pg_dump = pg_tool("pg_dump")
+    except ToolFailed as exc:
+        raise BackupFailed(str(exc)) from None
+    if dump_format == "directory":
+        args = [
+            pg_dump,
+            "--format=directory",
+            f"--jobs={jobs}",
+            f"--file={folder / DUMP_DIR}",
+        ]
+    else:
+        args = [pg_dump, "--format=custom", f"--file={folder / DUMP_FILE}"]
+    try:
+        with psycopg.connect(conninfo.dsn()) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            snapshot = str(row[0]) if row else ""
+            counts = database_facts.row_counts(conn)
+            revision = database_facts.schema_revision(conn)
+            version = database_facts.server_version(conn)
+            encoding = database_facts.database_encoding(conn)
+            # The transaction must stay open until pg_dump has attached to the snapshot.
+            run_tool([*args, f"--snapshot={snapshot}"], conninfo)
+            conn.rollback()
+    except psycopg.Error as exc:
+        raise BackupFailed(
+            redact(f"backup of {conninfo.describe()} failed: {str(exc).strip()}")
+        ) from None
+    except ToolFailed as exc:
+        raise BackupFailed(f"backup of {conninfo.describe()} failed: {exc}") from None
+    except BackupError:
+        raise
+    files = file_checksums(folder)
+    size = sum((folder / name).stat().st_size for name in files)
+    manifest = BackupManifest(
+        id=backup_id,
+        created_at=created_at,
+        finished_at=clock(),
+        database=conninfo.dbname,
+        schema_revision=revision,
+        server_version=version,
+        encoding=encoding,
+        format=dump_format,
+        size_bytes=size,
+        duration_s=round(time.monotonic() - started, 3),
+        files=files,
+        row_counts=counts,
+    )
+    catalog.write(manifest)
+    return manifest

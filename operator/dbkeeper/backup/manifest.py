@@ -1,0 +1,68 @@
+"""The manifest of one backup: what was dumped, when, how big, and how to check it.
+
+It is stored as ``manifest.json`` in the backup's folder and written last, so a folder
+without one is a backup that never finished. ``files`` maps every file of the dump
+(path relative to the backup folder) to its sha256; ``row_counts`` is the exact row
+count of every user table, taken in the same snapshot as the dump.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = 1
+
+DumpFormat = Literal["directory", "custom"]
+VerifyResult = Literal["passed", "failed"]
+
+
+class ManifestInvalid(ValueError):
+    """The manifest file is not a dbkeeper backup manifest."""
+
+
+class BackupManifest(BaseModel):
+    """Everything dbkeeper knows about one backup."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    manifest_version: int = MANIFEST_VERSION
+    id: str = Field(min_length=1)
+    created_at: datetime
+    finished_at: datetime
+    database: str
+    schema_revision: str | None
+    server_version: str
+    encoding: str | None = None
+    format: DumpFormat
+    size_bytes: int = Field(ge=0)
+    duration_s: float = Field(ge=0)
+    files: dict[str, str]
+    row_counts: dict[str, int]
+    verified_at: datetime | None = None
+    verify_duration_s: float | None = None
+    verify_result: VerifyResult | None = None
+    verify_message: str | None = None
+
+    @property
+    def is_verified(self) -> bool:
+        """True when the last restore drill of this backup passed."""
+        return self.verify_result == "passed"
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> BackupManifest:
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ManifestInvalid(f"not a valid backup manifest ({problems})") from None

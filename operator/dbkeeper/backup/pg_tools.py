@@ -1,0 +1,65 @@
+"""Running pg_dump and pg_restore: where they are, and how they get the password.
+
+The password goes to the tools through ``PGPASSWORD`` in their environment, never on
+the command line, where other users of the machine could read it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+from dbkeeper.conninfo import ConnInfo, redact
+
+
+class ToolFailed(Exception):
+    """A PostgreSQL client tool exited non-zero; the message is already redacted."""
+
+
+def pg_tool(name: str) -> str:
+    """The path of a PostgreSQL client tool: the server's bin folder first, then PATH."""
+    # Imported here: the local cluster module is only needed to locate binaries.
+    from dbkeeper.local.postgres import find_pg_bindir
+
+    try:
+        candidate = find_pg_bindir() / name
+    except RuntimeError:
+        candidate = None
+    if candidate is not None and candidate.exists():
+        return str(candidate)
+    on_path = shutil.which(name)
+    if on_path:
+        return on_path
+    raise ToolFailed(f"{name} not found: install the PostgreSQL client tools")
+
+
+def tool_dsn_and_env(conninfo: ConnInfo) -> tuple[str, dict[str, str]]:
+    """A connection string without the password, and an environment that carries it."""
+    env = dict(os.environ)
+    if conninfo.password is not None:
+        env["PGPASSWORD"] = conninfo.password
+    return replace(conninfo, password=None).dsn(), env
+
+
+def run_tool(args: list[str], conninfo: ConnInfo, timeout: float | None = None) -> None:
+    """Run ``args`` plus ``--dbname=<dsn>``; raise ToolFailed with the tool's own words."""
+    dsn, env = tool_dsn_and_env(conninfo)
+    name = Path(args[0]).name
+    try:
+        result = subprocess.run(
+            [*args, "--no-password", f"--dbname={dsn}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolFailed(f"{name} did not finish within {timeout:.0f} s") from None
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        detail = "; ".join(lines[-3:]) or f"exit code {result.returncode}"
+        raise ToolFailed(redact(f"{name} failed: {detail}"))

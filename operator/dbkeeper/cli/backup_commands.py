@@ -1,0 +1,308 @@
+"""``dbkeeper backup create | list | restore | verify | prune``.
+
+The destination is a directory (``--destination`` or ``$DBKEEPER_BACKUP_DIR``); in a
+pod it is the mounted PersistentVolumeClaim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dbkeeper.backup.catalog import BackupCatalog
+from dbkeeper.backup.create import create_backup
+from dbkeeper.backup.drill import DrillResult, verify_backup
+from dbkeeper.backup.errors import BackupError
+from dbkeeper.backup.manifest import BackupManifest
+from dbkeeper.backup.restore import restore_backup
+from dbkeeper.backup.retention import PruneResult, parse_max_age, prune
+from dbkeeper.cli.common import (
+    CommandError,
+    add_connection_args,
+    add_output_arg,
+    connection_from_args,
+    emit,
+)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backup = subparsers.add_parser("backup", help="take, list, restore, verify and prune backups")
+    commands = backup.add_subparsers(dest="backup_command", metavar="ACTION", required=True)
+
+    create = commands.add_parser("create", help="take a backup (and prune, if limits are given)")
+    _common(create, connection=True)
+    _jobs(create)
+    _retention(create)
+    create.set_defaults(handler=_create)
+
+    listing = commands.add_parser("list", help="list the backups in the destination")
+    _common(listing, connection=False)
+    listing.set_defaults(handler=_list)
+
+    restore = commands.add_parser("restore", help="restore a backup after checking its files")
+    restore.add_argument("backup_id", metavar="BACKUP_ID", help="a backup id, or 'latest'")
+    _common(restore, connection=True)
+    _jobs(restore)
+    restore.add_argument(
+        "--target-database",
+        default=None,
+        help="database to restore into (default: a new one named after the backup; "
+        "with --in-place: the backed-up database)",
+    )
+    restore.add_argument(
+        "--in-place",
+        action="store_true",
+        help="replace an existing database (restored beside it, then swapped in)",
+    )
+    restore.set_defaults(handler=_restore)
+
+    verify = commands.add_parser("verify", help="restore drill into a scratch database")
+    verify.add_argument(
+        "backup_id",
+        metavar="BACKUP_ID",
+        nargs="?",
+        default=None,
+        help="the backup to verify (default: the newest)",
+    )
+    _common(verify, connection=True)
+    _jobs(verify)
+    verify.set_defaults(handler=_verify)
+
+    pruning = commands.add_parser("prune", help="remove backups beyond the retention limits")
+    _common(pruning, connection=False)
+    _retention(pruning)
+    pruning.set_defaults(handler=_prune)
+
+
+def _common(parser: argparse.ArgumentParser, *, connection: bool) -> None:
+    if connection:
+        add_connection_args(parser)
+    parser.add_argument(
+        "--destination",
+        default=None,
+        help="backup folder (default: $DBKEEPER_BACKUP_DIR)",
+    )
+    add_output_arg(parser)
+
+
+def _jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=2, help="parallel pg_dump/pg_restore jobs")
+
+
+def _retention(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-last", type=int, default=None, help="keep at most N backups")
+    parser.add_argument("--max-age", default=None, help="remove backups older than this (30d)")
+
+
+def _destination(args: argparse.Namespace) -> Path:
+    value = args.destination or os.environ.get("DBKEEPER_BACKUP_DIR")
+    if not value:
+        raise CommandError(
+            "no backup destination: pass --destination or set DBKEEPER_BACKUP_DIR", 2
+        )
+    return Path(value)
+
+
+def _check_jobs(args: argparse.Namespace) -> int:
+    jobs: int = args.jobs
+    if jobs < 1:
+        raise CommandError(f"--jobs must be at least 1, got {jobs}", 2)
+    return jobs
+
+
+def _limits(args: argparse.Namespace) -> tuple[int | None, timedelta | None]:
+    keep_last: int | None = args.keep_last
+    if keep_last is not None and keep_last < 1:
+        raise CommandError(f"--keep-last must be at least 1, got {keep_last}", 2)
+    try:
+        max_age = parse_max_age(args.max_age) if args.max_age is not None else None
+    except ValueError as exc:
+        raise CommandError(str(exc), 2) from None
+    return keep_last, max_age
+
+
+def _manifest_json(manifest: BackupManifest) -> dict[str, Any]:
+    data: dict[str, Any] = manifest.model_dump(mode="json")
+    return data
+
+
+def _prune_json(result: PruneResult) -> dict[str, Any]:
+    return {
+        "removed": result.removed,
+        "removed_incomplete": result.removed_incomplete,
+        "skipped_in_use": result.skipped_in_use,
+    }
+
+
+def _prune_text(result: PruneResult) -> str:
+    lines = [
+        f"pruned {len(result.removed)} backup(s)"
+        + (f": {', '.join(result.removed)}" if result.removed else "")
+    ]
+    if result.removed_incomplete:
+        lines.append(f"removed incomplete: {', '.join(result.removed_incomplete)}")
+    if result.skipped_in_use:
+        lines.append(f"skipped (in use): {', '.join(result.skipped_in_use)}")
+    return "\n".join(lines)
+
+
+def _create(args: argparse.Namespace) -> int:
+    conninfo = connection_from_args(args)
+    destination = _destination(args)
+    jobs = _check_jobs(args)
+    keep_last, max_age = _limits(args)
+    try:
+        manifest = create_backup(conninfo, destination, jobs=jobs)
+        pruned = None
+        if keep_last is not None or max_age is not None:
+            pruned = prune(
+                BackupCatalog(destination),
+                keep_last=keep_last,
+                max_age=max_age,
+                now=datetime.now(UTC),
+            )
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
+    data = _manifest_json(manifest)
+    text = (
+        f"backup {manifest.id} of {manifest.database} "
+        f"(revision {manifest.schema_revision or 'none'}): {_size(manifest.size_bytes)}, "
+        f"{len(manifest.files)} files, {manifest.duration_s:.1f} s\n"
+        f"stored in {destination / manifest.id}"
+    )
+    if pruned is not None:
+        data = {"backup": data, "prune": _prune_json(pruned)}
+        text += "\n" + _prune_text(pruned)
+    emit(args, data, text)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    catalog = BackupCatalog(_destination(args))
+    manifests = catalog.list()
+    incomplete = catalog.incomplete()
+    if args.output == "json":
+        emit(
+            args, {"backups": [_manifest_json(m) for m in manifests], "incomplete": incomplete}, ""
+        )
+        return 0
+    if not manifests and not incomplete:
+        print(f"no backups in {catalog.destination}")
+        return 0
+    header = f"{'ID':<24} {'DATABASE':<20} {'REVISION':<14} {'SIZE':>10} {'FINISHED':<20} VERIFIED"
+    rows = [header]
+    for m in reversed(manifests):
+        verified = (
+            f"{m.verify_result} {m.verified_at:%Y-%m-%d %H:%M}"
+            if m.verified_at and m.verify_result
+            else "never"
+        )
+        rows.append(
+            f"{m.id:<24} {m.database[:20]:<20} {(m.schema_revision or '-')[:14]:<14} "
+            f"{_size(m.size_bytes):>10} {m.finished_at:%Y-%m-%d %H:%M:%S}  {verified}"
+        )
+    rows += [f"{backup_id:<24} (incomplete: no manifest)" for backup_id in incomplete]
+    print("\n".join(rows))
+    return 0
+
+
+def _resolve_id(catalog: BackupCatalog, backup_id: str | None) -> str | None:
+    if backup_id != "latest":
+        return backup_id
+    newest = catalog.newest()
+    if newest is None:
+        raise CommandError(f"no complete backup in {catalog.destination}")
+    return newest.id
+
+
+def _restore(args: argparse.Namespace) -> int:
+    conninfo = connection_from_args(args)
+    catalog = BackupCatalog(_destination(args))
+    jobs = _check_jobs(args)
+    backup_id = _resolve_id(catalog, args.backup_id)
+    assert backup_id is not None
+    try:
+        result = restore_backup(
+            catalog,
+            backup_id,
+            conninfo,
+            target_database=args.target_database,
+            in_place=args.in_place,
+            jobs=jobs,
+        )
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
+    how = "in place into" if result.in_place else "into new database"
+    emit(
+        args,
+        {
+            "backup_id": result.backup_id,
+            "target_database": result.target_database,
+            "in_place": result.in_place,
+            "duration_s": result.duration_s,
+        },
+        f"restored backup {result.backup_id} {how} {result.target_database} "
+        f"in {result.duration_s:.1f} s",
+    )
+    return 0
+
+
+def _drill_json(result: DrillResult) -> dict[str, Any]:
+    return {
+        "backup_id": result.backup_id,
+        "passed": result.passed,
+        "verified_at": result.verified_at.isoformat(),
+        "duration_s": result.duration_s,
+        "recorded": result.recorded,
+        "message": result.message,
+        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in result.checks],
+    }
+
+
+def _verify(args: argparse.Namespace) -> int:
+    conninfo = connection_from_args(args)
+    catalog = BackupCatalog(_destination(args))
+    jobs = _check_jobs(args)
+    try:
+        result = verify_backup(catalog, _resolve_id(catalog, args.backup_id), conninfo, jobs=jobs)
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
+    marks = {True: "ok", False: "FAILED", None: "skipped"}
+    lines = [
+        f"restore drill of backup {result.backup_id}: "
+        f"{'passed' if result.passed else 'FAILED'} in {result.duration_s:.1f} s"
+    ]
+    lines += [f"  {marks[c.passed]:<7} {c.name}: {c.detail}" for c in result.checks]
+    emit(args, _drill_json(result), "\n".join(lines))
+    if not result.passed:
+        raise CommandError(f"restore drill of backup {result.backup_id} failed: {result.message}")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    keep_last, max_age = _limits(args)
+    if keep_last is None and max_age is None:
+        raise CommandError("nothing to prune by: give --keep-last and/or --max-age", 2)
+    try:
+        result = prune(
+            BackupCatalog(_destination(args)),
+            keep_last=keep_last,
+            max_age=max_age,
+            now=datetime.now(UTC),
+        )
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
+    emit(args, _prune_json(result), _prune_text(result))
+    return 0
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

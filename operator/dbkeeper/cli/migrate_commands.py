@@ -1,0 +1,430 @@
+"""``dbkeeper plan|migrate|status|history|lint``: the migration engine on the command line.
+
+Every command works on one migration set (``--set``, default ``healthcare``) and, except
+``plan`` and ``lint`` without a database, one database (``--dsn`` or ``$DBKEEPER_DSN``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+from dbkeeper.cli.common import (
+    CommandError,
+    add_connection_args,
+    add_output_arg,
+    connection_from_args,
+    emit,
+)
+from dbkeeper.conninfo import ConnInfo
+from dbkeeper.migrate import (
+    LINT_MODES,
+    HistoryEntry,
+    MigrationError,
+    MigrationEvent,
+    MigrationOptions,
+    MigrationSet,
+    MovePlan,
+    SchemaStatus,
+    lint_sql,
+    load_set,
+    migrate,
+    parse_duration,
+    plan_move,
+    read_history,
+    read_status,
+)
+from dbkeeper.migrate.lint import LintFinding
+from dbkeeper.migrate.plan import Step
+
+DEFAULT_SET = "healthcare"
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_set_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="set_name",
+        default=DEFAULT_SET,
+        metavar="NAME",
+        help=f"migration set to use (default: {DEFAULT_SET})",
+    )
+    parser.add_argument(
+        "--migrations-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder holding migration sets (default: the bundled ones, or "
+        "$DBKEEPER_MIGRATIONS_DIR)",
+    )
+
+
+def _add_move_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        default="head",
+        help="where to move: head (default), base, a revision id, or relative -N / +N",
+    )
+    parser.add_argument(
+        "--lint",
+        choices=LINT_MODES,
+        default="warn",
+        help="lint the SQL with squawk: off, warn (default) or block (unapproved "
+        "findings stop the move)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    plan = subparsers.add_parser(
+        "plan",
+        help="show the SQL a migration would run, with lint findings",
+        description="Show each step from the database's revision (or from base without a "
+        "database) to the target, with the SQL it runs and what the lint finds.",
+    )
+    add_connection_args(plan)
+    _add_set_args(plan)
+    _add_move_args(plan)
+    add_output_arg(plan)
+    plan.set_defaults(handler=run_plan)
+
+    move = subparsers.add_parser(
+        "migrate",
+        help="move the database to a target revision",
+        description="Move the database to the target revision, one transaction per "
+        "revision, under an advisory lock, recording each step in the history table.",
+    )
+    add_connection_args(move)
+    _add_set_args(move)
+    _add_move_args(move)
+    move.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="consent to moving below the current revision (reverting revisions)",
+    )
+    move.add_argument(
+        "--approve",
+        action="append",
+        default=[],
+        metavar="REV",
+        help="apply revision REV despite lint findings (repeatable)",
+    )
+    move.add_argument(
+        "--lock-timeout",
+        type=_duration,
+        default=timedelta(seconds=5),
+        help="lock_timeout per statement (default 5s)",
+    )
+    move.add_argument(
+        "--statement-timeout",
+        type=_duration,
+        default=timedelta(minutes=15),
+        help="statement_timeout per statement (default 15m)",
+    )
+    move.add_argument(
+        "--lock-retries",
+        type=int,
+        default=3,
+        help="retries of a revision that hit the lock timeout (default 3)",
+    )
+    move.add_argument(
+        "--retry-backoff",
+        type=_duration,
+        default=timedelta(seconds=1),
+        help="wait before the first retry, doubled each time (default 1s)",
+    )
+    move.add_argument(
+        "--wait",
+        type=_duration,
+        default=timedelta(seconds=30),
+        help="how long to wait for another migration of the database to finish (default 30s)",
+    )
+    move.add_argument(
+        "--actor",
+        default=os.environ.get("USER") or "dbkeeper",
+        help="who is migrating, recorded in the history (default: $USER)",
+    )
+    add_output_arg(move)
+    move.set_defaults(handler=run_migrate)
+
+    status = subparsers.add_parser(
+        "status",
+        help="show the database's revision, pending revisions and drift",
+    )
+    add_connection_args(status)
+    _add_set_args(status)
+    add_output_arg(status)
+    status.set_defaults(handler=run_status)
+
+    history = subparsers.add_parser(
+        "history", help="show the migration history recorded in the database"
+    )
+    add_connection_args(history)
+    history.add_argument("--limit", type=int, default=50, help="rows to show (default 50)")
+    add_output_arg(history)
+    history.set_defaults(handler=run_history)
+
+    lint = subparsers.add_parser(
+        "lint",
+        help="lint migration SQL with squawk; exit 1 when something is found",
+        description="Lint SQL files given as arguments, or else the steps of the set from "
+        "the database's revision (or base) to the target.",
+    )
+    lint.add_argument("files", nargs="*", type=Path, metavar="FILE", help="SQL files to lint")
+    add_connection_args(lint)
+    _add_set_args(lint)
+    lint.add_argument("--target", default="head", help="lint the steps up to this target")
+    add_output_arg(lint)
+    lint.set_defaults(handler=run_lint)
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _command_error(error: MigrationError) -> CommandError:
+    return CommandError(f"{error.message} [{error.reason}]", 1)
+
+
+def _load(args: argparse.Namespace) -> MigrationSet:
+    try:
+        return load_set(args.set_name, args.migrations_dir)
+    except MigrationError as error:
+        raise _command_error(error) from None
+
+
+def _optional_connection(args: argparse.Namespace) -> ConnInfo | None:
+    if args.dsn or os.environ.get("DBKEEPER_DSN"):
+        return connection_from_args(args)
+    return None
+
+
+def _rev(revision: str | None) -> str:
+    return revision if revision is not None else "base"
+
+
+def _finding_line(finding: LintFinding) -> str:
+    where = f"line {finding.line}: " if finding.line else ""
+    risky = " (risky: heavy lock)" if finding.risky else ""
+    return f"    ! {where}{finding.rule}{risky}: {finding.message}"
+
+
+def _step_title(step: Step) -> str:
+    arrow = "apply " if step.direction == "upgrade" else "revert"
+    about = f" — {step.description}" if step.description else ""
+    return f"{arrow} {step.revision}{about}"
+
+
+# -- plan -----------------------------------------------------------------------------
+
+
+def _plan_text(plan: MovePlan, migration_set: MigrationSet, show_sql: bool) -> str:
+    if not plan.steps:
+        return (
+            f"Nothing to do: the database is already at {_rev(plan.to_revision)} "
+            f"(set {migration_set.name})."
+        )
+    verb = "Roll back" if plan.is_downgrade else "Upgrade"
+    lines = [
+        f"{verb} from {_rev(plan.from_revision)} to {_rev(plan.to_revision)} "
+        f"in {len(plan.steps)} step(s) (set {migration_set.name}):",
+    ]
+    for number, step in enumerate(plan.steps, start=1):
+        lines.append(f"  {number}. {_step_title(step)}")
+        lines.extend(_finding_line(finding) for finding in step.findings)
+        if show_sql:
+            lines.extend(f"       {line}" for line in step.sql.strip().splitlines())
+    if plan.is_downgrade:
+        lines.append("Moving down reverts revisions: migrate needs --allow-downgrade.")
+    if any(step.findings for step in plan.steps):
+        lines.append(
+            "Steps marked ! have lint findings; with --lint block they need --approve REV."
+        )
+    return "\n".join(lines)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    migration_set = _load(args)
+    options = MigrationOptions(target=args.target, lint_mode=args.lint)
+    try:
+        plan = plan_move(_optional_connection(args), migration_set, options)
+    except MigrationError as error:
+        raise _command_error(error) from None
+    emit(args, plan.to_dict(), _plan_text(plan, migration_set, show_sql=True))
+    return 0
+
+
+# -- migrate --------------------------------------------------------------------------
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    conninfo = connection_from_args(args)
+    migration_set = _load(args)
+    if args.lock_retries < 0:
+        raise CommandError("--lock-retries must be 0 or more", 2)
+    options = MigrationOptions(
+        target=args.target,
+        allow_downgrade=args.allow_downgrade,
+        lock_timeout=args.lock_timeout,
+        statement_timeout=args.statement_timeout,
+        lock_retries=args.lock_retries,
+        retry_backoff=args.retry_backoff,
+        advisory_lock_wait=args.wait,
+        lint_mode=args.lint,
+        approved=frozenset(args.approve),
+        actor=args.actor,
+    )
+    events: list[MigrationEvent] = []
+    text_mode = args.output != "json"
+
+    def on_event(event: MigrationEvent) -> None:
+        events.append(event)
+        if text_mode and event.kind != "failed":
+            print(event.message, flush=True)
+
+    try:
+        result = migrate(conninfo, migration_set, options, on_event=on_event)
+    except MigrationError as error:
+        raise _command_error(error) from None
+    data: dict[str, Any] = {**result.to_dict(), "events": [e.to_dict() for e in events]}
+    if text_mode:
+        return 0
+    emit(args, data, "")
+    return 0
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+def _status_text(status: SchemaStatus, migration_set: MigrationSet, conninfo: ConnInfo) -> str:
+    def named(revision: str | None) -> str:
+        if revision is None:
+            return "base (nothing applied)"
+        if revision in migration_set:
+            about = migration_set.revision(revision).description
+            return f"{revision} ({about})" if about else revision
+        return f"{revision} (NOT in set {migration_set.name}: changed outside dbkeeper?)"
+
+    lines = [
+        f"Database:  {conninfo.describe()}",
+        f"Set:       {migration_set.name} ({len(migration_set.revisions)} revisions)",
+        f"Current:   {named(status.current_revision)}",
+        f"Head:      {named(status.head_revision)}",
+    ]
+    if status.pending:
+        lines.append(f"Pending:   {', '.join(status.pending)} — run `dbkeeper migrate` to apply")
+    else:
+        lines.append("Pending:   none")
+    if status.drift:
+        lines.append("Drift:     revision files changed after they were applied:")
+        lines.extend(
+            f"           {item.revision}: applied {item.recorded[:12]}, now {item.current[:12]}"
+            for item in status.drift
+        )
+    else:
+        lines.append("Drift:     none")
+    return "\n".join(lines)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    conninfo = connection_from_args(args)
+    migration_set = _load(args)
+    try:
+        status = read_status(conninfo, migration_set)
+    except MigrationError as error:
+        raise _command_error(error) from None
+    emit(args, status.to_dict(), _status_text(status, migration_set, conninfo))
+    return 0
+
+
+# -- history --------------------------------------------------------------------------
+
+
+def _history_text(entries: list[HistoryEntry]) -> str:
+    if not entries:
+        return "No migrations recorded in this database yet."
+    lines = [
+        f"{'when (UTC)':<19}  {'set':<12} {'revision':<10} {'move':<16} {'result':<9} "
+        f"{'ms':>7}  actor"
+    ]
+    for entry in entries:
+        when = entry.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        move = f"{_rev(entry.from_revision)}->{_rev(entry.to_revision)}"
+        lines.append(
+            f"{when:<19}  {entry.migration_set:<12} {entry.revision:<10} {move:<16} "
+            f"{entry.outcome:<9} {entry.duration_ms:>7}  {entry.actor}"
+        )
+        if entry.error:
+            lines.append(f"{'':<21}error: {entry.error}")
+    return "\n".join(lines)
+
+
+def run_history(args: argparse.Namespace) -> int:
+    conninfo = connection_from_args(args)
+    if args.limit < 1:
+        raise CommandError("--limit must be 1 or more", 2)
+    try:
+        entries = read_history(conninfo, limit=args.limit)
+    except MigrationError as error:
+        raise _command_error(error) from None
+    emit(args, [entry.to_dict() for entry in entries], _history_text(entries))
+    return 0
+
+
+# -- lint -----------------------------------------------------------------------------
+
+
+def _lint_files(files: list[Path]) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            sql = path.read_text()
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror}", 2) from None
+        findings = lint_sql(sql)
+        results.append({"file": str(path), "findings": [f.to_dict() for f in findings]})
+    return results
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    try:
+        if args.files:
+            results = _lint_files(args.files)
+            label = "file"
+        else:
+            migration_set = _load(args)
+            options = MigrationOptions(target=args.target, lint_mode="warn")
+            plan = plan_move(_optional_connection(args), migration_set, options)
+            results = [
+                {
+                    "revision": step.revision,
+                    "direction": step.direction,
+                    "findings": [f.to_dict() for f in step.findings],
+                }
+                for step in plan.steps
+            ]
+            label = "revision"
+    except MigrationError as error:
+        raise _command_error(error) from None
+    flagged = [item for item in results if item["findings"]]
+    lines: list[str] = []
+    for item in results:
+        mark = "!" if item["findings"] else "ok"
+        lines.append(f"{mark:<3}{item[label]}")
+        for finding in item["findings"]:
+            where = f"line {finding['line']}: " if finding.get("line") else ""
+            lines.append(f"     {where}{finding['rule']}: {finding['message']}")
+    if not results:
+        lines.append("Nothing to lint: no steps between the database and the target.")
+    emit(args, {"results": results, "clean": not flagged}, "\n".join(lines))
+    if flagged:
+        names = ", ".join(str(item[label]) for item in flagged)
+        raise CommandError(f"lint findings in {len(flagged)} {label}(s): {names}", 1)
+    return 0

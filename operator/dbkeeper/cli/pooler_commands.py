@@ -1,0 +1,175 @@
+"""``dbkeeper pooler``: run a local PgBouncer in front of a database, and inspect it.
+
+``pooler run`` renders pgbouncer.ini and userlist.txt with the same code the operator
+uses in a cluster and keeps a real pgbouncer in the foreground until interrupted.
+Clients log in with the role's own password: PgBouncer holds only the role's SCRAM
+verifier, the very one PostgreSQL stores, and reuses the client's proof to log in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dbkeeper.cli.common import (
+    CommandError,
+    add_connection_args,
+    add_output_arg,
+    connection_from_args,
+    emit,
+)
+from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.pooler.admin import AdminConsoleError
+from dbkeeper.pooler.local import LocalPgBouncer, admin_console_for
+from dbkeeper.pooler.render import UserEntry
+from dbkeeper.pooler.scram import is_scram_verifier, scram_verifier
+from dbkeeper.pooler.settings import (
+    POOL_MODES,
+    SERVER_TLS_MODES,
+    DatabaseTarget,
+    PgBouncerSettings,
+    PoolerSettingsError,
+)
+
+DEFAULT_DIR = Path(".dbkeeper/pooler")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pooler = subparsers.add_parser("pooler", help="run or inspect a local PgBouncer")
+    sub = pooler.add_subparsers(dest="pooler_command", metavar="ACTION", required=True)
+
+    run = sub.add_parser("run", help="run PgBouncer in front of a database until interrupted")
+    add_connection_args(run)
+    run.add_argument("--listen-port", type=int, default=6432, help="default 6432")
+    run.add_argument("--pool-mode", choices=POOL_MODES, default="transaction")
+    run.add_argument("--default-pool-size", type=int, default=20)
+    run.add_argument("--max-client-conn", type=int, default=100)
+    run.add_argument("--max-db-connections", type=int, default=0, help="0 = no limit")
+    run.add_argument("--reserve-pool-size", type=int, default=0)
+    run.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
+    run.set_defaults(handler=run_pooler)
+
+    show = sub.add_parser("show", help="pools and statistics of a running local PgBouncer")
+    show.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
+    add_output_arg(show)
+    show.set_defaults(handler=show_pooler)
+
+
+def _role_verifier(target: ConnInfo) -> str:
+    """The role's stored SCRAM verifier, set from its password when it cannot be read.
+
+    A superuser can read the verifier PostgreSQL already has. Any other role sets a
+    fresh verifier of its own, unchanged, password on itself: every role may do that, and
+    clients using the password are unaffected.
+    """
+    assert target.password is not None
+    try:
+        with psycopg.connect(target.dsn(), autocommit=True) as conn:
+            try:
+                row = conn.execute(
+                    "SELECT rolpassword FROM pg_authid WHERE rolname = current_user"
+                ).fetchone()
+            except psycopg.errors.InsufficientPrivilege:
+                row = None
+            if row is not None and isinstance(row[0], str) and is_scram_verifier(row[0]):
+                return row[0]
+            verifier = scram_verifier(target.password)
+            conn.execute(
+                sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(sql.Literal(verifier))
+            )
+            return verifier
+    except psycopg.Error as exc:
+        raise CommandError(
+            f"cannot prepare {target.describe()} for the pooler: {redact(str(exc)).strip()}"
+        ) from None
+
+
+def _settings_from_args(args: argparse.Namespace, target: ConnInfo) -> PgBouncerSettings:
+    sslmode = target.sslmode if target.sslmode in SERVER_TLS_MODES else "prefer"
+    try:
+        return PgBouncerSettings(
+            databases=(DatabaseTarget(target.dbname, target.host, target.port, target.dbname),),
+            listen_port=args.listen_port,
+            pool_mode=args.pool_mode,
+            default_pool_size=args.default_pool_size,
+            max_client_conn=args.max_client_conn,
+            max_db_connections=args.max_db_connections,
+            reserve_pool_size=args.reserve_pool_size,
+            server_tls_sslmode=sslmode or "prefer",
+            server_tls_ca_file=target.sslrootcert or "",
+        )
+    except PoolerSettingsError as exc:
+        raise CommandError(str(exc), 2) from None
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_pooler(args: argparse.Namespace) -> int:
+    target = connection_from_args(args)
+    if not target.password:
+        raise CommandError(
+            "the connection string needs the role's password: clients log in through "
+            "the pooler with it",
+            2,
+        )
+    settings = _settings_from_args(args, target)
+    verifier = _role_verifier(target)
+    folder: Path = args.dir
+    folder.mkdir(parents=True, exist_ok=True)
+    pooler = LocalPgBouncer(folder, settings, [UserEntry(target.user, verifier)])
+    try:
+        pooler.start()
+    except RuntimeError as exc:
+        raise CommandError(str(exc)) from None
+    client = dataclasses.replace(pooler.client_conninfo(target.dbname, target.user), password=None)
+    print(f"pooler listening; connect with: {client.dsn()}", flush=True)
+    print(f"config in {pooler.base_dir}; stop with Ctrl-C", flush=True)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        code = pooler.wait()
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        pooler.stop()
+        signal.signal(signal.SIGTERM, previous)
+    if code != 0:
+        raise CommandError(f"pgbouncer exited with code {code}: {pooler.log_tail()}")
+    return 0
+
+
+def show_pooler(args: argparse.Namespace) -> int:
+    folder: Path = args.dir
+    if not (folder / "admin.json").exists():
+        raise CommandError(f"no local pooler in {folder}: start one with `dbkeeper pooler run`")
+    admin = admin_console_for(folder)
+    try:
+        pools = [p for p in admin.show_pools() if p.database != "pgbouncer"]
+        stats = [s for s in admin.show_stats() if s.database != "pgbouncer"]
+    except AdminConsoleError as exc:
+        raise CommandError(str(exc)) from None
+    data: dict[str, Any] = {
+        "pools": [dataclasses.asdict(p) for p in pools],
+        "stats": [dataclasses.asdict(s) for s in stats],
+    }
+    lines = ["DATABASE  USER  CL_ACTIVE  CL_WAITING  SV_ACTIVE  SV_IDLE  MAXWAIT_S"]
+    lines += [
+        f"{p.database}  {p.user}  {p.clients_active}  {p.clients_waiting}  "
+        f"{p.servers_active}  {p.servers_idle}  {p.max_wait_seconds:g}"
+        for p in pools
+    ]
+    lines += [
+        f"{s.database}: {s.total_query_count} queries, avg query {s.avg_query_seconds:g}s, "
+        f"avg wait {s.avg_wait_seconds:g}s"
+        for s in stats
+    ]
+    emit(args, data, "\n".join(lines))
+    return 0

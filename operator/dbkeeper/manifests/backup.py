@@ -1,0 +1,245 @@
+"""Pure builders of the backup CronJobs and the on-demand backup Job.
+
+Two CronJobs per resource: ``schedule`` runs ``dbkeeper backup create`` (which also
+prunes by the retention settings), ``verifySchedule`` runs ``dbkeeper backup verify``
+(a restore drill). Both run the operator's own image with the credentials from the
+resource's Secret as environment variables (never literal values), the destination
+PersistentVolumeClaim mounted, and a restricted security context. The connection
+string holds no password: libpq reads it from ``PGPASSWORD``. The verify job's user
+needs CREATEDB, since a drill restores into a scratch database.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from croniter import croniter
+
+SPEC_HASH_ANNOTATION = "dbkeeper.dev/spec-hash"
+_CRONJOB_NAME_MAX = 52  # the controller appends an 11-character suffix to Job names
+_JOB_NAME_MAX = 63
+# A writable emptyDir: the root filesystem is read-only.
+SCRATCH_DIR = "/tmp"  # noqa: S108 - a private emptyDir inside the pod, not a shared /tmp
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BackupJobSettings:
+    """What the backup jobs of one DatabaseSchema need to know."""
+
+    resource_name: str
+    namespace: str
+    image: str
+    database_host: str
+    database_port: int
+    database_name: str
+    credentials_secret: str
+    claim_name: str
+    owner_reference: Mapping[str, Any]
+    keep_last: int | None = None
+    max_age: str | None = None
+    jobs: int = 2
+    sslmode: str | None = None
+    image_pull_policy: str = "IfNotPresent"
+    run_as_user: int = 65532
+    mount_path: str = "/backups"
+    active_deadline_seconds: int = 6 * 3600
+    history_limit_successful: int = 3
+    history_limit_failed: int = 3
+    resources: Mapping[str, Any] = field(
+        default_factory=lambda: {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"memory": "1Gi"},
+        }
+    )
+
+
+def backup_cronjob_name(resource_name: str) -> str:
+    return _bounded_name(f"{resource_name}-backup", _CRONJOB_NAME_MAX)
+
+
+def verify_cronjob_name(resource_name: str) -> str:
+    return _bounded_name(f"{resource_name}-backup-verify", _CRONJOB_NAME_MAX)
+
+
+def build_backup_cronjob(settings: BackupJobSettings, schedule: str) -> Manifest:
+    """The CronJob that takes (and prunes) backups on ``schedule``."""
+    return _cronjob(
+        settings,
+        backup_cronjob_name(settings.resource_name),
+        schedule,
+        "backup",
+        _create_args(settings),
+    )
+
+
+def build_verify_cronjob(settings: BackupJobSettings, verify_schedule: str) -> Manifest:
+    """The CronJob that runs a restore drill of the newest backup on ``verify_schedule``."""
+    return _cronjob(
+        settings,
+        verify_cronjob_name(settings.resource_name),
+        verify_schedule,
+        "backup-verify",
+        ["backup", "verify"],
+    )
+
+
+def build_backup_job(settings: BackupJobSettings, job_name: str) -> Manifest:
+    """A Job for one on-demand backup (same pod as the scheduled one)."""
+    name = _bounded_name(job_name, _JOB_NAME_MAX)
+    job: Manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(settings, name, "backup"),
+        "spec": {
+            **_job_spec(settings, "backup", _create_args(settings)),
+            "ttlSecondsAfterFinished": 86400,
+        },
+    }
+    return _with_spec_hash(job)
+
+
+def _create_args(settings: BackupJobSettings) -> list[str]:
+    args = ["backup", "create", "--jobs", str(settings.jobs)]
+    if settings.keep_last is not None:
+        args += ["--keep-last", str(settings.keep_last)]
+    if settings.max_age is not None:
+        args += ["--max-age", settings.max_age]
+    return args
+
+
+def _cronjob(
+    settings: BackupJobSettings, name: str, schedule: str, component: str, args: list[str]
+) -> Manifest:
+    if not croniter.is_valid(schedule):
+        raise ValueError(
+            f"schedule {schedule!r} is not a valid cron expression "
+            "(five fields: minute hour day-of-month month day-of-week)"
+        )
+    labels = _labels(settings, component)
+    cronjob: Manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _metadata(settings, name, component),
+        "spec": {
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": settings.history_limit_successful,
+            "failedJobsHistoryLimit": settings.history_limit_failed,
+            "jobTemplate": {
+                "metadata": {"labels": labels},
+                "spec": _job_spec(settings, component, args),
+            },
+        },
+    }
+    return _with_spec_hash(cronjob)
+
+
+def _labels(settings: BackupJobSettings, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "dbkeeper",
+        "app.kubernetes.io/instance": settings.resource_name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": "dbkeeper",
+    }
+
+
+def _metadata(settings: BackupJobSettings, name: str, component: str) -> Manifest:
+    return {
+        "name": name,
+        "namespace": settings.namespace,
+        "labels": _labels(settings, component),
+        "ownerReferences": [dict(settings.owner_reference)],
+    }
+
+
+def _env(settings: BackupJobSettings) -> list[Manifest]:
+    dsn = (
+        f"host={settings.database_host} port={settings.database_port} "
+        f"dbname={settings.database_name} user=$(PGUSER)"
+    )
+    if settings.sslmode:
+        dsn += f" sslmode={settings.sslmode}"
+
+    def secret(key: str) -> Manifest:
+        return {"secretKeyRef": {"name": settings.credentials_secret, "key": key}}
+
+    # PGUSER comes first: Kubernetes expands $(PGUSER) only from variables defined earlier.
+    return [
+        {"name": "PGUSER", "valueFrom": secret("username")},
+        {"name": "PGPASSWORD", "valueFrom": secret("password")},
+        {"name": "DBKEEPER_DSN", "value": dsn},
+        {"name": "DBKEEPER_BACKUP_DIR", "value": settings.mount_path},
+        {"name": "HOME", "value": SCRATCH_DIR},
+    ]
+
+
+def _job_spec(settings: BackupJobSettings, component: str, args: list[str]) -> Manifest:
+    seccomp = {"type": "RuntimeDefault"}
+    return {
+        "backoffLimit": 1,
+        "activeDeadlineSeconds": settings.active_deadline_seconds,
+        "template": {
+            "metadata": {"labels": _labels(settings, component)},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": settings.run_as_user,
+                    "runAsGroup": settings.run_as_user,
+                    "fsGroup": settings.run_as_user,
+                    "seccompProfile": seccomp,
+                },
+                "containers": [
+                    {
+                        "name": component,
+                        "image": settings.image,
+                        "imagePullPolicy": settings.image_pull_policy,
+                        "command": ["dbkeeper"],
+                        "args": args,
+                        "env": _env(settings),
+                        "resources": copy.deepcopy(dict(settings.resources)),
+                        "volumeMounts": [
+                            {"name": "backups", "mountPath": settings.mount_path},
+                            {"name": "tmp", "mountPath": SCRATCH_DIR},
+                        ],
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": seccomp,
+                        },
+                    }
+                ],
+                "volumes": [
+                    {
+                        "name": "backups",
+                        "persistentVolumeClaim": {"claimName": settings.claim_name},
+                    },
+                    {"name": "tmp", "emptyDir": {}},
+                ],
+            },
+        },
+    }
+
+
+def _bounded_name(name: str, limit: int) -> str:
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+
+
+def _with_spec_hash(obj: Manifest) -> Manifest:
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    obj["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: digest}
+    return obj

@@ -1,0 +1,274 @@
+"""Pure builders of the pooler's Kubernetes objects: ConfigMap, Secret, Deployment, Service.
+
+Each object carries a ``dbkeeper.dev/config-hash`` annotation, the SHA-256 of the inputs
+it was built from, so the operator can tell at a glance whether it is current. The pod
+template carries ``dbkeeper.dev/restart-hash`` of only what PgBouncer cannot re-read on
+RELOAD (see ``dbkeeper.pooler.changes``): changing a pool size or a host updates the
+ConfigMap and is applied with RELOAD, changing the port rolls the pods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbkeeper.pooler.changes import RESTART_FIELDS, ChangeKind, change_kind
+from dbkeeper.pooler.render import UserEntry, render_pgbouncer_ini, render_userlist
+from dbkeeper.pooler.settings import PgBouncerSettings
+
+__all__ = [
+    "ANNOTATION_CONFIG_HASH",
+    "ANNOTATION_RESTART_HASH",
+    "ChangeKind",
+    "PoolerObjectsInput",
+    "build_pooler_configmap",
+    "build_pooler_deployment",
+    "build_pooler_objects",
+    "build_pooler_secret",
+    "build_pooler_service",
+    "change_kind",
+    "cluster_settings",
+]
+
+ANNOTATION_CONFIG_HASH = "dbkeeper.dev/config-hash"
+ANNOTATION_RESTART_HASH = "dbkeeper.dev/restart-hash"
+
+CONFIG_DIR = "/etc/pgbouncer/config"
+AUTH_DIR = "/etc/pgbouncer/auth"
+RUN_DIR = "/var/run/pgbouncer"
+INI_KEY = "pgbouncer.ini"
+USERLIST_KEY = "userlist.txt"
+PORT_NAME = "pgbouncer"
+# An unprivileged uid/gid; PgBouncer refuses to run as root anyway.
+DEFAULT_RUN_AS = 65532
+
+DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
+    "requests": {"cpu": "50m", "memory": "32Mi"},
+    "limits": {"cpu": "500m", "memory": "128Mi"},
+}
+
+
+@dataclass(frozen=True)
+class PoolerObjectsInput:
+    """Everything the pooler's objects are built from; nothing else goes into them."""
+
+    name: str
+    namespace: str
+    owner_reference: Mapping[str, Any]
+    settings: PgBouncerSettings
+    users: tuple[UserEntry, ...]
+    image: str
+    replicas: int = 2
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: DEFAULT_RESOURCES)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    run_as_user: int = DEFAULT_RUN_AS
+    image_pull_policy: str = "IfNotPresent"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.replicas <= 100:
+            raise ValueError(f"replicas {self.replicas} out of range; allowed 1..100")
+        if self.run_as_user <= 0:
+            raise ValueError("run_as_user must be a non-root uid (> 0)")
+        for key in ("apiVersion", "kind", "name", "uid"):
+            if not self.owner_reference.get(key):
+                raise ValueError(f"owner_reference needs {key!r}")
+
+
+def cluster_settings(settings: PgBouncerSettings) -> PgBouncerSettings:
+    """``settings`` with the paths and listen address the pod layout dictates."""
+    return dataclasses.replace(
+        settings,
+        listen_addr="*",
+        auth_file=f"{AUTH_DIR}/{USERLIST_KEY}",
+        unix_socket_dir=RUN_DIR,
+        pidfile="",
+        logfile="",
+    )
+
+
+def _hash(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _labels(inp: PoolerObjectsInput) -> dict[str, str]:
+    return {
+        **inp.labels,
+        **_selector(inp),
+        "app.kubernetes.io/component": "pooler",
+        "app.kubernetes.io/managed-by": "dbkeeper",
+    }
+
+
+def _selector(inp: PoolerObjectsInput) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": inp.name}
+
+
+def _metadata(inp: PoolerObjectsInput, config_hash: str) -> dict[str, Any]:
+    return {
+        "name": inp.name,
+        "namespace": inp.namespace,
+        "labels": _labels(inp),
+        "annotations": {ANNOTATION_CONFIG_HASH: config_hash},
+        "ownerReferences": [
+            {
+                "apiVersion": inp.owner_reference["apiVersion"],
+                "kind": inp.owner_reference["kind"],
+                "name": inp.owner_reference["name"],
+                "uid": inp.owner_reference["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def _ini(inp: PoolerObjectsInput) -> str:
+    return render_pgbouncer_ini(cluster_settings(inp.settings))
+
+
+def build_pooler_configmap(inp: PoolerObjectsInput) -> dict[str, Any]:
+    """pgbouncer.ini (no passwords in it)."""
+    ini = _ini(inp)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(inp, _hash({"ini": ini})),
+        "data": {INI_KEY: ini},
+    }
+
+
+def build_pooler_secret(inp: PoolerObjectsInput) -> dict[str, Any]:
+    """userlist.txt with SCRAM verifiers; the Secret never holds a plaintext password."""
+    userlist = render_userlist(inp.users)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(inp, _hash({"userlist": userlist})),
+        "stringData": {USERLIST_KEY: userlist},
+    }
+
+
+def _restart_inputs(inp: PoolerObjectsInput) -> dict[str, Any]:
+    settings = cluster_settings(inp.settings).to_mapping()
+    return {name: settings[name] for name in sorted(RESTART_FIELDS)}
+
+
+def _deployment_inputs(inp: PoolerObjectsInput) -> dict[str, Any]:
+    return {
+        "image": inp.image,
+        "replicas": inp.replicas,
+        "resources": inp.resources,
+        "run_as_user": inp.run_as_user,
+        "pull": inp.image_pull_policy,
+        "restart": _restart_inputs(inp),
+    }
+
+
+def _container(inp: PoolerObjectsInput) -> dict[str, Any]:
+    port = inp.settings.listen_port
+    probe_port = {"tcpSocket": {"port": PORT_NAME}}
+    return {
+        "name": "pgbouncer",
+        "image": inp.image,
+        "imagePullPolicy": inp.image_pull_policy,
+        "command": ["pgbouncer", f"{CONFIG_DIR}/{INI_KEY}"],
+        "ports": [{"name": PORT_NAME, "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": {**probe_port, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {
+            **probe_port,
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "resources": {kind: dict(values) for kind, values in inp.resources.items()},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": inp.run_as_user,
+            "runAsGroup": inp.run_as_user,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
+            {"name": "run", "mountPath": RUN_DIR},
+        ],
+    }
+
+
+def build_pooler_deployment(inp: PoolerObjectsInput) -> dict[str, Any]:
+    """The pgbouncer pods; meets Pod Security "restricted"."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(inp, _hash(_deployment_inputs(inp))),
+        "spec": {
+            "replicas": inp.replicas,
+            "selector": {"matchLabels": _selector(inp)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": _labels(inp),
+                    "annotations": {ANNOTATION_RESTART_HASH: _hash(_restart_inputs(inp))},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": inp.run_as_user,
+                        "runAsGroup": inp.run_as_user,
+                        "fsGroup": inp.run_as_user,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_container(inp)],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": inp.name}},
+                        {
+                            "name": "auth",
+                            "secret": {"secretName": inp.name, "defaultMode": 0o440},
+                        },
+                        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def build_pooler_service(inp: PoolerObjectsInput) -> dict[str, Any]:
+    """The pooler's endpoint: ``<name>.<namespace>.svc:<listen_port>``."""
+    ports = [
+        {
+            "name": PORT_NAME,
+            "port": inp.settings.listen_port,
+            "targetPort": PORT_NAME,
+            "protocol": "TCP",
+        }
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(inp, _hash({"ports": ports, "selector": _selector(inp)})),
+        "spec": {"type": "ClusterIP", "selector": _selector(inp), "ports": ports},
+    }
+
+
+def build_pooler_objects(inp: PoolerObjectsInput) -> list[dict[str, Any]]:
+    """All four objects, in the order they should be applied."""
+    return [
+        build_pooler_configmap(inp),
+        build_pooler_secret(inp),
+        build_pooler_deployment(inp),
+        build_pooler_service(inp),
+    ]

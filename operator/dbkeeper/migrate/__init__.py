@@ -1,0 +1,61 @@
+"""The migration engine: move a database to a revision of a migration set, safely.
+
+Public API (the operator and the CLI use only these names)::
+
+    load_set(name, root=None) -> MigrationSet
+    migrate(conninfo, migration_set, options, hooks=None, on_event=None) -> MigrationResult
+    read_status(conninfo, migration_set) -> SchemaStatus
+    read_history(conninfo, limit=50) -> list[HistoryEntry]
+    plan_move(conninfo | None, migration_set, options) -> MovePlan
+    lint_sql(sql) -> list[LintFinding]
+"""
+
+from __future__ import annotations
+
+from dbkeeper.migrate.durations import format_duration, parse_duration
+from dbkeeper.migrate.errors import REASONS, TRANSIENT_REASONS, MigrationError, Reason
+from dbkeeper.migrate.events import EventKind, MigrationEvent, MigrationResult
+from dbkeeper.migrate.history import HistoryEntry
+from dbkeeper.migrate.lint import IGNORED_RULES, RISKY_RULES, LintFinding, lint_sql
+from dbkeeper.migrate.lock import MIGRATION_LOCK_KEY
+from dbkeeper.migrate.options import LINT_MODES, LintMode, MigrationHooks, MigrationOptions
+from dbkeeper.migrate.plan import MovePlan, Step, plan_move
+from dbkeeper.migrate.runner import migrate
+from dbkeeper.migrate.sets import MigrationSet, Revision, load_set, load_set_from_path
+from dbkeeper.migrate.status import DriftItem, SchemaStatus, read_history, read_status
+from dbkeeper.migrate.targets import resolve_target
+
+__all__ = [
+    "IGNORED_RULES",
+    "LINT_MODES",
+    "MIGRATION_LOCK_KEY",
+    "REASONS",
+    "RISKY_RULES",
+    "TRANSIENT_REASONS",
+    "DriftItem",
+    "EventKind",
+    "HistoryEntry",
+    "LintFinding",
+    "LintMode",
+    "MigrationError",
+    "MigrationEvent",
+    "MigrationHooks",
+    "MigrationOptions",
+    "MigrationResult",
+    "MigrationSet",
+    "MovePlan",
+    "Reason",
+    "Revision",
+    "SchemaStatus",
+    "Step",
+    "format_duration",
+    "lint_sql",
+    "load_set",
+    "load_set_from_path",
+    "migrate",
+    "parse_duration",
+    "plan_move",
+    "read_history",
+    "read_status",
+    "resolve_target",
+]

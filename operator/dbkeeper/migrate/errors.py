@@ -1,0 +1,48 @@
+"""Why a migration did not happen: one exception type with a reason from a closed set.
+
+The operator maps ``reason`` to status conditions and decides whether to retry
+(``DatabaseUnreachable``, ``LockBusy`` heal by themselves; the others need a person).
+Messages are one line, never contain a password, and say what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from dbkeeper.conninfo import redact
+
+Reason = Literal[
+    "UnknownRevision",
+    "DowngradeNotAllowed",
+    "LockBusy",
+    "LockTimeout",
+    "RevisionFailed",
+    "LintBlocked",
+    "DatabaseUnreachable",
+    "BackupFailed",
+    "InvalidMigrationSet",
+    "LintUnavailable",
+]
+
+REASONS: frozenset[str] = frozenset(get_args(Reason))
+
+# Failures that go away without a change of spec or files: worth retrying later.
+TRANSIENT_REASONS: frozenset[str] = frozenset({"DatabaseUnreachable", "LockBusy"})
+
+
+class MigrationError(Exception):
+    """A migration was refused or failed; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: Reason, message: str, revision: str | None = None) -> None:
+        one_line = " ".join(redact(message).split())
+        super().__init__(one_line)
+        self.reason: Reason = reason
+        self.message = one_line
+        self.revision = revision
+
+    @property
+    def transient(self) -> bool:
+        return self.reason in TRANSIENT_REASONS
+
+    def __str__(self) -> str:
+        return self.message

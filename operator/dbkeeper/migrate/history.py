@@ -1,0 +1,153 @@
+"""The history table ``dbkeeper.migration_history``: every applied, reverted or failed revision.
+
+It lives in a schema of its own so that migration sets never touch it, and it is written
+in the same transaction as the revision it records (a failure gets its own transaction
+after the rollback).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+HISTORY_SCHEMA = "dbkeeper"
+HISTORY_TABLE = "migration_history"
+QUALIFIED_TABLE = f"{HISTORY_SCHEMA}.{HISTORY_TABLE}"
+
+Direction = Literal["upgrade", "downgrade"]
+Outcome = Literal["succeeded", "failed"]
+
+_CREATE_SCHEMA = f"CREATE SCHEMA IF NOT EXISTS {HISTORY_SCHEMA}"
+_CREATE_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {QUALIFIED_TABLE} (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    migration_set text        NOT NULL,
+    revision      text        NOT NULL,
+    from_revision text,
+    to_revision   text,
+    direction     text        NOT NULL CHECK (direction IN ('upgrade', 'downgrade')),
+    started_at    timestamptz NOT NULL,
+    finished_at   timestamptz NOT NULL,
+    duration_ms   bigint      NOT NULL,
+    outcome       text        NOT NULL CHECK (outcome IN ('succeeded', 'failed')),
+    error         text,
+    actor         text        NOT NULL,
+    checksum      text        NOT NULL,
+    backup_id     text
+)
+"""
+_CREATE_INDEX = f"""
+CREATE INDEX IF NOT EXISTS migration_history_set_revision_idx
+    ON {QUALIFIED_TABLE} (migration_set, revision, id)
+"""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One row of the history table."""
+
+    id: int
+    migration_set: str
+    revision: str
+    from_revision: str | None
+    to_revision: str | None
+    direction: Direction
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: int
+    outcome: Outcome
+    error: str | None
+    actor: str
+    checksum: str
+    backup_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class NewHistoryEntry:
+    """What a runner records; ``id`` is assigned by the database."""
+
+    migration_set: str
+    revision: str
+    from_revision: str | None
+    to_revision: str | None
+    direction: Direction
+    started_at: datetime
+    finished_at: datetime
+    outcome: Outcome
+    error: str | None
+    actor: str
+    checksum: str
+    backup_id: str | None
+
+    @property
+    def duration_ms(self) -> int:
+        return round((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+def ensure_history_table(connection: sa.Connection) -> None:
+    """Create the schema and table when missing; safe to call on every run."""
+    for statement in (_CREATE_SCHEMA, _CREATE_TABLE, _CREATE_INDEX):
+        connection.exec_driver_sql(statement)
+
+
+def history_table_exists(connection: sa.Connection) -> bool:
+    found = connection.execute(sa.text("SELECT to_regclass(:name)"), {"name": QUALIFIED_TABLE})
+    return found.scalar() is not None
+
+
+def record(connection: sa.Connection, entry: NewHistoryEntry) -> None:
+    """Insert ``entry`` in the connection's current transaction."""
+    values = asdict(entry)
+    values["duration_ms"] = entry.duration_ms
+    connection.execute(
+        sa.text(
+            f"INSERT INTO {QUALIFIED_TABLE} (migration_set, revision, from_revision, "
+            "to_revision, direction, started_at, finished_at, duration_ms, outcome, error, "
+            "actor, checksum, backup_id) VALUES (:migration_set, :revision, :from_revision, "
+            ":to_revision, :direction, :started_at, :finished_at, :duration_ms, :outcome, "
+            ":error, :actor, :checksum, :backup_id)"
+        ),
+        values,
+    )
+
+
+def read_entries(
+    connection: sa.Connection, limit: int = 50, migration_set: str | None = None
+) -> list[HistoryEntry]:
+    """The newest ``limit`` rows, newest first; empty when nothing was ever migrated."""
+    if not history_table_exists(connection):
+        return []
+    where = "WHERE migration_set = :set" if migration_set is not None else ""
+    rows = connection.execute(
+        sa.text(
+            "SELECT id, migration_set, revision, from_revision, to_revision, direction, "
+            "started_at, finished_at, duration_ms, outcome, error, actor, checksum, backup_id "
+            f"FROM {QUALIFIED_TABLE} {where} ORDER BY id DESC LIMIT :limit"
+        ),
+        {"limit": limit, "set": migration_set},
+    )
+    return [HistoryEntry(**row._asdict()) for row in rows]
+
+
+def applied_checksums(connection: sa.Connection, migration_set: str) -> dict[str, str]:
+    """For each revision, the checksum of its latest successful upgrade."""
+    if not history_table_exists(connection):
+        return {}
+    rows = connection.execute(
+        sa.text(
+            f"SELECT DISTINCT ON (revision) revision, checksum FROM {QUALIFIED_TABLE} "
+            "WHERE migration_set = :set AND direction = 'upgrade' AND outcome = 'succeeded' "
+            "ORDER BY revision, id DESC"
+        ),
+        {"set": migration_set},
+    )
+    return {str(row.revision): str(row.checksum) for row in rows}

@@ -1,0 +1,130 @@
+"""Safety lint of migration SQL with squawk, and which findings make a step risky.
+
+squawk runs offline on the SQL Alembic renders for a step. Rules that the engine makes
+moot are left out: it sets ``lock_timeout``/``statement_timeout`` itself and runs every
+revision in one transaction (so a half-applied revision cannot be re-run). Rules that
+are type-style preferences rather than dangers are left out too. A finding from a rule
+that takes a long or heavy lock marks the step *risky* (the operator may pause the
+pooler around it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dbkeeper.migrate.errors import MigrationError
+
+IGNORED_RULES: frozenset[str] = frozenset(
+    {
+        "require-timeout-settings",
+        "require-lock-timeout",
+        "require-statement-timeout",
+        "prefer-robust-stmts",
+        "prefer-bigint-over-int",
+        "prefer-bigint-over-smallint",
+        "prefer-identity",
+        "prefer-text-field",
+        "prefer-timestamptz",
+    }
+)
+
+RISKY_RULES: frozenset[str] = frozenset(
+    {
+        "require-concurrent-index-creation",
+        "require-concurrent-index-deletion",
+        "adding-foreign-key-constraint",
+        "adding-field-with-default",
+        "adding-not-nullable-field",
+        "adding-required-field",
+        "adding-serial-primary-key-field",
+        "changing-column-type",
+        "constraint-missing-not-valid",
+        "disallowed-unique-constraint",
+        "ban-drop-column",
+        "ban-drop-table",
+        "ban-drop-not-null",
+        "renaming-column",
+        "renaming-table",
+    }
+)
+
+_LINT_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class LintFinding:
+    """One thing squawk found: the rule, what it means, and how serious squawk says it is."""
+
+    rule: str
+    message: str
+    level: str
+    help: str | None = None
+    line: int | None = None
+
+    @property
+    def risky(self) -> bool:
+        return self.rule in RISKY_RULES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "risky": self.risky}
+
+
+def squawk_binary() -> str:
+    """squawk on PATH, or next to this Python (a virtualenv that was not activated)."""
+    found = shutil.which("squawk")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "squawk"
+    if beside.exists():
+        return str(beside)
+    raise MigrationError(
+        "LintUnavailable",
+        "the squawk linter is not installed: install the squawk-cli package, or set lint to off",
+    )
+
+
+def lint_sql(
+    sql: str, ignored: frozenset[str] = IGNORED_RULES, pg_version: str | None = "15.0"
+) -> list[LintFinding]:
+    """squawk's findings on ``sql``, minus the ``ignored`` rules."""
+    if not sql.strip():
+        return []
+    args = [squawk_binary(), "--reporter", "json", "--stdin-filepath", "migration.sql"]
+    if ignored:
+        args += ["--exclude", ",".join(sorted(ignored))]
+    if pg_version:
+        args += ["--pg-version", pg_version]
+    result = subprocess.run(
+        args,
+        input=sql,
+        capture_output=True,
+        text=True,
+        timeout=_LINT_TIMEOUT_SECONDS,
+        check=False,
+    )
+    output = result.stdout.strip()
+    if result.returncode not in (0, 1) or (result.returncode == 1 and not output):
+        detail = (result.stderr.strip() or output or "no output").splitlines()[0]
+        raise MigrationError(
+            "LintUnavailable", f"squawk failed (exit {result.returncode}): {detail}"
+        )
+    if not output:
+        return []
+    raw: list[dict[str, Any]] = json.loads(output)
+    findings = [
+        LintFinding(
+            rule=str(item.get("rule_name") or "unknown"),
+            message=str(item.get("message") or ""),
+            level=str(item.get("level") or "Warning").lower(),
+            help=item.get("help"),
+            line=int(item["line"]) + 1 if isinstance(item.get("line"), int) else None,
+        )
+        for item in raw
+    ]
+    return [finding for finding in findings if finding.rule not in ignored]

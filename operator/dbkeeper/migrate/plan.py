@@ -1,0 +1,177 @@
+"""Plan a move: the steps from the current revision to the target, their SQL and lint.
+
+The SQL is what Alembic's offline mode renders for each step; it needs no database.
+Given a connection, the plan starts from the database's current revision, else from base.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbkeeper.conninfo import ConnInfo
+from dbkeeper.migrate.alembic_bridge import current_revision, render_step
+from dbkeeper.migrate.connection import sqlalchemy_connection
+from dbkeeper.migrate.errors import MigrationError
+from dbkeeper.migrate.history import Direction
+from dbkeeper.migrate.lint import LintFinding, lint_sql
+from dbkeeper.migrate.options import MigrationOptions
+from dbkeeper.migrate.sets import MigrationSet
+from dbkeeper.migrate.targets import resolve_target
+
+
+@dataclass(frozen=True)
+class Step:
+    """One revision applied (upgrade) or reverted (downgrade)."""
+
+    revision: str
+    direction: Direction
+    from_revision: str | None
+    to_revision: str | None
+    description: str
+    checksum: str
+    sql: str = ""
+    findings: tuple[LintFinding, ...] = ()
+
+    @property
+    def risky(self) -> bool:
+        return any(finding.risky for finding in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "direction": self.direction,
+            "from_revision": self.from_revision,
+            "to_revision": self.to_revision,
+            "description": self.description,
+            "checksum": self.checksum,
+            "sql": self.sql,
+            "findings": [finding.to_dict() for finding in self.findings],
+            "risky": self.risky,
+        }
+
+
+@dataclass(frozen=True)
+class MovePlan:
+    """Where a database is, where it goes, and each step on the way."""
+
+    migration_set: str
+    from_revision: str | None
+    to_revision: str | None
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+
+    @property
+    def direction(self) -> Direction | None:
+        return self.steps[0].direction if self.steps else None
+
+    @property
+    def is_downgrade(self) -> bool:
+        return self.direction == "downgrade"
+
+    @property
+    def risky(self) -> bool:
+        return any(step.risky for step in self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "migration_set": self.migration_set,
+            "from_revision": self.from_revision,
+            "to_revision": self.to_revision,
+            "direction": self.direction,
+            "risky": self.risky,
+            "steps": [step.to_dict() for step in self.steps],
+        }
+
+
+def steps_between(
+    migration_set: MigrationSet, current: str | None, target: str | None
+) -> list[Step]:
+    """The steps from ``current`` to ``target`` (both in the set, ``None`` = base), no SQL."""
+    here = migration_set.position(current)
+    there = migration_set.position(target)
+    ids: list[str | None] = [None, *migration_set.ids]
+    steps: list[Step] = []
+    if there > here:
+        for position in range(here + 1, there + 1):
+            revision = migration_set.revisions[position - 1]
+            steps.append(
+                Step(
+                    revision=revision.id,
+                    direction="upgrade",
+                    from_revision=ids[position - 1],
+                    to_revision=revision.id,
+                    description=revision.description,
+                    checksum=revision.checksum,
+                )
+            )
+    else:
+        for position in range(here, there, -1):
+            revision = migration_set.revisions[position - 1]
+            steps.append(
+                Step(
+                    revision=revision.id,
+                    direction="downgrade",
+                    from_revision=revision.id,
+                    to_revision=ids[position - 1],
+                    description=revision.description,
+                    checksum=revision.checksum,
+                )
+            )
+    return steps
+
+
+def with_sql(migration_set: MigrationSet, step: Step, lint: bool) -> Step:
+    """``step`` with its offline SQL and (when ``lint``) squawk's findings on it."""
+    sql = render_step(
+        migration_set, step.from_revision, step.to_revision, step.direction == "downgrade"
+    )
+    findings = tuple(lint_sql(sql)) if lint else ()
+    return Step(
+        revision=step.revision,
+        direction=step.direction,
+        from_revision=step.from_revision,
+        to_revision=step.to_revision,
+        description=step.description,
+        checksum=step.checksum,
+        sql=sql,
+        findings=findings,
+    )
+
+
+def build_plan(
+    migration_set: MigrationSet,
+    current: str | None,
+    options: MigrationOptions,
+    render: bool = True,
+) -> MovePlan:
+    if current is not None and current not in migration_set:
+        raise MigrationError(
+            "UnknownRevision",
+            f"the database is at revision {current}, which migration set "
+            f"{migration_set.name!r} does not contain (changed outside dbkeeper, or the "
+            "wrong set?); pick the set that created it or repair alembic_version by hand",
+            revision=current,
+        )
+    target = resolve_target(migration_set, current, options.target)
+    steps = steps_between(migration_set, current, target)
+    if render:
+        lint = options.lint_mode != "off"
+        steps = [with_sql(migration_set, step, lint) for step in steps]
+    return MovePlan(
+        migration_set=migration_set.name,
+        from_revision=current,
+        to_revision=target,
+        steps=tuple(steps),
+    )
+
+
+def plan_move(
+    conninfo: ConnInfo | None, migration_set: MigrationSet, options: MigrationOptions
+) -> MovePlan:
+    """What ``migrate`` would do with ``options``: steps with SQL, findings, risk."""
+    current: str | None = None
+    if conninfo is not None:
+        with sqlalchemy_connection(conninfo) as connection:
+            current = current_revision(connection)
+            connection.rollback()
+    return build_plan(migration_set, current, options)

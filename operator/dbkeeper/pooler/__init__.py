@@ -1,0 +1,1 @@
+"""PgBouncer for dbkeeper: validated settings, renderer, admin console, local runner."""

@@ -1,0 +1,401 @@
+"""Reconcile a DatabaseSchema's schema: parse, connect, compare, move, report.
+
+Observe first (spec, Secret, database revision), record what was seen, then act. Every
+path ends in :meth:`StatusReport.outcome`, which writes the status once and tells the
+caller whether to retry (temporary conditions) or wait for the user (permanent ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dbkeeper.api import (
+    ConditionType,
+    DatabaseSchemaSpec,
+    LastMigration,
+    Phase,
+    Reason,
+    SpecInvalid,
+    approved_revisions,
+    parse_spec,
+    relative_steps,
+)
+from dbkeeper.conninfo import ConnInfo
+from dbkeeper.migrate import (
+    MigrationError,
+    MigrationEvent,
+    MigrationOptions,
+    MigrationSet,
+    SchemaStatus,
+    load_set,
+    migrate_isolated,
+    read_status,
+    resolve_target,
+)
+from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
+from dbkeeper.reconcile.runtime import Outcome, ResourceView, Runtime
+from dbkeeper.reconcile.status_report import StatusReport
+from dbkeeper.settings import Settings
+
+# Engine reasons that heal without a change of spec: retried with backoff.
+_RETRYABLE = {"DatabaseUnreachable", "LockBusy", "LockTimeout", "BackupFailed"}
+
+_REASON_OF_ENGINE: dict[str, Reason] = {
+    "UnknownRevision": Reason.UNKNOWN_REVISION,
+    "DowngradeNotAllowed": Reason.DOWNGRADE_NOT_ALLOWED,
+    "LockBusy": Reason.LOCK_BUSY,
+    "LockTimeout": Reason.LOCK_TIMEOUT,
+    "RevisionFailed": Reason.MIGRATION_FAILED,
+    "LintBlocked": Reason.LINT_BLOCKED,
+    "DatabaseUnreachable": Reason.DATABASE_UNREACHABLE,
+    "BackupFailed": Reason.BACKUP_BEFORE_MIGRATE_FAILED,
+    "InvalidMigrationSet": Reason.UNKNOWN_MIGRATION_SET,
+    "LintUnavailable": Reason.MIGRATION_FAILED,
+}
+
+_EVENT_REASON = {
+    "started": ("Normal", "MigrationStarted"),
+    "revision_applied": ("Normal", "RevisionApplied"),
+    "revision_reverted": ("Normal", "RevisionReverted"),
+    "failed": ("Warning", "MigrationFailed"),
+    "finished": ("Normal", "MigrationSucceeded"),
+    "lint_warning": ("Warning", "LintWarning"),
+    "drift_found": ("Warning", "DriftDetected"),
+}
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What was found before acting."""
+
+    spec: DatabaseSchemaSpec
+    conninfo: ConnInfo
+    migration_set: MigrationSet
+    schema: SchemaStatus
+    target: str | None
+
+
+def describe(revision: str | None) -> str:
+    return revision if revision is not None else "base (empty)"
+
+
+def target_of(spec: DatabaseSchemaSpec, migration_set: MigrationSet) -> str | None:
+    """The revision id the spec asks for.
+
+    A relative target (``-1``) counts from the set's head, not from the database's
+    current revision, so applying the same spec twice never moves twice.
+    """
+    wanted = spec.migrations.target_revision
+    if relative_steps(wanted) is not None:
+        return resolve_target(migration_set, migration_set.head, wanted)
+    return resolve_target(migration_set, None, wanted)
+
+
+def _retry_delay(settings: Settings) -> float:
+    return settings.retry_delay.total_seconds()
+
+
+def observe(
+    view: ResourceView, runtime: Runtime, settings: Settings, report: StatusReport
+) -> Observed | Outcome:
+    """Parse, connect and read the revision; an Outcome when that already decides."""
+    try:
+        spec = parse_spec(view.spec)
+    except SpecInvalid as exc:
+        report.condition(
+            ConditionType.SCHEMA_CURRENT,
+            "Unknown",
+            Reason.INVALID_SPEC,
+            str(exc),
+            event="Warning",
+        )
+        return report.outcome(Phase.FAILED, str(exc), permanent=True)
+    try:
+        migration_set = load_set(spec.migrations.set_name)
+    except MigrationError as exc:
+        report.condition(
+            ConditionType.SCHEMA_CURRENT,
+            "False",
+            Reason.UNKNOWN_MIGRATION_SET,
+            str(exc),
+            event="Warning",
+        )
+        return report.outcome(Phase.FAILED, str(exc), permanent=True)
+    try:
+        conninfo = database_conninfo(spec, view, runtime)
+    except CredentialsUnavailable as exc:
+        reason = Reason(exc.reason)
+        report.condition(
+            ConditionType.DATABASE_REACHABLE, "False", reason, str(exc), event="Warning"
+        )
+        return _waiting(report, str(exc), settings)
+    except NoPrimary as exc:
+        report.condition(
+            ConditionType.DATABASE_REACHABLE,
+            "False",
+            Reason.NO_PRIMARY,
+            str(exc),
+            event="Warning",
+        )
+        return _waiting(report, str(exc), settings)
+    try:
+        schema = read_status(conninfo, migration_set)
+    except MigrationError as exc:
+        report.condition(
+            ConditionType.DATABASE_REACHABLE,
+            "False",
+            Reason.DATABASE_UNREACHABLE,
+            str(exc),
+            event="Warning",
+        )
+        return _waiting(report, str(exc), settings)
+    recovered = report.condition(
+        ConditionType.DATABASE_REACHABLE,
+        "True",
+        Reason.DATABASE_REACHABLE,
+        f"connected to {conninfo.describe()}",
+    )
+    if recovered and report.before.phase == Phase.DEGRADED:
+        report.event("Normal", "DatabaseRecovered", f"{conninfo.describe()} is reachable again")
+    try:
+        target = target_of(spec, migration_set)
+    except MigrationError as exc:
+        report.update(current_revision=schema.current_revision, head_revision=schema.head_revision)
+        report.condition(
+            ConditionType.SCHEMA_CURRENT,
+            "False",
+            Reason.UNKNOWN_REVISION,
+            str(exc),
+            event="Warning",
+        )
+        return report.outcome(Phase.FAILED, str(exc), permanent=True)
+    _record_schema(report, migration_set, schema, target)
+    return Observed(spec, conninfo, migration_set, schema, target)
+
+
+def _waiting(report: StatusReport, message: str, settings: Settings) -> Outcome:
+    """Not ready for a reason that may heal: Degraded if it was serving, else Pending."""
+    was_serving = report.before.phase in {Phase.READY, Phase.DEGRADED}
+    phase = Phase.DEGRADED if was_serving else Phase.PENDING
+    return report.outcome(phase, message, retry_after=_retry_delay(settings))
+
+
+def _pending(migration_set: MigrationSet, current: str | None, target: str | None) -> list[str]:
+    here, there = migration_set.position(current), migration_set.position(target)
+    ids = migration_set.ids
+    if there >= here:
+        return ids[here:there]
+    return list(reversed(ids[there:here]))
+
+
+def _record_schema(
+    report: StatusReport, migration_set: MigrationSet, schema: SchemaStatus, target: str | None
+) -> None:
+    """Revision fields, drift and out-of-band findings, with Events when they change."""
+    previous = report.before.current_revision
+    pending = (
+        [] if schema.unknown_current else _pending(migration_set, schema.current_revision, target)
+    )
+    report.update(
+        current_revision=schema.current_revision,
+        target_revision=target,
+        head_revision=schema.head_revision,
+        pending_revisions=pending,
+        drift=[
+            f"revision {d.revision}: file checksum {d.current[:12]} differs from applied "
+            f"{d.recorded[:12]}"
+            for d in schema.drift
+        ],
+    )
+    if schema.unknown_current:
+        report.condition(
+            ConditionType.DRIFT_FREE,
+            "False",
+            Reason.OUT_OF_BAND_CHANGE,
+            f"the database is at revision {schema.current_revision}, which migration set "
+            f"{migration_set.name} does not contain: it was changed outside dbkeeper",
+            event="Warning",
+        )
+    elif schema.drift:
+        revisions = ", ".join(d.revision for d in schema.drift)
+        report.condition(
+            ConditionType.DRIFT_FREE,
+            "False",
+            Reason.CHECKSUM_MISMATCH,
+            f"applied revision files changed since they were applied: {revisions}",
+            event="Warning",
+            event_reason="DriftDetected",
+        )
+    else:
+        report.condition(ConditionType.DRIFT_FREE, "True", Reason.NO_DRIFT, "no drift found")
+    moved_outside = (
+        report.before.phase is not None
+        and report.before.phase != Phase.MIGRATING
+        and previous != schema.current_revision
+        and report.before.current_revision is not None
+    )
+    if moved_outside:
+        report.event(
+            "Warning",
+            Reason.OUT_OF_BAND_CHANGE.value,
+            f"revision changed from {describe(previous)} to "
+            f"{describe(schema.current_revision)} outside this operator",
+        )
+
+
+def reconcile_schema(view: ResourceView, runtime: Runtime, settings: Settings) -> Outcome:
+    """Bring the database to the spec's target revision and report the result."""
+    report = StatusReport(view, runtime)
+    observed = observe(view, runtime, settings, report)
+    if isinstance(observed, Outcome):
+        return observed
+    schema, target = observed.schema, observed.target
+    if schema.unknown_current:
+        message = (
+            f"not migrating: revision {schema.current_revision} is not in migration set "
+            f"{observed.migration_set.name}; restore the database or stamp it to a known "
+            "revision"
+        )
+        report.condition(ConditionType.SCHEMA_CURRENT, "False", Reason.OUT_OF_BAND_CHANGE, message)
+        return report.outcome(Phase.DEGRADED, message, retry_after=_retry_delay(settings))
+    if schema.current_revision == target:
+        return _at_target(report, observed)
+    return _move(view, runtime, settings, report, observed)
+
+
+def _at_target(report: StatusReport, observed: Observed) -> Outcome:
+    message = f"at revision {describe(observed.target)}"
+    report.condition(ConditionType.SCHEMA_CURRENT, "True", Reason.AT_TARGET, message)
+    if report.status.conditions and any(
+        c.type == ConditionType.DRIFT_FREE and c.status == "False" for c in report.status.conditions
+    ):
+        return report.outcome(Phase.DEGRADED, message + ", with drift (see status.drift)")
+    return report.outcome(Phase.READY, message)
+
+
+def _options(
+    view: ResourceView, spec: DatabaseSchemaSpec, target: str | None, settings: Settings
+) -> MigrationOptions:
+    migrations = spec.migrations
+    return MigrationOptions(
+        target=target if target is not None else "base",
+        allow_downgrade=migrations.allow_downgrade,
+        lock_timeout=migrations.lock_timeout,
+        statement_timeout=migrations.statement_timeout,
+        lock_retries=migrations.lock_retries,
+        advisory_lock_wait=settings.advisory_lock_wait,
+        lint_mode=migrations.lint,
+        approved=approved_revisions(view.annotations),
+        actor=f"dbkeeper:{view.namespace}/{view.name}",
+    )
+
+
+def _move(
+    view: ResourceView,
+    runtime: Runtime,
+    settings: Settings,
+    report: StatusReport,
+    observed: Observed,
+) -> Outcome:
+    schema, target = observed.schema, observed.target
+    direction = (
+        "upgrade"
+        if observed.migration_set.position(target)
+        > observed.migration_set.position(schema.current_revision)
+        else "downgrade"
+    )
+    started = runtime.now()
+    running = LastMigration(
+        from_revision=schema.current_revision,
+        to_revision=target,
+        direction=direction,
+        started_at=started,
+        result="Running",
+    )
+    report.update(last_migration=running)
+    report.condition(
+        ConditionType.SCHEMA_CURRENT,
+        "False",
+        Reason.MIGRATING,
+        f"moving from {describe(schema.current_revision)} to {describe(target)}",
+    )
+    report.write(Phase.MIGRATING, f"migrating to {describe(target)}")
+
+    def forward(event: MigrationEvent) -> None:
+        event_type, reason = _EVENT_REASON.get(event.kind, ("Normal", "Migration"))
+        runtime.event(
+            view, "Warning" if event_type == "Warning" else "Normal", reason, event.message
+        )
+
+    report = StatusReport(
+        ResourceView(
+            view.namespace,
+            view.name,
+            view.generation,
+            view.spec,
+            report.status.to_patch(),
+            view.annotations,
+            view.uid,
+        ),
+        runtime,
+    )
+    try:
+        result = migrate_isolated(
+            observed.conninfo,
+            observed.migration_set,
+            _options(view, observed.spec, target, settings),
+            hooks=runtime.migration_hooks(view, observed.spec, observed.conninfo),
+            on_event=forward,
+        )
+    except MigrationError as exc:
+        return _failed(report, runtime, settings, observed, running, exc)
+    finished = running.model_copy(
+        update={
+            "finished_at": runtime.now(),
+            "result": "Succeeded",
+            "backup_id": result.backup_id,
+            "message": f"{len(result.steps)} revision(s) in {result.duration.total_seconds():.1f}s",
+        }
+    )
+    after = read_status(observed.conninfo, observed.migration_set)
+    _record_schema(report, observed.migration_set, after, target)
+    report.update(last_migration=finished)
+    if direction == "downgrade":
+        report.event(
+            "Normal",
+            "RolledBack",
+            f"rolled back from {describe(schema.current_revision)} to {describe(target)}",
+        )
+    return _at_target(
+        report, Observed(observed.spec, observed.conninfo, observed.migration_set, after, target)
+    )
+
+
+def _failed(
+    report: StatusReport,
+    runtime: Runtime,
+    settings: Settings,
+    observed: Observed,
+    running: LastMigration,
+    exc: MigrationError,
+) -> Outcome:
+    try:
+        after = read_status(observed.conninfo, observed.migration_set)
+        _record_schema(report, observed.migration_set, after, observed.target)
+    except MigrationError:
+        pass  # the database went away; the revision fields keep their last known values
+    reason = _REASON_OF_ENGINE.get(exc.reason, Reason.MIGRATION_FAILED)
+    message = str(exc)
+    report.update(
+        last_migration=running.model_copy(
+            update={"finished_at": runtime.now(), "result": "Failed", "message": message}
+        )
+    )
+    report.condition(ConditionType.SCHEMA_CURRENT, "False", reason, message)
+    if exc.reason in _RETRYABLE:
+        if exc.reason == "DatabaseUnreachable":
+            report.condition(
+                ConditionType.DATABASE_REACHABLE, "False", Reason.DATABASE_UNREACHABLE, message
+            )
+        return _waiting(report, message, settings)
+    return report.outcome(Phase.FAILED, message, permanent=True)

@@ -1,0 +1,108 @@
+"""``dbkeeper backup ...`` end to end, as a user or a CronJob runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from dbkeeper.backup.create import create_backup
+from dbkeeper.conninfo import ConnInfo
+from tests.integration.backup.sample_schema import REVISION, table_checksums
+
+DBKEEPER = str(Path(sys.executable).parent / "dbkeeper")
+
+
+def _run(
+    args: list[str], dsn: ConnInfo | None, destination: Path
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DBKEEPER_BACKUP_DIR=str(destination))
+    env.pop("DBKEEPER_DSN", None)
+    if dsn is not None:
+        env["DBKEEPER_DSN"] = dsn.dsn()
+    return subprocess.run(
+        [DBKEEPER, "backup", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _json(args: list[str], dsn: ConnInfo | None, destination: Path) -> Any:
+    result = _run([*args, "-o", "json"], dsn, destination)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_create_list_verify_restore_prune(
+    populated: ConnInfo, destination: Path, admin: ConnInfo
+) -> None:
+    first = _json(["create", "--jobs", "2"], populated, destination)
+    second = _json(["create", "--keep-last", "5", "--max-age", "30d"], populated, destination)
+    assert first["schema_revision"] == REVISION
+    assert second["prune"]["removed"] == []
+
+    listed = _json(["list"], None, destination)
+    assert [b["id"] for b in listed["backups"]] == [first["id"], second["backup"]["id"]]
+
+    drill = _json(["verify"], admin, destination)
+    assert drill["passed"] is True
+    assert drill["backup_id"] == second["backup"]["id"]
+
+    restored = _json(["restore", first["id"], "--target-database", "copy_cli"], admin, destination)
+    assert restored["target_database"] == "copy_cli"
+    assert table_checksums(admin.with_database("copy_cli")) == table_checksums(populated)
+
+    pruned = _json(["prune", "--keep-last", "1"], None, destination)
+    assert pruned["removed"] == [first["id"]]
+
+
+def test_text_output_is_readable(populated: ConnInfo, destination: Path) -> None:
+    created = _run(["create"], populated, destination)
+    listed = _run(["list"], None, destination)
+
+    assert created.returncode == 0, created.stderr
+    assert "stored in" in created.stdout
+    assert REVISION in listed.stdout
+    assert "never" in listed.stdout  # not verified yet
+
+
+def test_a_refused_restore_exits_non_zero_with_one_line(
+    populated: ConnInfo, destination: Path, admin: ConnInfo
+) -> None:
+    backup_id = create_backup(populated, destination).id
+    (destination / backup_id / "dump" / "toc.dat").write_bytes(b"garbage")
+
+    result = _run(["restore", backup_id], admin, destination)
+
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "dump/toc.dat" in lines[0]
+    assert admin.password is not None
+    assert admin.password not in result.stderr + result.stdout
+
+
+def test_a_failed_drill_exits_non_zero_and_reports_it(
+    populated: ConnInfo, destination: Path, admin: ConnInfo
+) -> None:
+    backup_id = create_backup(populated, destination).id
+    (destination / backup_id / "dump" / "toc.dat").write_bytes(b"garbage")
+
+    result = _run(["verify", "-o", "json"], admin, destination)
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["passed"] is False
+    assert "restore drill" in result.stderr
+
+
+def test_bad_arguments_are_rejected_with_what_is_allowed(destination: Path) -> None:
+    result = _run(["prune", "--max-age", "thirty days"], None, destination)
+
+    assert result.returncode == 2
+    assert "s, m, h, d or w" in result.stderr

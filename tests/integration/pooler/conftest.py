@@ -1,0 +1,146 @@
+"""Fixtures for the pooler tests: a login role with a SCRAM verifier, real pgbouncers.
+
+The role's verifier is computed by dbkeeper and set on PostgreSQL with ``ALTER ROLE``;
+the very same string goes into userlist.txt, which is how the pooler logs in to the
+server without a plaintext password anywhere.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from dbkeeper.conninfo import ConnInfo
+from dbkeeper.local.postgres import LocalPostgres, free_port
+from dbkeeper.pooler.local import LocalPgBouncer
+from dbkeeper.pooler.render import UserEntry
+from dbkeeper.pooler.scram import scram_verifier
+from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings
+
+ALIAS = "app"
+
+
+@dataclass(frozen=True)
+class PoolerRole:
+    name: str
+    password: str
+    verifier: str
+
+    @property
+    def entry(self) -> UserEntry:
+        return UserEntry(self.name, self.verifier)
+
+
+def create_role(
+    cluster: LocalPostgres, name: str, password: str, verifier: str | None = None
+) -> PoolerRole:
+    verifier = verifier or scram_verifier(password)
+    with psycopg.connect(cluster.admin_conninfo().dsn(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(name), sql.Literal(verifier)
+            )
+        )
+    return PoolerRole(name, password, verifier)
+
+
+@pytest.fixture(scope="session")
+def pooler_role(pg_cluster: LocalPostgres) -> PoolerRole:
+    """A login role whose stored verifier dbkeeper computed."""
+    return create_role(pg_cluster, f"pooler_app_{uuid.uuid4().hex[:8]}", "app-" + uuid.uuid4().hex)
+
+
+def make_temp_dir(prefix: str) -> Path:
+    # Not pytest's tmp_path: its parents are private to root and pgbouncer runs unprivileged.
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def pooler_settings(target: ConnInfo, **overrides: Any) -> PgBouncerSettings:
+    base: dict[str, Any] = {
+        "databases": (DatabaseTarget(ALIAS, target.host, target.port, target.dbname),),
+        "listen_port": free_port(),
+        "server_tls_sslmode": "disable",
+        "server_login_retry": 0.5,
+        "server_connect_timeout": 2.0,
+        "query_wait_timeout": 20.0,
+    }
+    base.update(overrides)
+    return PgBouncerSettings(**base)
+
+
+StartPooler = Callable[..., LocalPgBouncer]
+
+
+@pytest.fixture
+def start_pooler(database: ConnInfo, pooler_role: PoolerRole) -> Iterator[StartPooler]:
+    """Start a real pgbouncer in front of the test's database with setting overrides."""
+    started: list[tuple[LocalPgBouncer, Path]] = []
+
+    def start(**overrides: Any) -> LocalPgBouncer:
+        folder = make_temp_dir("dbkeeper-test-pgbouncer-")
+        pooler = LocalPgBouncer(folder, pooler_settings(database, **overrides), [pooler_role.entry])
+        started.append((pooler, folder))
+        pooler.start()
+        return pooler
+
+    yield start
+    for pooler, folder in started:
+        pooler.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def connect_client(
+    pooler: LocalPgBouncer, role: PoolerRole, **kwargs: Any
+) -> psycopg.Connection[Any]:
+    """A client through the pooler; transaction pooling needs prepare_threshold=None."""
+    info = pooler.client_conninfo(ALIAS, role.name, role.password)
+    return psycopg.connect(info.dsn(), prepare_threshold=None, autocommit=True, **kwargs)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class BackgroundQuery:
+    """Runs one query on its own thread so a test can watch it wait, then finish."""
+
+    def __init__(self, conn: psycopg.Connection[Any], query: str) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(conn, query), daemon=True)
+        self._thread.start()
+
+    def _run(self, conn: psycopg.Connection[Any], query: str) -> None:
+        try:
+            self.result = conn.execute(query).fetchone()
+        except BaseException as exc:
+            self.error = exc
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self, timeout: float = 5.0) -> Any:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise AssertionError(f"query still waiting after {timeout}s")
+        if self.error is not None:
+            raise self.error
+        return self.result

@@ -1,0 +1,91 @@
+"""``dbkeeper pooler run`` serves a real pgbouncer; ``pooler show`` reads its pools."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dbkeeper.conninfo import ConnInfo
+from dbkeeper.local.postgres import free_port
+from tests.integration.pooler.conftest import make_temp_dir
+
+
+def _dbkeeper(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dbkeeper.cli", *args]
+
+
+@pytest.fixture
+def pooler_dir() -> Iterator[Path]:
+    folder = make_temp_dir("dbkeeper-test-cli-pooler-")
+    yield folder / "pooler"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_pooler_run_serves_queries_and_show_reports_the_pool(
+    database: ConnInfo, pooler_dir: Path
+) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        _dbkeeper(
+            "pooler",
+            "run",
+            "--listen-port",
+            str(port),
+            "--default-pool-size",
+            "3",
+            "--dir",
+            str(pooler_dir),
+        ),
+        env={"DBKEEPER_DSN": database.dsn(), "PATH": "/usr/bin:/bin:/usr/sbin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline()
+        assert f"port={port}" in first_line, first_line + (
+            process.stderr.read() if process.stderr else ""
+        )
+        assert database.password is not None
+        assert database.password not in first_line
+        client_dsn = first_line.split("connect with: ", 1)[1].strip()
+        with psycopg.connect(
+            client_dsn, password=database.password, prepare_threshold=None
+        ) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (database.dbname,)
+        shown = subprocess.run(
+            _dbkeeper("pooler", "show", "--dir", str(pooler_dir), "-o", "json"),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        report = json.loads(shown.stdout)
+        assert [p["database"] for p in report["pools"]] == [database.dbname]
+        assert report["stats"][0]["total_query_count"] >= 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(10)
+    assert code == 0
+
+
+def test_pooler_run_rejects_an_out_of_range_pool_size(database: ConnInfo, pooler_dir: Path) -> None:
+    result = subprocess.run(
+        _dbkeeper("pooler", "run", "--default-pool-size", "0", "--dir", str(pooler_dir)),
+        env={"DBKEEPER_DSN": database.dsn(), "PATH": "/usr/bin:/bin:/usr/sbin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "default_pool_size" in result.stderr
+    assert not pooler_dir.exists()

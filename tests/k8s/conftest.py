@@ -1,0 +1,127 @@
+"""Fixtures for tests against a Kubernetes API: emulated here, real with a kubeconfig.
+
+- `k8s_cluster`: a fresh emulated API per test (dbkeeper's CRD registered when
+  crds/databaseschema.yaml exists). With DBKEEPER_E2E_KUBECONFIG set it wraps that real
+  cluster instead, so the same scenario tests run against kind.
+- `run_operator`: starts kopf operators in threads against `k8s_cluster`; every run still
+  going is stopped at teardown.
+- `widget_crd_path`: a small CRD of the emulator's own tests.
+
+Options per test: `@pytest.mark.k8s_emulator(request_log_limit=None, crds=[path, ...])`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from tests.k8s.emulator import KubernetesApiEmulator
+from tests.k8s.harness import (
+    Cluster,
+    EmulatorServer,
+    HandlerTargets,
+    OperatorRun,
+    write_kubeconfig,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DBKEEPER_CRD_PATH = REPO_ROOT / "crds" / "databaseschema.yaml"
+WIDGET_CRD_PATH = Path(__file__).parent / "fixtures" / "widgets-crd.yaml"
+E2E_KUBECONFIG_VARIABLE = "DBKEEPER_E2E_KUBECONFIG"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "k8s_emulator(request_log_limit=64, crds=[]): options of the emulated Kubernetes API",
+    )
+
+
+class RunOperator(Protocol):
+    def __call__(
+        self,
+        targets: HandlerTargets,
+        *,
+        namespaces: Iterable[str] | None = None,
+        peering: str | None = None,
+        priority: int = 0,
+        env: Mapping[str, str] | None = None,
+        log_level: int = logging.DEBUG,
+        memo: Mapping[str, Any] | None = None,
+    ) -> OperatorRun: ...
+
+
+@pytest.fixture
+def widget_crd_path() -> Path:
+    return WIDGET_CRD_PATH
+
+
+@pytest.fixture
+def k8s_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """A Kubernetes API for one test: emulated, or the real cluster of the e2e kubeconfig."""
+    marker = request.node.get_closest_marker("k8s_emulator")
+    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    extra_crds: list[Path] = [Path(p) for p in options.pop("crds", [])]
+
+    real_kubeconfig = os.environ.get(E2E_KUBECONFIG_VARIABLE)
+    if real_kubeconfig:
+        # A real cluster (kind): not exercised on the machines these tests are written on.
+        cluster = Cluster(Path(real_kubeconfig))
+        for crd in [DBKEEPER_CRD_PATH, *extra_crds]:
+            if crd.exists():
+                cluster.apply_crds(crd)
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+        return
+
+    emulator = KubernetesApiEmulator(**options)
+    for crd in [DBKEEPER_CRD_PATH, *extra_crds]:
+        if crd.exists():
+            emulator.register_crd(crd)
+    with EmulatorServer(emulator) as server:
+        cluster = Cluster(write_kubeconfig(tmp_path / "kubeconfig", server.url), server=server)
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+    assert not emulator.internal_errors, f"the emulated API failed: {emulator.internal_errors!r}"
+
+
+@pytest.fixture
+def run_operator(k8s_cluster: Cluster) -> Iterator[RunOperator]:
+    """Start a kopf operator against `k8s_cluster`: `with run_operator([...]) as op: ...`."""
+    runs: list[OperatorRun] = []
+
+    def start(
+        targets: HandlerTargets,
+        *,
+        namespaces: Iterable[str] | None = None,
+        peering: str | None = None,
+        priority: int = 0,
+        env: Mapping[str, str] | None = None,
+        log_level: int = logging.DEBUG,
+        memo: Mapping[str, Any] | None = None,
+    ) -> OperatorRun:
+        run = OperatorRun(
+            k8s_cluster,
+            targets,
+            namespaces=namespaces,
+            peering=peering,
+            priority=priority,
+            env=env,
+            log_level=log_level,
+            memo=memo,
+        )
+        runs.append(run)
+        return run
+
+    yield start
+    for run in reversed(runs):
+        run.stop()

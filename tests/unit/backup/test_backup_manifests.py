@@ -1,0 +1,151 @@
+"""The backup CronJobs and the on-demand Job, checked against Kubernetes 1.30 schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from dbkeeper.manifests.backup import (
+    SPEC_HASH_ANNOTATION,
+    BackupJobSettings,
+    build_backup_cronjob,
+    build_backup_job,
+    build_verify_cronjob,
+)
+
+OWNER = {
+    "apiVersion": "dbkeeper.dev/v1alpha1",
+    "kind": "DatabaseSchema",
+    "name": "clinic",
+    "uid": "6f0c6bde-1d5e-4b0a-9c55-0f6a8c1e2b3d",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+
+
+def _settings(**changes: Any) -> BackupJobSettings:
+    values: dict[str, Any] = {
+        "resource_name": "clinic",
+        "namespace": "health",
+        "image": "registry.example/dbkeeper:0.1.0",
+        "database_host": "clinic-pg.health.svc",
+        "database_port": 5432,
+        "database_name": "clinic",
+        "credentials_secret": "clinic-owner",
+        "claim_name": "clinic-backups",
+        "owner_reference": OWNER,
+        "keep_last": 7,
+        "max_age": "30d",
+    }
+    values.update(changes)
+    return BackupJobSettings(**values)
+
+
+def _pod(obj: dict[str, Any]) -> dict[str, Any]:
+    job_spec = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+    pod: dict[str, Any] = job_spec["template"]["spec"]
+    return pod
+
+
+ALL_OBJECTS = [
+    pytest.param(lambda: build_backup_cronjob(_settings(), "0 2 * * *"), id="backup-cronjob"),
+    pytest.param(lambda: build_verify_cronjob(_settings(), "0 4 * * 0"), id="verify-cronjob"),
+    pytest.param(lambda: build_backup_job(_settings(), "clinic-backup-manual-1"), id="job"),
+]
+
+
+@pytest.mark.parametrize("build", ALL_OBJECTS)
+def test_objects_are_valid_kubernetes_1_30(build: Any) -> None:
+    kubernetes_validate.validate(build(), "1.30", strict=True)
+
+
+@pytest.mark.parametrize("build", ALL_OBJECTS)
+def test_credentials_come_from_the_secret_never_as_values(build: Any) -> None:
+    env = {e["name"]: e for e in _pod(build())["containers"][0]["env"]}
+
+    assert env["PGPASSWORD"] == {
+        "name": "PGPASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "clinic-owner", "key": "password"}},
+    }
+    assert env["PGUSER"]["valueFrom"]["secretKeyRef"] == {"name": "clinic-owner", "key": "username"}
+    assert "password" not in env["DBKEEPER_DSN"]["value"]
+    assert "user=$(PGUSER)" in env["DBKEEPER_DSN"]["value"]
+
+
+@pytest.mark.parametrize("build", ALL_OBJECTS)
+def test_pods_run_restricted(build: Any) -> None:
+    pod = _pod(build())
+    container = pod["containers"][0]
+
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/tmp"]]["emptyDir"] == {}
+    assert volumes[mounts["/backups"]]["persistentVolumeClaim"] == {"claimName": "clinic-backups"}
+
+
+@pytest.mark.parametrize("build", ALL_OBJECTS)
+def test_objects_are_owned_by_the_resource(build: Any) -> None:
+    obj = build()
+
+    assert obj["metadata"]["ownerReferences"] == [OWNER]
+    assert obj["metadata"]["namespace"] == "health"
+
+
+def test_the_backup_cronjob_runs_create_with_retention_and_never_overlaps() -> None:
+    cronjob = build_backup_cronjob(_settings(), "0 2 * * *")
+
+    assert cronjob["spec"]["schedule"] == "0 2 * * *"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["successfulJobsHistoryLimit"] == 3
+    assert cronjob["spec"]["failedJobsHistoryLimit"] == 3
+    container = _pod(cronjob)["containers"][0]
+    assert container["image"] == "registry.example/dbkeeper:0.1.0"
+    assert container["command"] == ["dbkeeper"]
+    assert container["args"] == [
+        "backup",
+        "create",
+        "--jobs",
+        "2",
+        "--keep-last",
+        "7",
+        "--max-age",
+        "30d",
+    ]
+
+
+def test_the_verify_cronjob_runs_a_drill() -> None:
+    cronjob = build_verify_cronjob(_settings(), "0 4 * * 0")
+
+    assert cronjob["metadata"]["name"] == "clinic-backup-verify"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert _pod(cronjob)["containers"][0]["args"] == ["backup", "verify"]
+
+
+@pytest.mark.parametrize("schedule", ["every night", "61 * * * *", "* * *"])
+def test_an_invalid_schedule_is_rejected(schedule: str) -> None:
+    with pytest.raises(ValueError, match="not a valid cron expression"):
+        build_backup_cronjob(_settings(), schedule)
+
+
+def test_long_resource_names_give_valid_cronjob_names() -> None:
+    cronjob = build_verify_cronjob(_settings(resource_name="x" * 60), "0 4 * * *")
+
+    assert len(cronjob["metadata"]["name"]) <= 52
+    kubernetes_validate.validate(cronjob, "1.30", strict=True)
+
+
+def test_the_spec_hash_changes_with_the_inputs() -> None:
+    first = build_backup_cronjob(_settings(), "0 2 * * *")
+    same = build_backup_cronjob(_settings(), "0 2 * * *")
+    other = build_backup_cronjob(_settings(image="registry.example/dbkeeper:0.2.0"), "0 2 * * *")
+
+    annotation = first["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+    assert annotation == same["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+    assert annotation != other["metadata"]["annotations"][SPEC_HASH_ANNOTATION]

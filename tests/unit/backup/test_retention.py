@@ -1,0 +1,123 @@
+"""Which backups the retention rules remove (pure, with a clock the test controls)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dbkeeper.backup.manifest import BackupManifest
+from dbkeeper.backup.retention import parse_max_age, select_for_pruning
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def _backup(days_ago: float, *, verified: bool | None = None, name: str = "") -> BackupManifest:
+    created = NOW - timedelta(days=days_ago)
+    return BackupManifest(
+        id=name or f"b{days_ago:g}",
+        created_at=created,
+        finished_at=created + timedelta(minutes=1),
+        database="clinic",
+        schema_revision="0001",
+        server_version="15.8",
+        format="directory",
+        size_bytes=1,
+        duration_s=1.0,
+        files={"dump/toc.dat": "0" * 64},
+        row_counts={},
+        verify_result=None if verified is None else ("passed" if verified else "failed"),
+    )
+
+
+def test_keep_last_removes_all_but_the_newest_n_oldest_first() -> None:
+    backups = [_backup(d) for d in (1, 2, 3, 4, 5)]
+
+    assert select_for_pruning(backups, keep_last=2, max_age=None, now=NOW) == ["b5", "b4", "b3"]
+
+
+def test_max_age_removes_backups_older_than_it() -> None:
+    backups = [_backup(d) for d in (1, 10, 29, 31, 40)]
+
+    assert select_for_pruning(backups, keep_last=None, max_age=timedelta(days=30), now=NOW) == [
+        "b40",
+        "b31",
+    ]
+
+
+def test_a_backup_goes_when_it_breaks_either_limit() -> None:
+    backups = [_backup(d) for d in (1, 2, 3, 45)]
+
+    pruned = select_for_pruning(backups, keep_last=3, max_age=timedelta(days=30), now=NOW)
+
+    assert pruned == ["b45"]
+    assert select_for_pruning(backups, keep_last=2, max_age=timedelta(days=30), now=NOW) == [
+        "b45",
+        "b3",
+    ]
+
+
+def test_the_newest_verified_backup_is_never_removed() -> None:
+    backups = [
+        _backup(1),
+        _backup(2, verified=False),
+        _backup(3, verified=True),
+        _backup(4, verified=True),
+    ]
+
+    pruned = select_for_pruning(backups, keep_last=1, max_age=None, now=NOW)
+
+    assert "b3" not in pruned
+    assert pruned == ["b4", "b2"]
+
+
+def test_the_newest_verified_backup_survives_max_age_too() -> None:
+    backups = [_backup(40, verified=True), _backup(50, verified=True), _backup(1)]
+
+    assert select_for_pruning(backups, keep_last=None, max_age=timedelta(days=30), now=NOW) == [
+        "b50"
+    ]
+
+
+def test_the_newest_backup_is_never_removed_even_when_all_are_too_old() -> None:
+    backups = [_backup(60), _backup(90)]
+
+    assert select_for_pruning(backups, keep_last=None, max_age=timedelta(days=30), now=NOW) == [
+        "b90"
+    ]
+
+
+def test_without_limits_nothing_is_removed() -> None:
+    assert select_for_pruning([_backup(d) for d in (1, 400)], None, None, NOW) == []
+
+
+def test_order_of_the_input_does_not_matter() -> None:
+    backups = [_backup(d) for d in (3, 1, 5, 2, 4)]
+
+    assert select_for_pruning(backups, keep_last=2, max_age=None, now=NOW) == ["b5", "b4", "b3"]
+
+
+@pytest.mark.parametrize("keep_last", [0, -1])
+def test_keep_last_below_one_is_rejected(keep_last: int) -> None:
+    with pytest.raises(ValueError, match="keep_last must be at least 1"):
+        select_for_pruning([_backup(1)], keep_last=keep_last, max_age=None, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("2w", timedelta(weeks=2)),
+        ("90m", timedelta(minutes=90)),
+        ("45s", timedelta(seconds=45)),
+    ],
+)
+def test_max_age_is_parsed_from_a_number_and_a_unit(text: str, expected: timedelta) -> None:
+    assert parse_max_age(text) == expected
+
+
+@pytest.mark.parametrize("text", ["30", "d", "0d", "-1d", "30 days", "1.5d", ""])
+def test_a_malformed_max_age_is_rejected_naming_the_units(text: str) -> None:
+    with pytest.raises(ValueError, match="s, m, h, d or w"):
+        parse_max_age(text)
