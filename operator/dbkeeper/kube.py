@@ -97,7 +97,10 @@ def _load_api_client() -> k8s_client.ApiClient:
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        # KUBECONFIG is read now, not when the kubernetes package was imported.
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
     return k8s_client.ApiClient(configuration)
 
 

@@ -44,7 +44,7 @@ from dbkeeper.health.probe import DatabaseHealth
 disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry()
 
-RECONCILE_OUTCOMES = ("success", "temporary_error", "permanent_error")
+RECONCILE_OUTCOMES = ("success", "temporary_error", "permanent_error", "error")
 MIGRATION_DIRECTIONS = ("upgrade", "downgrade")
 MIGRATION_OUTCOMES = ("success", "failure")
 PHASES = ("Pending", "Migrating", "Ready", "Degraded", "Failed")

@@ -95,28 +95,40 @@ def test_namespaced_operator_handles_only_its_namespaces(
         assert ready_widget(k8s_cluster, "theirs", "w1") is None
 
 
-def test_with_peering_only_the_higher_priority_instance_handles(
+def peer_priorities(cluster: Cluster, name: str) -> list[int]:
+    peering = cluster.get("kopf.dev/v1", "ClusterKopfPeering", None, name) or {}
+    return sorted(peer["priority"] for peer in peering.get("status", {}).values())
+
+
+def test_with_peering_the_higher_priority_instance_handles_and_the_other_takes_over(
     k8s_cluster: Cluster, run_operator: RunOperator
 ) -> None:
     k8s_cluster.ensure_namespace("shop")
-    with run_operator(OPERATOR, peering="widgets", priority=100, memo={"instance": "high"}):
-        with run_operator(
-            OPERATOR, peering="widgets", priority=1, memo={"instance": "low"}
-        ) as low:
+    high = run_operator(OPERATOR, peering="widgets", priority=100, memo={"instance": "high"})
+    with high:
+        k8s_cluster.wait_for(
+            lambda: peer_priorities(k8s_cluster, "widgets") == [100], 10, "the first peer"
+        )
+        with run_operator(OPERATOR, peering="widgets", priority=1, memo={"instance": "low"}):
             k8s_cluster.wait_for(
-                lambda: "Pausing operations in favour of" in low.log_text(),
-                15,
-                "the lower-priority instance to pause",
+                lambda: peer_priorities(k8s_cluster, "widgets") == [1, 100], 10, "both peers"
             )
             for index in range(3):
                 k8s_cluster.create(widget(f"w{index}", "shop"))
-            handlers = {
+            handlers = [
                 k8s_cluster.wait_for(
                     lambda i=index: ready_widget(k8s_cluster, "shop", f"w{i}"), 20, f"w{index}"
                 )["status"]["handledBy"]
                 for index in range(3)
-            }
-    assert handlers == {"high"}
+            ]
+            assert handlers == ["high"] * 3
+
+            high.stop()
+            k8s_cluster.create(widget("after", "shop"))
+            taken_over = k8s_cluster.wait_for(
+                lambda: ready_widget(k8s_cluster, "shop", "after"), 20, "the lower peer to resume"
+            )
+            assert taken_over["status"]["handledBy"] == "low"
 
 
 def test_many_widgets_are_handled_well_within_a_minute(

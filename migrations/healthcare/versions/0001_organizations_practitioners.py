@@ -32,9 +32,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("identifier", name="uq_organizations_identifier"),
         sa.CheckConstraint(
             "kind IN ('hospital', 'clinic', 'practice', 'laboratory', 'pharmacy')",
-            name="ck_organizations_kind_known",
+            name=op.f("ck_organizations_kind_known"),
         ),
-        sa.CheckConstraint("length(btrim(name)) > 0", name="ck_organizations_name_not_blank"),
+        sa.CheckConstraint("length(btrim(name)) > 0", name=op.f("ck_organizations_name_not_blank")),
     )
     op.create_table(
         "practitioners",
@@ -56,9 +56,9 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         ),
         sa.UniqueConstraint("npi", name="uq_practitioners_npi"),
-        sa.CheckConstraint("npi ~ '^[0-9]{10}$'", name="ck_practitioners_npi_ten_digits"),
+        sa.CheckConstraint("npi ~ '^[0-9]{10}$'", name=op.f("ck_practitioners_npi_ten_digits")),
         sa.CheckConstraint(
-            "length(btrim(family_name)) > 0", name="ck_practitioners_family_name_not_blank"
+            "length(btrim(family_name)) > 0", name=op.f("ck_practitioners_family_name_not_blank")
         ),
     )
     op.create_index("ix_practitioners_organization_id", "practitioners", ["organization_id"])

@@ -229,12 +229,16 @@ def upgrade() -> None:
         sa.Column("prev_hash", sa.Text(), nullable=False),
         sa.Column("row_hash", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_log"),
-        sa.CheckConstraint("action IN ('INSERT', 'UPDATE', 'DELETE')", name="ck_log_action_known"),
         sa.CheckConstraint(
-            "length(prev_hash) = 64 AND prev_hash ~ '^[0-9a-f]+$'", name="ck_log_prev_hash_format"
+            "action IN ('INSERT', 'UPDATE', 'DELETE')", name=op.f("ck_log_action_known")
         ),
         sa.CheckConstraint(
-            "length(row_hash) = 64 AND row_hash ~ '^[0-9a-f]+$'", name="ck_log_row_hash_format"
+            "length(prev_hash) = 64 AND prev_hash ~ '^[0-9a-f]+$'",
+            name=op.f("ck_log_prev_hash_format"),
+        ),
+        sa.CheckConstraint(
+            "length(row_hash) = 64 AND row_hash ~ '^[0-9a-f]+$'",
+            name=op.f("ck_log_row_hash_format"),
         ),
         schema="audit",
     )
@@ -245,10 +249,10 @@ def upgrade() -> None:
         sa.Column("last_id", sa.BigInteger(), nullable=False),
         sa.Column("last_hash", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("singleton", name="pk_chain_head"),
-        sa.CheckConstraint("singleton", name="ck_chain_head_singleton"),
+        sa.CheckConstraint("singleton", name=op.f("ck_chain_head_singleton")),
         sa.CheckConstraint(
             "length(last_hash) = 64 AND last_hash ~ '^[0-9a-f]+$'",
-            name="ck_chain_head_last_hash_format",
+            name=op.f("ck_chain_head_last_hash_format"),
         ),
         schema="audit",
     )

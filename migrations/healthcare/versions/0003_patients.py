@@ -70,20 +70,22 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         ),
         sa.UniqueConstraint("organization_id", "mrn", name="uq_patients_organization_id_mrn"),
-        sa.CheckConstraint("mrn ~ '^[A-Z0-9-]{4,20}$'", name="ck_patients_mrn_format"),
-        sa.CheckConstraint("birth_date <= CURRENT_DATE", name="ck_patients_birth_date_not_future"),
+        sa.CheckConstraint("mrn ~ '^[A-Z0-9-]{4,20}$'", name=op.f("ck_patients_mrn_format")),
         sa.CheckConstraint(
-            "birth_date >= DATE '1900-01-01'", name="ck_patients_birth_date_plausible"
+            "birth_date <= CURRENT_DATE", name=op.f("ck_patients_birth_date_not_future")
         ),
         sa.CheckConstraint(
-            "sex IN ('female', 'male', 'other', 'unknown')", name="ck_patients_sex_known"
-        ),
-        sa.CheckConstraint("deceased_at <= now()", name="ck_patients_deceased_at_not_future"),
-        sa.CheckConstraint(
-            "deceased_at::date >= birth_date", name="ck_patients_deceased_after_birth"
+            "birth_date >= DATE '1900-01-01'", name=op.f("ck_patients_birth_date_plausible")
         ),
         sa.CheckConstraint(
-            "length(btrim(family_name)) > 0", name="ck_patients_family_name_not_blank"
+            "sex IN ('female', 'male', 'other', 'unknown')", name=op.f("ck_patients_sex_known")
+        ),
+        sa.CheckConstraint("deceased_at <= now()", name=op.f("ck_patients_deceased_at_not_future")),
+        sa.CheckConstraint(
+            "deceased_at::date >= birth_date", name=op.f("ck_patients_deceased_after_birth")
+        ),
+        sa.CheckConstraint(
+            "length(btrim(family_name)) > 0", name=op.f("ck_patients_family_name_not_blank")
         ),
     )
     op.create_index("ix_patients_family_name_birth_date", "patients", ["family_name", "birth_date"])

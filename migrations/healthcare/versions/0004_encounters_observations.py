@@ -80,18 +80,22 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "encounter_class IN ('ambulatory', 'emergency', 'inpatient', 'virtual', 'home')",
-            name="ck_encounters_class_known",
+            name=op.f("ck_encounters_class_known"),
         ),
         sa.CheckConstraint(
             "status IN ('planned', 'in-progress', 'finished', 'cancelled')",
-            name="ck_encounters_status_known",
+            name=op.f("ck_encounters_status_known"),
         ),
         sa.CheckConstraint(
-            "status = 'planned' OR started_at <= now()", name="ck_encounters_started_at_not_future"
+            "status = 'planned' OR started_at <= now()",
+            name=op.f("ck_encounters_started_at_not_future"),
         ),
-        sa.CheckConstraint("ended_at >= started_at", name="ck_encounters_ended_after_started"),
         sa.CheckConstraint(
-            "status <> 'finished' OR ended_at IS NOT NULL", name="ck_encounters_finished_has_end"
+            "ended_at >= started_at", name=op.f("ck_encounters_ended_after_started")
+        ),
+        sa.CheckConstraint(
+            "status <> 'finished' OR ended_at IS NOT NULL",
+            name=op.f("ck_encounters_finished_has_end"),
         ),
     )
     op.create_index(
@@ -129,19 +133,22 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.CheckConstraint(
-            "loinc_code ~ '^[0-9]{1,7}-[0-9]$'", name="ck_observations_loinc_code_format"
+            "loinc_code ~ '^[0-9]{1,7}-[0-9]$'", name=op.f("ck_observations_loinc_code_format")
         ),
         sa.CheckConstraint(
             "status IN ('registered', 'preliminary', 'final', 'amended', 'cancelled')",
-            name="ck_observations_status_known",
+            name=op.f("ck_observations_status_known"),
         ),
         sa.CheckConstraint(
-            "num_nonnulls(value_numeric, value_text) = 1", name="ck_observations_one_value"
+            "num_nonnulls(value_numeric, value_text) = 1", name=op.f("ck_observations_one_value")
         ),
         sa.CheckConstraint(
-            "value_numeric IS NULL OR unit IS NOT NULL", name="ck_observations_number_has_unit"
+            "value_numeric IS NULL OR unit IS NOT NULL",
+            name=op.f("ck_observations_number_has_unit"),
         ),
-        sa.CheckConstraint("effective_at <= now()", name="ck_observations_effective_at_not_future"),
+        sa.CheckConstraint(
+            "effective_at <= now()", name=op.f("ck_observations_effective_at_not_future")
+        ),
     )
     op.create_index(
         "ix_observations_patient_id_effective_at", "observations", ["patient_id", "effective_at"]

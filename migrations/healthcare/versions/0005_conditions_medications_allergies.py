@@ -74,17 +74,21 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "icd10_code ~ '^[A-TV-Z][0-9][0-9AB](\\.[0-9A-TV-Z]{1,4})?$'",
-            name="ck_conditions_icd10_code_format",
+            name=op.f("ck_conditions_icd10_code_format"),
         ),
         sa.CheckConstraint(
             "clinical_status IN ('active', 'recurrence', 'relapse', 'inactive', 'remission', 'resolved')",
-            name="ck_conditions_status_known",
+            name=op.f("ck_conditions_status_known"),
         ),
-        sa.CheckConstraint("onset_date <= CURRENT_DATE", name="ck_conditions_onset_not_future"),
         sa.CheckConstraint(
-            "abatement_date >= onset_date", name="ck_conditions_abatement_after_onset"
+            "onset_date <= CURRENT_DATE", name=op.f("ck_conditions_onset_not_future")
         ),
-        sa.CheckConstraint("recorded_at <= now()", name="ck_conditions_recorded_at_not_future"),
+        sa.CheckConstraint(
+            "abatement_date >= onset_date", name=op.f("ck_conditions_abatement_after_onset")
+        ),
+        sa.CheckConstraint(
+            "recorded_at <= now()", name=op.f("ck_conditions_recorded_at_not_future")
+        ),
     )
     op.create_index(
         "ix_conditions_patient_id_onset_date", "conditions", ["patient_id", "onset_date"]
@@ -128,22 +132,25 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         ),
         sa.CheckConstraint(
-            "rxnorm_code ~ '^[0-9]{2,8}$'", name="ck_medication_requests_rxnorm_code_format"
+            "rxnorm_code ~ '^[0-9]{2,8}$'", name=op.f("ck_medication_requests_rxnorm_code_format")
         ),
         sa.CheckConstraint(
             "status IN ('draft', 'active', 'on-hold', 'completed', 'stopped', 'cancelled')",
-            name="ck_medication_requests_status_known",
+            name=op.f("ck_medication_requests_status_known"),
         ),
         sa.CheckConstraint(
-            "intent IN ('proposal', 'plan', 'order')", name="ck_medication_requests_intent_known"
+            "intent IN ('proposal', 'plan', 'order')",
+            name=op.f("ck_medication_requests_intent_known"),
         ),
         sa.CheckConstraint(
-            "authored_at <= now()", name="ck_medication_requests_authored_at_not_future"
+            "authored_at <= now()", name=op.f("ck_medication_requests_authored_at_not_future")
         ),
         sa.CheckConstraint(
-            "valid_until >= valid_from", name="ck_medication_requests_valid_until_after_from"
+            "valid_until >= valid_from", name=op.f("ck_medication_requests_valid_until_after_from")
         ),
-        sa.CheckConstraint("refills BETWEEN 0 AND 12", name="ck_medication_requests_refills_range"),
+        sa.CheckConstraint(
+            "refills BETWEEN 0 AND 12", name=op.f("ck_medication_requests_refills_range")
+        ),
     )
     op.create_index(
         "ix_medication_requests_patient_id_authored_at",
@@ -174,18 +181,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("patient_id", "substance", name="uq_allergies_patient_id_substance"),
         sa.CheckConstraint(
             "category IN ('food', 'medication', 'environment', 'biologic')",
-            name="ck_allergies_category_known",
+            name=op.f("ck_allergies_category_known"),
         ),
         sa.CheckConstraint(
             "criticality IN ('low', 'high', 'unable-to-assess')",
-            name="ck_allergies_criticality_known",
+            name=op.f("ck_allergies_criticality_known"),
         ),
         sa.CheckConstraint(
             "clinical_status IN ('active', 'inactive', 'resolved')",
-            name="ck_allergies_status_known",
+            name=op.f("ck_allergies_status_known"),
         ),
-        sa.CheckConstraint("recorded_at <= now()", name="ck_allergies_recorded_at_not_future"),
-        sa.CheckConstraint("length(btrim(substance)) > 0", name="ck_allergies_substance_not_blank"),
+        sa.CheckConstraint(
+            "recorded_at <= now()", name=op.f("ck_allergies_recorded_at_not_future")
+        ),
+        sa.CheckConstraint(
+            "length(btrim(substance)) > 0", name=op.f("ck_allergies_substance_not_blank")
+        ),
     )
     _attach_audit("allergies")
 

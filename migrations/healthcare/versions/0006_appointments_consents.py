@@ -75,12 +75,12 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "status IN ('proposed', 'booked', 'arrived', 'fulfilled', 'cancelled', 'noshow')",
-            name="ck_appointments_status_known",
+            name=op.f("ck_appointments_status_known"),
         ),
-        sa.CheckConstraint("ends_at > starts_at", name="ck_appointments_ends_after_starts"),
+        sa.CheckConstraint("ends_at > starts_at", name=op.f("ck_appointments_ends_after_starts")),
         sa.CheckConstraint(
             "status IN ('proposed', 'booked', 'cancelled') OR starts_at <= now()",
-            name="ck_appointments_attended_not_future",
+            name=op.f("ck_appointments_attended_not_future"),
         ),
     )
     op.create_index(
@@ -119,20 +119,23 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "scope IN ('treatment', 'research', 'privacy', 'advance-directive')",
-            name="ck_consents_scope_known",
+            name=op.f("ck_consents_scope_known"),
         ),
         sa.CheckConstraint(
-            "status IN ('draft', 'active', 'inactive', 'rejected')", name="ck_consents_status_known"
+            "status IN ('draft', 'active', 'inactive', 'rejected')",
+            name=op.f("ck_consents_status_known"),
         ),
-        sa.CheckConstraint("granted_at <= now()", name="ck_consents_granted_at_not_future"),
-        sa.CheckConstraint("expires_at > granted_at", name="ck_consents_expires_after_granted"),
+        sa.CheckConstraint("granted_at <= now()", name=op.f("ck_consents_granted_at_not_future")),
+        sa.CheckConstraint(
+            "expires_at > granted_at", name=op.f("ck_consents_expires_after_granted")
+        ),
         sa.CheckConstraint(
             "revoked_at >= granted_at AND revoked_at <= now()",
-            name="ck_consents_revoked_at_in_range",
+            name=op.f("ck_consents_revoked_at_in_range"),
         ),
         sa.CheckConstraint(
             "revoked_at IS NULL OR status IN ('inactive', 'rejected')",
-            name="ck_consents_revoked_not_active",
+            name=op.f("ck_consents_revoked_not_active"),
         ),
     )
     op.create_index("ix_consents_patient_id_scope", "consents", ["patient_id", "scope"])

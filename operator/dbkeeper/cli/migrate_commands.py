@@ -12,6 +12,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
+from dbkeeper.api.durations import parse_duration
 from dbkeeper.cli.common import (
     CommandError,
     add_connection_args,
@@ -32,7 +33,6 @@ from dbkeeper.migrate import (
     lint_sql,
     load_set,
     migrate,
-    parse_duration,
     plan_move,
     read_history,
     read_status,

@@ -20,7 +20,9 @@ from typing import Any
 
 from croniter import croniter
 
-SPEC_HASH_ANNOTATION = "dbkeeper.dev/spec-hash"
+from dbkeeper.manifests import HASH_ANNOTATION
+
+SPEC_HASH_ANNOTATION = HASH_ANNOTATION
 _CRONJOB_NAME_MAX = 52  # the controller appends an 11-character suffix to Job names
 _JOB_NAME_MAX = 63
 # A writable emptyDir: the root filesystem is read-only.

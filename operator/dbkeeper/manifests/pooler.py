@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbkeeper.manifests import HASH_ANNOTATION
 from dbkeeper.pooler.changes import RESTART_FIELDS, ChangeKind, change_kind
 from dbkeeper.pooler.render import UserEntry, render_pgbouncer_ini, render_userlist
 from dbkeeper.pooler.settings import PgBouncerSettings
@@ -34,7 +35,7 @@ __all__ = [
     "cluster_settings",
 ]
 
-ANNOTATION_CONFIG_HASH = "dbkeeper.dev/config-hash"
+ANNOTATION_CONFIG_HASH = HASH_ANNOTATION
 ANNOTATION_RESTART_HASH = "dbkeeper.dev/restart-hash"
 
 CONFIG_DIR = "/etc/pgbouncer/config"

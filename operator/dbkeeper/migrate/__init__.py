@@ -4,6 +4,8 @@ Public API (the operator and the CLI use only these names)::
 
     load_set(name, root=None) -> MigrationSet
     migrate(conninfo, migration_set, options, hooks=None, on_event=None) -> MigrationResult
+    migrate_isolated(conninfo, migration_set, options, hooks=None, on_event=None,
+                     timeout=None) -> MigrationResult   # same move, in a child process
     read_status(conninfo, migration_set) -> SchemaStatus
     read_history(conninfo, limit=50) -> list[HistoryEntry]
     plan_move(conninfo | None, migration_set, options) -> MovePlan
@@ -12,10 +14,10 @@ Public API (the operator and the CLI use only these names)::
 
 from __future__ import annotations
 
-from dbkeeper.migrate.durations import format_duration, parse_duration
 from dbkeeper.migrate.errors import REASONS, TRANSIENT_REASONS, MigrationError, Reason
 from dbkeeper.migrate.events import EventKind, MigrationEvent, MigrationResult
 from dbkeeper.migrate.history import HistoryEntry
+from dbkeeper.migrate.isolated import HooksFactory, migrate_isolated
 from dbkeeper.migrate.lint import IGNORED_RULES, RISKY_RULES, LintFinding, lint_sql
 from dbkeeper.migrate.lock import MIGRATION_LOCK_KEY
 from dbkeeper.migrate.options import LINT_MODES, LintMode, MigrationHooks, MigrationOptions
@@ -35,6 +37,7 @@ __all__ = [
     "DriftItem",
     "EventKind",
     "HistoryEntry",
+    "HooksFactory",
     "LintFinding",
     "LintMode",
     "MigrationError",
@@ -48,12 +51,11 @@ __all__ = [
     "Revision",
     "SchemaStatus",
     "Step",
-    "format_duration",
     "lint_sql",
     "load_set",
     "load_set_from_path",
     "migrate",
-    "parse_duration",
+    "migrate_isolated",
     "plan_move",
     "read_history",
     "read_status",

@@ -6,7 +6,9 @@ inside the transaction the runner opened, so Alembic does not commit on its own.
 
 Alembic publishes its running context through module-level proxies (``alembic.op``,
 ``alembic.context``), which one process cannot share between threads; a process-wide
-lock serialises the Alembic calls of concurrent migrations in one process.
+lock serialises the Alembic calls of concurrent migrations in one process. Moves that
+must not wait for each other run in processes of their own
+(:func:`dbkeeper.migrate.isolated.migrate_isolated`).
 """
 
 from __future__ import annotations

@@ -78,7 +78,9 @@ def shared_healthcare_db(pg_cluster: LocalPostgres) -> Iterator[ConnInfo]:
 
 
 @pytest.fixture
-def rollback_conn(shared_healthcare_db: ConnInfo) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+def rollback_conn(
+    shared_healthcare_db: ConnInfo,
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A connection to the shared database whose transaction is rolled back afterwards."""
     with psycopg.connect(shared_healthcare_db.dsn()) as conn:
         try:

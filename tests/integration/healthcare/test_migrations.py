@@ -38,12 +38,16 @@ def _schema_objects(engine: Engine) -> dict[str, Any]:
             objects[f"{schema}.{table}"] = (
                 sorted(c["name"] for c in inspector.get_columns(table, schema=schema)),
                 sorted(str(i["name"]) for i in inspector.get_indexes(table, schema=schema)),
-                sorted(str(c["name"]) for c in inspector.get_check_constraints(table, schema=schema)),
+                sorted(
+                    str(c["name"]) for c in inspector.get_check_constraints(table, schema=schema)
+                ),
             )
     with engine.connect() as conn:
         objects["triggers"] = sorted(
             conn.execute(
-                text("SELECT tgrelid::regclass::text || '.' || tgname FROM pg_trigger WHERE NOT tgisinternal")
+                text(
+                    "SELECT tgrelid::regclass::text || '.' || tgname FROM pg_trigger WHERE NOT tgisinternal"
+                )
             ).scalars()
         )
         objects["functions"] = sorted(

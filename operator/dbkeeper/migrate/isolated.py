@@ -1,0 +1,271 @@
+"""Run one move in a child process, so moves of different databases run in parallel.
+
+Alembic publishes its running context through module-level proxies, so one process can
+run only one revision at a time (see :mod:`dbkeeper.migrate.alembic_bridge`). The
+operator reconciles many resources in threads of one process; to keep a slow migration
+of one database from delaying the others, each move runs in a process of its own.
+
+The child is started with ``spawn`` (a fresh interpreter, never a fork of a process that
+has threads). Everything it needs, the connection parameters with their password
+included, travels pickled through the pipe ``multiprocessing`` opens to the child: never
+through its command line or environment. Hooks cannot cross a process boundary as live
+objects (they hold sockets, locks, clients), so the caller passes a picklable
+:class:`HooksFactory` and the child builds the hooks from it.
+
+The child reports on a one-way pipe, in order: every event as it happens, then either
+the result or the error. The parent closes its copy of the writing end, so a child that
+dies mid-move ends the stream and can never leave the caller waiting.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
+
+from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.migrate.errors import REASONS, MigrationError, Reason
+from dbkeeper.migrate.events import MigrationEvent, MigrationResult
+from dbkeeper.migrate.options import MigrationHooks, MigrationOptions
+from dbkeeper.migrate.runner import migrate
+from dbkeeper.migrate.sets import MigrationSet, load_set_from_path
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+EventSink = Callable[[MigrationEvent], None]
+
+# How often the parent looks at the child while no message arrives: bounds how late a
+# timeout is noticed; a dead child is noticed at once through the closed pipe.
+_POLL_SECONDS = 0.1
+# After SIGTERM, how long the child gets before SIGKILL.
+_TERMINATE_GRACE_SECONDS = 5.0
+_MAX_TEXT_LENGTH = 2000
+
+
+class HooksFactory(Protocol):
+    """Plain, picklable data from which the child process builds the move's hooks.
+
+    ``build`` runs in the child before the move starts; an exception there aborts the
+    move before anything changes (reason ``BackupFailed``).
+    """
+
+    def build(self) -> MigrationHooks | None: ...
+
+
+@dataclass(frozen=True)
+class _Event:
+    event: MigrationEvent
+
+
+@dataclass(frozen=True)
+class _Result:
+    result: MigrationResult
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A :class:`MigrationError`, sent as its fields: the exception itself does not pickle."""
+
+    reason: str
+    message: str
+    revision: str | None
+
+
+@dataclass(frozen=True)
+class _Crashed:
+    """Any other exception in the child, as one redacted line."""
+
+    description: str
+
+
+_Message = _Event | _Result | _Refused | _Crashed
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    return redact(f"{type(exc).__name__}: {text}")[:_MAX_TEXT_LENGTH]
+
+
+def _child_main(
+    conninfo: ConnInfo,
+    set_path: Path,
+    set_name: str,
+    options: MigrationOptions,
+    hooks_factory: HooksFactory | None,
+    channel: Connection,
+) -> None:
+    """The child's whole life: build the hooks, move, report, exit."""
+
+    def forward(event: MigrationEvent) -> None:
+        channel.send(_Event(event))
+
+    outcome: _Message
+    try:
+        try:
+            hooks = hooks_factory.build() if hooks_factory is not None else None
+        except MigrationError:
+            raise
+        except Exception as exc:
+            raise MigrationError(
+                "BackupFailed",
+                f"the hooks to run around the migration could not be set up, nothing was "
+                f"changed: {_one_line(exc)}",
+            ) from exc
+        migration_set = load_set_from_path(set_path, name=set_name)
+        outcome = _Result(migrate(conninfo, migration_set, options, hooks, forward))
+    except MigrationError as error:
+        outcome = _Refused(error.reason, error.message, error.revision)
+    except Exception as exc:
+        outcome = _Crashed(_one_line(exc))
+    channel.send(outcome)
+    channel.close()
+
+
+def _exit_description(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by {name}"
+    return f"exited with code {exitcode}"
+
+
+def _stop(process: BaseProcess, wait: float = 0.0) -> None:
+    """End the child: let it exit for ``wait`` seconds, then SIGTERM, then SIGKILL."""
+    process.join(wait)
+    if process.is_alive():
+        process.terminate()
+        process.join(_TERMINATE_GRACE_SECONDS)
+    if process.is_alive():
+        process.kill()
+    process.join()
+
+
+class _Supervisor:
+    """The parent's side: read the child's messages until it reports or goes away."""
+
+    def __init__(
+        self,
+        process: BaseProcess,
+        channel: Connection,
+        dbname: str,
+        on_event: EventSink | None,
+        timeout: float | None,
+    ) -> None:
+        self.process = process
+        self.channel = channel
+        self.dbname = dbname
+        self.on_event = on_event
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout if timeout is not None else None
+
+    def outcome(self) -> _Result | _Refused | _Crashed:
+        while True:
+            message = self._next()
+            if isinstance(message, _Event):
+                if self.on_event is not None:
+                    self.on_event(message.event)
+                continue
+            return message
+
+    def _next(self) -> _Message:
+        while not self.channel.poll(self._wait()):
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                _stop(self.process)
+                raise MigrationError(
+                    "RevisionFailed",
+                    f"the migration of {self.dbname} did not finish within {self.timeout:g}s "
+                    "and its process was stopped; the revision in progress was rolled back, "
+                    "the database stays at the last revision reported as applied",
+                )
+            if not self.process.is_alive():
+                # Its last words may still be in the pipe: the loop polls once more.
+                self.process.join()
+                if not self.channel.poll(0):
+                    raise self._died()
+        try:
+            message: _Message = self.channel.recv()
+        except (EOFError, OSError):
+            # The child closed the pipe (or died) without a complete message.
+            self.process.join(_TERMINATE_GRACE_SECONDS)
+            raise self._died() from None
+        return message
+
+    def _wait(self) -> float:
+        if self.deadline is None:
+            return _POLL_SECONDS
+        return max(0.0, min(_POLL_SECONDS, self.deadline - time.monotonic()))
+
+    def _died(self) -> MigrationError:
+        return MigrationError(
+            "RevisionFailed",
+            f"the migration process of {self.dbname} "
+            f"{_exit_description(self.process.exitcode)} before reporting a result; "
+            "the revision in progress was rolled back, the database stays at the last "
+            "revision reported as applied",
+        )
+
+
+def _reason(value: str) -> Reason:
+    return cast(Reason, value) if value in REASONS else "RevisionFailed"
+
+
+def migrate_isolated(
+    conninfo: ConnInfo,
+    migration_set: MigrationSet,
+    options: MigrationOptions,
+    hooks: HooksFactory | None = None,
+    on_event: EventSink | None = None,
+    timeout: float | None = None,
+) -> MigrationResult:
+    """:func:`migrate` in a child process; the same result, events and errors.
+
+    ``on_event`` is called in the calling thread, in order, as the child reports.
+    ``timeout`` (seconds) bounds the whole call, start-up of the child included; when it
+    runs out the child is stopped, which rolls back the revision in progress. Raises
+    :class:`MigrationError`: the child's own error unchanged, or ``RevisionFailed`` when
+    the child crashed, died or ran out of time.
+
+    The child is a fresh interpreter that imports the caller's ``__main__`` module the way
+    ``multiprocessing`` does, so that module must be safe to import (guarded by
+    ``if __name__ == "__main__"``), and ``hooks`` must be picklable.
+    """
+    context = multiprocessing.get_context("spawn")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_child_main,
+        args=(conninfo, migration_set.path, migration_set.name, options, hooks, writer),
+        name=f"dbkeeper-migrate-{conninfo.dbname}",
+        daemon=True,
+    )
+    outcome: _Result | _Refused | _Crashed | None = None
+    try:
+        process.start()
+        # Only the child may hold the writing end, so its death ends the stream.
+        writer.close()
+        outcome = _Supervisor(process, reader, conninfo.dbname, on_event, timeout).outcome()
+    finally:
+        writer.close()
+        reader.close()
+        if process.pid is not None:
+            # A child that has reported is on its way out; one that has not is stopped.
+            _stop(process, _TERMINATE_GRACE_SECONDS if outcome is not None else 0.0)
+            process.close()
+    if isinstance(outcome, _Result):
+        return outcome.result
+    if isinstance(outcome, _Refused):
+        raise MigrationError(_reason(outcome.reason), outcome.message, outcome.revision)
+    raise MigrationError(
+        "RevisionFailed",
+        f"the migration of {conninfo.dbname} failed unexpectedly: {outcome.description}; "
+        "the revision in progress was rolled back",
+    )

@@ -1,0 +1,73 @@
+"""The reconcilers' runtime inside a cluster: Secrets, status and Events via the API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dbkeeper.api import API_VERSION, KIND, DatabaseSchemaSpec
+from dbkeeper.conninfo import ConnInfo
+from dbkeeper.kube import KubeClient, ObjectRef
+from dbkeeper.manifests import HASH_ANNOTATION
+from dbkeeper.reconcile.hooks import MoveSafeguards
+from dbkeeper.reconcile.runtime import EventType, ResourceView
+from dbkeeper.reconcile.status_patch import replacing_patch
+from dbkeeper.settings import Settings
+
+BACKUP_MOUNT_ROOT_VARIABLE = "DBKEEPER_BACKUP_DIR"
+
+
+class KubeRuntime:
+    def __init__(self, kube: KubeClient, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        return self.kube.read_secret(namespace, name)
+
+    def write_status(self, view: ResourceView, status: Mapping[str, Any]) -> None:
+        patch = replacing_patch(view.status, status)
+        self.kube.patch_status(KIND, view.namespace, view.name, patch)
+
+    def event(self, view: ResourceView, event_type: EventType, reason: str, message: str) -> None:
+        ref = ObjectRef(API_VERSION, KIND, view.namespace, view.name, view.uid)
+        self.kube.post_event(ref, event_type, reason, message)
+
+    def apply(self, view: ResourceView, obj: Mapping[str, Any]) -> str:
+        return self.kube.apply(dict(obj), HASH_ANNOTATION)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def migration_hooks(
+        self, view: ResourceView, spec: DatabaseSchemaSpec, conninfo: ConnInfo
+    ) -> MoveSafeguards | None:
+        destination = backup_destination(spec)
+        if destination is None:
+            return None
+        return MoveSafeguards(
+            database=conninfo,
+            backup_destination=destination,
+            backup_jobs=spec.backup.jobs if spec.backup else 2,
+        )
+
+
+def backup_destination(spec: DatabaseSchemaSpec) -> Path | None:
+    """Where the operator itself writes the backup taken before a move, if anywhere.
+
+    A ``directory`` destination is used as it is. A PersistentVolumeClaim is used when
+    the operator has it mounted at ``$DBKEEPER_BACKUP_DIR/<claimName>``.
+    """
+    backup = spec.backup
+    if backup is None or not spec.migrations.backup_before_migrate:
+        return None
+    if backup.destination.directory is not None:
+        return Path(backup.destination.directory)
+    claim = backup.destination.persistent_volume_claim
+    root = os.environ.get(BACKUP_MOUNT_ROOT_VARIABLE)
+    if claim is not None and root:
+        return Path(root) / claim.claim_name
+    return None
