@@ -42,11 +42,10 @@ def delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def recheck(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+async def recheck(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # Runs until kopf cancels it (resource deleted or operator stopping).
     interval = kopf_glue.context_of(memo).settings.recheck_interval.total_seconds()
     loop = asyncio.get_running_loop()
-    while not stopped:
-        await stopped.wait(interval)
-        if stopped:
-            break
+    while True:
+        await asyncio.sleep(interval)
         await loop.run_in_executor(None, kopf_glue.handle, recheck_schema, dict(body), memo, 0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import importlib.util
 import itertools
 import json
@@ -28,7 +29,7 @@ import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp.web
 import kopf
@@ -104,9 +105,7 @@ class EmulatorServer:
         self._stopping = asyncio.Event()
         async with self.emulator:
             # Cancel a watch's handler when its client goes away instead of keeping it open.
-            server = aiohttp.web.Server(
-                self.emulator, handler_cancellation=True, access_log=None
-            )
+            server = aiohttp.web.Server(self.emulator, handler_cancellation=True, access_log=None)
             runner = aiohttp.web.ServerRunner(server, shutdown_timeout=2.0)
             await runner.setup()
             site = aiohttp.web.SockSite(runner, self._socket)
@@ -180,7 +179,7 @@ class Cluster:
     def __init__(self, kubeconfig_path: Path, server: EmulatorServer | None = None) -> None:
         self.kubeconfig_path = kubeconfig_path
         self.server = server
-        self._api = kubernetes.config.new_client_from_config(
+        self._api = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(kubeconfig_path), persist_config=False
         )
         self.url: str = self._api.configuration.host
@@ -342,18 +341,17 @@ class Cluster:
     def apply_crds(self, path: Path, timeout: float = 30.0) -> None:
         """Create the CRDs of a YAML file unless they exist, and wait until they are served."""
         for crd in (doc for doc in yaml.safe_load_all(path.read_text("utf-8")) if doc):
-            api_version = "apiextensions.k8s.io/v1"
-            if self.get(api_version, "CustomResourceDefinition", None, crd["metadata"]["name"]):
-                pass
-            else:
+            name = crd["metadata"]["name"]
+            if self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, name) is None:
                 self.create(crd)
-            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            kind = crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:
-                self._custom_kinds.add((f"{group}/{version['name']}", kind))
+                api_version = f"{crd['spec']['group']}/{version['name']}"
+                self._custom_kinds.add((api_version, kind))
                 self.wait_for(
-                    lambda v=version: self._served(f"{group}/{v['name']}", kind),
+                    functools.partial(self._served, api_version, kind),
                     timeout,
-                    f"the API to serve {kind} in {group}/{version['name']}",
+                    f"the API to serve {kind} in {api_version}",
                 )
 
     def _served(self, api_version: str, kind: str) -> bool:
@@ -437,9 +435,9 @@ def _execute_fresh(target: str | types.ModuleType) -> None:
 
 
 def _login_with_kubeconfig(kubeconfig_path: Path) -> Callable[..., kopf.ConnectionInfo]:
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    def login(**__: Any) -> kopf.ConnectionInfo:
         config = kubernetes.client.Configuration()
-        kubernetes.config.load_kube_config(
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=str(kubeconfig_path), client_configuration=config, persist_config=False
         )
         header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
@@ -511,8 +509,8 @@ class OperatorRun:
         self.logs = LogCapture(log_level)
         self.error: BaseException | None = None
         self.memo = kopf.Memo(memo or {})
-        self.registry = load_handlers(targets)
-        kopf.on.login(registry=self.registry)(_login_with_kubeconfig(cluster.kubeconfig_path))
+        self.targets = targets
+        self.registry = kopf.OperatorRegistry()
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_flag: asyncio.Event | None = None
@@ -533,6 +531,13 @@ class OperatorRun:
         self._ensure_peering_objects()
         self._saved_env = {key: os.environ.get(key) for key in self.env}
         os.environ.update(self.env)
+        # Loaded after the environment is set: handler modules may read settings on import.
+        try:
+            self.registry = load_handlers(self.targets)
+        except BaseException:
+            self.stop(check=False)
+            raise
+        kopf.on.login(registry=self.registry)(_login_with_kubeconfig(self.cluster.kubeconfig_path))
         root = logging.getLogger()
         self._saved_root_level = root.level
         root.setLevel(min(root.level or logging.WARNING, self.logs.level))
@@ -633,11 +638,10 @@ class OperatorRun:
             memo=self.memo,
             # Runs in one process would share kopf's default identity (user@host) and
             # then never see each other as peers.
-            identity=f"dbkeeper-test-{uuid.uuid4().hex[:8]}",
+            identity=cast(Any, f"dbkeeper-test-{uuid.uuid4().hex[:8]}"),
         )
 
 
 def _cancel_all_tasks() -> None:
     for task in asyncio.all_tasks():
         task.cancel()
-

@@ -11,7 +11,6 @@ import copy
 from typing import Any
 
 import jsonpatch
-import jsonpointer
 
 from tests.k8s.api_errors import bad_request, unprocessable, unsupported_media_type
 
@@ -44,7 +43,7 @@ def json_patch(target: dict[str, Any], operations: Any) -> Any:
         raise unprocessable(f"the test operation failed: {error}") from error
     except (
         jsonpatch.JsonPatchException,
-        jsonpointer.JsonPointerException,
+        jsonpatch.JsonPointerException,
         KeyError,
         IndexError,
         TypeError,

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import kmock
 import pytest
 
 from tests.k8s.conftest import WIDGET_CRD_PATH
@@ -85,7 +86,9 @@ def test_no_op_patch_keeps_resource_version(cluster: Cluster) -> None:
 
 def test_generation_bumps_on_spec_change_only(cluster: Cluster) -> None:
     assert cluster.create(widget())["metadata"]["generation"] == 1
-    relabelled = cluster.patch(WIDGETS, "Widget", NAMESPACE, "w1", {"metadata": {"labels": {"a": "b"}}})
+    relabelled = cluster.patch(
+        WIDGETS, "Widget", NAMESPACE, "w1", {"metadata": {"labels": {"a": "b"}}}
+    )
     assert relabelled["metadata"]["generation"] == 1
     status = cluster.patch(
         WIDGETS, "Widget", NAMESPACE, "w1", {"status": {"x": 1}}, subresource="status"
@@ -134,9 +137,8 @@ def test_create_in_a_missing_namespace_is_not_found(cluster: Cluster) -> None:
 def test_create_answers_201(cluster: Cluster) -> None:
     body = json.dumps(widget()).encode()
     url = cluster.url + cluster.path(WIDGETS, "Widget", NAMESPACE)
-    request = urllib.request.Request(
-        url, body, {"Content-Type": "application/json"}, method="POST"
-    )
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, body, headers, method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (localhost)
         assert response.status == 201
 
@@ -173,7 +175,11 @@ def test_schema_violation_is_a_422_status_naming_the_field(cluster: Cluster) -> 
         cluster.create(widget(size=0))
     error = caught.value
     assert error.status == 422
-    assert (error.body["kind"], error.body["status"], error.reason) == ("Status", "Failure", "Invalid")
+    assert (error.body["kind"], error.body["status"], error.reason) == (
+        "Status",
+        "Failure",
+        "Invalid",
+    )
     assert error.causes == [
         {
             "reason": "FieldValueInvalid",
@@ -287,7 +293,9 @@ def test_main_resource_writes_ignore_status(cluster: Cluster) -> None:
     body = widget()
     body["status"] = {"phase": "Forged"}
     assert "status" not in cluster.create(body)
-    cluster.patch(WIDGETS, "Widget", NAMESPACE, "w1", {"status": {"phase": "Ready"}}, subresource="status")
+    cluster.patch(
+        WIDGETS, "Widget", NAMESPACE, "w1", {"status": {"phase": "Ready"}}, subresource="status"
+    )
     patched = cluster.patch(
         WIDGETS, "Widget", NAMESPACE, "w1", {"spec": {"size": 4}, "status": {"phase": "Forged"}}
     )
@@ -374,10 +382,16 @@ def test_secret_string_data_is_folded_into_base64_data(cluster: Cluster) -> None
     ],
 )
 def test_builtin_kinds_support_crud(cluster: Cluster, api_version: str, kind: str) -> None:
-    body = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x", "namespace": NAMESPACE}}
+    body = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": "x", "namespace": NAMESPACE},
+    }
     cluster.create(body)
     cluster.patch(api_version, kind, NAMESPACE, "x", {"metadata": {"labels": {"k": "v"}}})
-    assert [item["metadata"]["name"] for item in cluster.list(api_version, kind, NAMESPACE)] == ["x"]
+    assert [item["metadata"]["name"] for item in cluster.list(api_version, kind, NAMESPACE)] == [
+        "x"
+    ]
     cluster.delete(api_version, kind, NAMESPACE, "x")
     assert cluster.get(api_version, kind, NAMESPACE, "x") is None
 
@@ -439,6 +453,19 @@ def test_watch_streams_live_events_and_ends_at_its_timeout(cluster: Cluster) -> 
     ]
 
 
+# ---- test reactions --------------------------------------------------------------------------
+
+
+def test_reactions_of_a_test_take_precedence_over_the_emulation(
+    cluster: Cluster, emulator: KubernetesApiEmulator
+) -> None:
+    emulator["list", kmock.resource("test.dbkeeper.dev", "v1", "widgets")] << 503
+    with pytest.raises(ApiError) as caught:
+        cluster.list(WIDGETS, "Widget", NAMESPACE)
+    assert caught.value.status == 503
+    assert cluster.create(widget())["metadata"]["name"] == "w1"
+
+
 # ---- the request log bound ---------------------------------------------------------------------
 
 
@@ -458,9 +485,15 @@ def test_request_log_is_kept_whole_when_asked(
     assert len(list(emulator)) > 100
 
 
-def test_stored_objects_include_every_version(cluster: Cluster, emulator: KubernetesApiEmulator) -> None:
+def test_stored_objects_include_every_version(
+    cluster: Cluster, emulator: KubernetesApiEmulator
+) -> None:
     cluster.create(widget(label="first"))
     cluster.patch(WIDGETS, "Widget", NAMESPACE, "w1", {"spec": {"label": "second"}})
     cluster.delete(WIDGETS, "Widget", NAMESPACE, "w1")
-    labels = {o.get("spec", {}).get("label") for o in cluster.all_stored_objects() if o["kind"] == "Widget"}
+    labels = {
+        o.get("spec", {}).get("label")
+        for o in cluster.all_stored_objects()
+        if o["kind"] == "Widget"
+    }
     assert labels == {"first", "second"}

@@ -6,6 +6,7 @@ posts an Event and holds a finalizer until its delete handler ran.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -51,9 +52,7 @@ def test_create_runs_the_handler_patches_status_and_posts_an_event(
         )
         assert handled["status"]["widget_created"] == {"doubled": 8}
         events = k8s_cluster.wait_for(
-            lambda: [
-                e for e in k8s_cluster.events("shop", "w1") if e["reason"] == "WidgetReady"
-            ],
+            lambda: [e for e in k8s_cluster.events("shop", "w1") if e["reason"] == "WidgetReady"],
             10,
             "the WidgetReady event",
         )
@@ -117,7 +116,9 @@ def test_with_peering_the_higher_priority_instance_handles_and_the_other_takes_o
                 k8s_cluster.create(widget(f"w{index}", "shop"))
             handlers = [
                 k8s_cluster.wait_for(
-                    lambda i=index: ready_widget(k8s_cluster, "shop", f"w{i}"), 20, f"w{index}"
+                    functools.partial(ready_widget, k8s_cluster, "shop", f"w{index}"),
+                    20,
+                    f"w{index} to become Ready",
                 )["status"]["handledBy"]
                 for index in range(3)
             ]

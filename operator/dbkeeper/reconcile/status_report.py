@@ -81,10 +81,11 @@ class StatusReport:
         self.runtime.write_status(self.view, self.status.to_patch())
 
     def _ready_reason(self, phase: Phase) -> Reason:
-        # The first False condition other than Ready explains why the resource is not.
-        for condition in self.status.conditions:
-            if condition.type != ConditionType.READY and condition.status == "False":
-                return condition.reason
+        # The first False (else Unknown) condition other than Ready explains why not.
+        for wanted in ("False", "Unknown"):
+            for condition in self.status.conditions:
+                if condition.type != ConditionType.READY and condition.status == wanted:
+                    return condition.reason
         return Reason.MIGRATING if phase == Phase.MIGRATING else Reason.MIGRATION_PENDING
 
     def outcome(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -57,7 +57,8 @@ def good_row(table: str, p: Parents) -> dict[str, Any]:
     n = _n()
     rows: dict[str, Callable[[], dict[str, Any]]] = {
         "organizations": lambda: {
-            "identifier": f"ORG-T{n}-{uuid.uuid4().hex[:6]}", "name": "Test Clinic", "kind": "clinic",
+            "identifier": f"ORG-T{n}-{uuid.uuid4().hex[:6]}", "name": "Test Clinic",
+            "kind": "clinic",
         },
         "practitioners": lambda: {
             "organization_id": p.organization_id, "npi": f"9{n:09d}", "given_name": "Ann",
@@ -138,7 +139,8 @@ CASES = [
     Case("ck_organizations_kind_known", "organizations", {"kind": "spa"}),
     Case("ck_organizations_name_not_blank", "organizations", {"name": "  "}),
     Case("uq_organizations_identifier", "organizations", kind="duplicate"),
-    Case("fk_practitioners_organization_id_organizations", "practitioners", {"organization_id": -1}),
+    Case("fk_practitioners_organization_id_organizations", "practitioners",
+         {"organization_id": -1}),
     Case("uq_practitioners_npi", "practitioners", kind="duplicate"),
     Case("ck_practitioners_npi_ten_digits", "practitioners", {"npi": "12345"}),
     Case("ck_practitioners_family_name_not_blank", "practitioners", {"family_name": ""}),
@@ -355,7 +357,7 @@ def _count(conn: Conn, query: str, *params: Any) -> int:
 
 
 @pytest.fixture
-def family(rollback_conn: Conn, parents: Parents) -> Iterator[Parents]:
+def family(rollback_conn: Conn, parents: Parents) -> Parents:
     """A new patient with an encounter, an observation and a condition recorded in it."""
     pat = _insert(rollback_conn, "patients", good_row("patients", parents))
     mine = Parents(parents.organization_id, parents.practitioner_id, pat, 0)
@@ -363,7 +365,7 @@ def family(rollback_conn: Conn, parents: Parents) -> Iterator[Parents]:
     mine = Parents(parents.organization_id, parents.practitioner_id, pat, enc)
     _insert(rollback_conn, "observations", good_row("observations", mine))
     _insert(rollback_conn, "conditions", good_row("conditions", mine))
-    yield mine
+    return mine
 
 
 def test_removing_a_patient_removes_their_records(rollback_conn: Conn, family: Parents) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from pytest_alembic.tests import (
     test_model_definitions_match_ddl,
     test_single_head_revision,
@@ -15,6 +18,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from dbkeeper.healthcare.models import metadata
+from tests.integration.healthcare.conftest import SCRIPT_LOCATION
 
 __all__ = [
     "test_model_definitions_match_ddl",
@@ -46,7 +50,8 @@ def _schema_objects(engine: Engine) -> dict[str, Any]:
         objects["triggers"] = sorted(
             conn.execute(
                 text(
-                    "SELECT tgrelid::regclass::text || '.' || tgname FROM pg_trigger WHERE NOT tgisinternal"
+                    "SELECT tgrelid::regclass::text || '.' || tgname FROM pg_trigger "
+                    "WHERE NOT tgisinternal"
                 )
             ).scalars()
         )
@@ -54,7 +59,8 @@ def _schema_objects(engine: Engine) -> dict[str, Any]:
             conn.execute(
                 text(
                     "SELECT p.oid::regprocedure::text FROM pg_proc p "
-                    "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname IN ('public', 'audit')"
+                    "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                    "WHERE n.nspname IN ('public', 'audit')"
                 )
             ).scalars()
         )
@@ -90,20 +96,17 @@ def test_head_has_every_modelled_table(alembic_runner: Any, alembic_engine: Engi
 
 
 @pytest.mark.parametrize("target", ["0001", "0002", "0003", "0004", "0005", "0006"])
-def test_each_revision_renders_offline_sql(target: str, tmp_path: Any, alembic_config: Any) -> None:
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    from tests.integration.healthcare.conftest import SCRIPT_LOCATION
-
-    config = AlembicConfig(output_buffer=(tmp_path / "out.sql").open("w"))
-    config.set_main_option("script_location", SCRIPT_LOCATION)
-    config.set_main_option("sqlalchemy.url", "postgresql+psycopg://")
-    previous = f"{int(target) - 1:04d}" if target != "0001" else "base"
-    range_ = f"{previous}:{target}" if previous != "base" else target
-    command.upgrade(config, range_, sql=True)
-    command.downgrade(config, f"{target}:{previous if previous != 'base' else 'base'}", sql=True)
-    assert config.output_buffer is not None
-    config.output_buffer.close()
-    rendered = (tmp_path / "out.sql").read_text()
-    assert "CREATE" in rendered and "DROP" in rendered
+def test_each_revision_renders_offline_sql_both_ways(target: str, tmp_path: Path) -> None:
+    # ``dbkeeper plan`` renders each step like this (no database) and lints the SQL.
+    rendered = tmp_path / "plan.sql"
+    with rendered.open("w") as out:
+        config = AlembicConfig(output_buffer=out)
+        config.set_main_option("script_location", SCRIPT_LOCATION)
+        config.set_main_option("sqlalchemy.url", "postgresql+psycopg://")
+        previous = f"{int(target) - 1:04d}"
+        command.upgrade(config, f"{previous}:{target}" if target != "0001" else target, sql=True)
+        command.downgrade(config, f"{target}:{previous if target != '0001' else 'base'}", sql=True)
+    text_ = rendered.read_text()
+    assert f"UPDATE alembic_version SET version_num='{target}'" in text_ or target == "0001"
+    assert "CREATE TABLE" in text_
+    assert "DROP TABLE" in text_

@@ -53,7 +53,9 @@ def create_owned_database(cluster: LocalPostgres) -> OwnedDatabase:
             )
         )
         conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(role))
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(role)
+            )
         )
     admin = cluster.admin_conninfo(name)
     owner = ConnInfo(admin.host, admin.port, name, role, password)
@@ -131,8 +133,9 @@ def wait_for_phase(
         return status if status.get("phase") == phase else None
 
     return cluster.wait_for(
-        check, timeout, f"{namespace}/{name} to reach phase {phase} "
-        f"(now: {status_of(cluster, namespace, name)})"
+        check,
+        timeout,
+        f"{namespace}/{name} to reach phase {phase} (now: {status_of(cluster, namespace, name)})",
     )
 
 

@@ -50,3 +50,91 @@ def test_create_migrates_to_head_and_reports_ready(
     assert version == head
     stored = k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "clinic")
     assert stored is not None
+
+
+def _revision_of(database: OwnedDatabase) -> str | None:
+    with psycopg.connect(database.conninfo.dsn()) as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _ready_clinic(k8s_cluster: Cluster, database: OwnedDatabase) -> None:
+    k8s_cluster.ensure_namespace(NAMESPACE)
+    k8s_cluster.create(
+        secret_manifest(NAMESPACE, "clinic-owner", database.username, database.password)
+    )
+    k8s_cluster.create(schema_manifest(NAMESPACE, "clinic", database, "clinic-owner"))
+    wait_for_phase(k8s_cluster, NAMESPACE, "clinic", "Ready", timeout=60)
+
+
+def test_downgrade_needs_consent_and_then_rolls_back(
+    k8s_cluster: Cluster, start_dbkeeper: Any, owned_database: OwnedDatabase
+) -> None:
+    chain = load_set("healthcare").ids
+    head, below = chain[-1], chain[-2]
+    with start_dbkeeper():
+        _ready_clinic(k8s_cluster, owned_database)
+        k8s_cluster.patch(
+            API_VERSION,
+            KIND,
+            NAMESPACE,
+            "clinic",
+            {"spec": {"migrations": {"targetRevision": below}}},
+        )
+        failed = wait_for_phase(k8s_cluster, NAMESPACE, "clinic", "Failed")
+        assert "allowDowngrade" in failed["message"]
+        conditions = {c["type"]: c for c in failed["conditions"]}
+        assert conditions["SchemaCurrent"]["reason"] == "DowngradeNotAllowed"
+        assert failed["currentRevision"] == head
+        assert _revision_of(owned_database) == head  # nothing changed
+
+        k8s_cluster.patch(
+            API_VERSION,
+            KIND,
+            NAMESPACE,
+            "clinic",
+            {"spec": {"migrations": {"allowDowngrade": True}}},
+        )
+
+        def rolled_back_to_below() -> dict[str, Any] | None:
+            status = _status(k8s_cluster)
+            at_below = status.get("phase") == "Ready" and status.get("currentRevision") == below
+            return status if at_below else None
+
+        rolled_back = k8s_cluster.wait_for(rolled_back_to_below, 60, "the rollback to finish")
+    assert rolled_back["lastMigration"]["direction"] == "downgrade"
+    assert _revision_of(owned_database) == below
+    reasons = event_reasons(k8s_cluster, NAMESPACE, "clinic")
+    assert "RevisionReverted" in reasons
+    assert "RolledBack" in reasons
+
+
+def _status(k8s_cluster: Cluster) -> dict[str, Any]:
+    found = k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "clinic") or {}
+    return dict(found.get("status") or {})
+
+
+def test_delete_with_retain_releases_the_finalizer_and_keeps_schema_and_data(
+    k8s_cluster: Cluster, start_dbkeeper: Any, owned_database: OwnedDatabase
+) -> None:
+    with start_dbkeeper():
+        _ready_clinic(k8s_cluster, owned_database)
+        stored = k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "clinic")
+        assert stored is not None
+        assert "dbkeeper.dev/finalizer" in stored["metadata"].get("finalizers", [])
+        with psycopg.connect(owned_database.conninfo.dsn(), autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO organizations (identifier, name, kind)"
+                " VALUES ('ORG-KEPT', 'Kept Clinic', 'clinic')"
+            )
+        k8s_cluster.delete(API_VERSION, KIND, NAMESPACE, "clinic")
+        k8s_cluster.wait_for(
+            lambda: k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "clinic") is None or None,
+            30,
+            "the resource to be gone",
+        )
+    assert _revision_of(owned_database) == load_set("healthcare").head
+    with psycopg.connect(owned_database.conninfo.dsn()) as conn:
+        kept = conn.execute("SELECT count(*) FROM organizations WHERE name = 'Kept Clinic'")
+        assert kept.fetchone() == (1,)
+    assert "Retained" in event_reasons(k8s_cluster, NAMESPACE, "clinic")
