@@ -12,10 +12,18 @@ from dbkeeper.api import SpecInvalid, parse_spec
 from dbkeeper.migrate import MigrationError, MigrationOptions, load_set, migrate_isolated
 from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
 from dbkeeper.reconcile.runtime import Outcome, ResourceView, Runtime
+from dbkeeper.reconcile.telemetry import forget
 from dbkeeper.settings import Settings
 
 
 def finalize_schema(view: ResourceView, runtime: Runtime, settings: Settings) -> Outcome:
+    outcome = _finalize(view, runtime, settings)
+    if outcome.retry_after is None:
+        forget(view)
+    return outcome
+
+
+def _finalize(view: ResourceView, runtime: Runtime, settings: Settings) -> Outcome:
     try:
         spec = parse_spec(view.spec)
     except SpecInvalid:

@@ -15,6 +15,7 @@ from dbkeeper.manifests import HASH_ANNOTATION
 from dbkeeper.reconcile.hooks import MoveSafeguards
 from dbkeeper.reconcile.runtime import EventType, ResourceView
 from dbkeeper.reconcile.status_patch import replacing_patch
+from dbkeeper.reconcile.telemetry import publish_status
 from dbkeeper.settings import Settings
 
 BACKUP_MOUNT_ROOT_VARIABLE = "DBKEEPER_BACKUP_DIR"
@@ -31,6 +32,7 @@ class KubeRuntime:
     def write_status(self, view: ResourceView, status: Mapping[str, Any]) -> None:
         patch = replacing_patch(view.status, status)
         self.kube.patch_status(KIND, view.namespace, view.name, patch)
+        publish_status(view, status)
 
     def event(self, view: ResourceView, event_type: EventType, reason: str, message: str) -> None:
         ref = ObjectRef(API_VERSION, KIND, view.namespace, view.name, view.uid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dbkeeper.api import DatabaseSchemaStatus, Phase
 from dbkeeper.reconcile.runtime import Outcome, ResourceView, Runtime
 from dbkeeper.reconcile.schema import reconcile_schema
+from dbkeeper.reconcile.telemetry import probe_health
 from dbkeeper.settings import Settings
 
 
@@ -21,5 +22,6 @@ def recheck_schema(view: ResourceView, runtime: Runtime, settings: Settings) -> 
     if status.observed_generation != view.generation:
         return None
     outcome = reconcile_schema(view, runtime, settings)
+    probe_health(view, runtime)
     # The re-check never asks kopf to retry: it runs again at the next interval anyway.
     return Outcome(phase=outcome.phase)

@@ -155,7 +155,10 @@ def start_dbkeeper(run_operator: RunOperator) -> Any:
             namespaces=namespaces,
             peering=peering,
             priority=priority,
-            memo={"settings": test_settings(**overrides), "metrics": False},
+            memo={
+                "settings": test_settings(**overrides),
+                "metrics": bool(overrides.get("metrics_port")),
+            },
         )
 
     return start

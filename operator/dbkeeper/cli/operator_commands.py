@@ -1,0 +1,45 @@
+"""``dbkeeper operator``: run the operator (kopf with the handlers of dbkeeper.main)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from dbkeeper.cli.common import CommandError
+from dbkeeper.settings import Settings, SettingsError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "operator",
+        help="run the operator against the current Kubernetes cluster",
+        description="Run the dbkeeper operator. Configured by DBKEEPER_* environment "
+        "variables (see docs/configuration.md); in a pod it uses the service account, "
+        "elsewhere $KUBECONFIG.",
+    )
+    parser.set_defaults(handler=run_operator)
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise CommandError(str(exc), 2) from None
+    import kopf
+
+    import dbkeeper.main  # noqa: F401 - registers the handlers
+    from dbkeeper.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    options: dict[str, Any] = {
+        "clusterwide": not settings.namespaces,
+        "namespaces": list(settings.namespaces),
+        "standalone": settings.peering is None,
+        "peering_name": settings.peering,
+        "liveness_endpoint": liveness,
+        "memo": kopf.Memo(settings=settings),
+    }
+    asyncio.run(kopf.operator(**options))
+    return 0

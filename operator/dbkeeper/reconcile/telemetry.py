@@ -1,0 +1,92 @@
+"""Publish what the reconcilers found as Prometheus metrics (operator only).
+
+Metrics follow the status: whatever is written to a resource's status is also
+published, so the two never disagree. The database health probe runs with each
+periodic re-check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from dbkeeper import metrics
+from dbkeeper.api import SpecInvalid, parse_spec
+from dbkeeper.health import probe_database
+from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
+from dbkeeper.reconcile.runtime import ResourceView, Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _seconds_between(started: str | None, finished: str | None) -> float | None:
+    if not started or not finished:
+        return None
+    try:
+        start = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        end = datetime.fromisoformat(finished.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def publish_status(view: ResourceView, status: Mapping[str, Any]) -> None:
+    """Phase, revisions, drift, and a finished migration when this write finishes one."""
+    try:
+        _publish(view, status)
+    except ValueError:
+        # A label value metrics refuse (never expected from a valid status) must not
+        # break reconciliation; it is logged instead.
+        log.exception("metrics for %s not published", view.key)
+
+
+def _publish(view: ResourceView, status: Mapping[str, Any]) -> None:
+    namespace, name = view.namespace, view.name
+    phase = status.get("phase")
+    if isinstance(phase, str):
+        metrics.set_phase(namespace, name, phase)
+    migration_set = str(view.spec.get("migrations", {}).get("set", "healthcare"))
+    if "currentRevision" in status or "targetRevision" in status:
+        metrics.set_schema_state(
+            namespace,
+            name,
+            migration_set,
+            status.get("currentRevision"),
+            status.get("targetRevision") or "base",
+            len(status.get("pendingRevisions") or []),
+            len(status.get("drift") or []),
+        )
+    last = status.get("lastMigration") or {}
+    before = view.status.get("lastMigration") or {}
+    finished_now = last.get("result") in {"Succeeded", "Failed"} and (
+        before.get("result") == "Running" or before.get("startedAt") != last.get("startedAt")
+    )
+    if finished_now:
+        seconds = _seconds_between(last.get("startedAt"), last.get("finishedAt")) or 0.0
+        metrics.observe_migration(
+            namespace,
+            name,
+            str(last.get("direction", "upgrade")),
+            "success" if last.get("result") == "Succeeded" else "failure",
+            seconds,
+        )
+
+
+def probe_health(view: ResourceView, runtime: Runtime) -> None:
+    """Probe the resource's database and publish its health (up, connections, …)."""
+    try:
+        spec = parse_spec(view.spec)
+        conninfo = database_conninfo(spec, view, runtime)
+    except (SpecInvalid, CredentialsUnavailable, NoPrimary):
+        return
+    health = probe_database(conninfo)
+    try:
+        metrics.set_database_health(view.namespace, view.name, health)
+    except ValueError:
+        log.exception("health metrics for %s not published", view.key)
+
+
+def forget(view: ResourceView) -> None:
+    metrics.forget_resource(view.namespace, view.name)

@@ -1,0 +1,195 @@
+"""What on-call sees: /metrics values that move with reality, and no secret anywhere."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dbkeeper.local.postgres import LocalPostgres, free_port
+from dbkeeper.migrate import load_set
+from tests.k8s.harness import Cluster
+from tests.k8s.scenarios.conftest import (
+    API_VERSION,
+    KIND,
+    create_owned_database,
+    schema_manifest,
+    secret_manifest,
+    wait_for_phase,
+)
+
+SETS = Path(__file__).resolve().parents[2] / "fixtures" / "migration_sets"
+NAMESPACE = "oncall"
+
+
+def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], metric: str, **labels: str
+) -> float | None:
+    wanted = set(labels.items())
+    for (sample_name, sample_labels), sample_value in samples.items():
+        if sample_name == metric and wanted <= set(sample_labels):
+            return sample_value
+    return None
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[LocalPostgres]:
+    cluster = LocalPostgres(Path(tempfile.mkdtemp(prefix="dbkeeper-metrics-")))
+    cluster.init()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def test_metrics_follow_migrations_failures_and_outages(
+    k8s_cluster: Cluster,
+    start_dbkeeper: Any,
+    own_cluster: LocalPostgres,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DBKEEPER_MIGRATIONS_DIR", str(SETS))
+    good, bad = create_owned_database(own_cluster), create_owned_database(own_cluster)
+    port = free_port()
+    k8s_cluster.ensure_namespace(NAMESPACE)
+    for name, database in (("good", good), ("bad", bad)):
+        k8s_cluster.create(
+            secret_manifest(NAMESPACE, f"{name}-owner", database.username, database.password)
+        )
+    with start_dbkeeper(metrics_port=port) as operator:
+        k8s_cluster.create(
+            schema_manifest(NAMESPACE, "good", good, "good-owner", migration_set="toy")
+        )
+        k8s_cluster.create(
+            schema_manifest(NAMESPACE, "bad", bad, "bad-owner", migration_set="failing")
+        )
+        wait_for_phase(k8s_cluster, NAMESPACE, "good", "Ready", timeout=60)
+        wait_for_phase(k8s_cluster, NAMESPACE, "bad", "Failed", timeout=60)
+        after_migrations = scrape(port)
+        own_cluster.stop()
+        wait_for_phase(k8s_cluster, NAMESPACE, "good", "Degraded", timeout=30)
+
+        def database_down() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+            samples = scrape(port)
+            up = value(samples, "dbkeeper_database_up", namespace=NAMESPACE, name="good")
+            return samples if up == 0 else None
+
+        down = k8s_cluster.wait_for(database_down, 30, "dbkeeper_database_up to drop to 0")
+        logs = operator.log_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+            metrics_text = response.read().decode()
+    head = load_set("toy", SETS).head
+    assert (
+        value(
+            after_migrations,
+            "dbkeeper_schema_revision_info",
+            namespace=NAMESPACE,
+            name="good",
+            current_revision=head,
+        )
+        == 1
+    )
+    assert (
+        value(
+            after_migrations,
+            "dbkeeper_resource_phase",
+            namespace=NAMESPACE,
+            name="good",
+            phase="Ready",
+        )
+        == 1
+    )
+    assert (
+        value(
+            after_migrations,
+            "dbkeeper_migration_failures_total",
+            namespace=NAMESPACE,
+            name="bad",
+            direction="upgrade",
+        )
+        == 1
+    )
+    assert (
+        value(
+            after_migrations,
+            "dbkeeper_migration_failures_total",
+            namespace=NAMESPACE,
+            name="good",
+            direction="upgrade",
+        )
+        == 0
+    )
+    assert (
+        value(down, "dbkeeper_resource_phase", namespace=NAMESPACE, name="good", phase="Degraded")
+        == 1
+    )
+    _assert_no_secret_anywhere(k8s_cluster, logs + metrics_text, [good.password, bad.password])
+
+
+def _assert_no_secret_anywhere(cluster: Cluster, logs: str, passwords: list[str]) -> None:
+    places: dict[str, str] = {"operator logs": logs}
+    for stored in cluster.all_stored_objects():
+        if stored.get("kind") == "Secret":
+            continue
+        places[f"{stored.get('kind')} {stored.get('metadata', {}).get('name')}"] = json.dumps(
+            stored
+        )
+    for password in passwords:
+        leaked = [where for where, text in places.items() if password in text]
+        assert not leaked, f"a password appeared in: {leaked}"
+
+
+def test_no_password_in_logs_events_status_or_stored_objects_across_a_lifecycle(
+    k8s_cluster: Cluster, start_dbkeeper: Any, own_cluster: LocalPostgres
+) -> None:
+    database = create_owned_database(own_cluster)
+    k8s_cluster.ensure_namespace(NAMESPACE)
+    k8s_cluster.create(
+        secret_manifest(NAMESPACE, "life-owner", database.username, database.password)
+    )
+    with start_dbkeeper() as operator:
+        k8s_cluster.create(schema_manifest(NAMESPACE, "life", database, "life-owner"))
+        wait_for_phase(k8s_cluster, NAMESPACE, "life", "Ready", timeout=60)
+        # Failures are where secrets tend to leak: a refused downgrade, an outage.
+        k8s_cluster.patch(
+            API_VERSION, KIND, NAMESPACE, "life", {"spec": {"migrations": {"targetRevision": "-1"}}}
+        )
+        wait_for_phase(k8s_cluster, NAMESPACE, "life", "Failed")
+        k8s_cluster.patch(
+            API_VERSION,
+            KIND,
+            NAMESPACE,
+            "life",
+            {"spec": {"migrations": {"targetRevision": "head"}}},
+        )
+        wait_for_phase(k8s_cluster, NAMESPACE, "life", "Ready")
+        own_cluster.stop()
+        wait_for_phase(k8s_cluster, NAMESPACE, "life", "Degraded")
+        own_cluster.start()
+        wait_for_phase(k8s_cluster, NAMESPACE, "life", "Ready")
+        k8s_cluster.delete(API_VERSION, KIND, NAMESPACE, "life")
+        k8s_cluster.wait_for(
+            lambda: k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "life") is None or None,
+            30,
+            "the resource to be gone",
+        )
+        logs = operator.log_text()
+    assert database.password not in logs
+    _assert_no_secret_anywhere(k8s_cluster, logs, [database.password])
