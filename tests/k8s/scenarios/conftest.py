@@ -70,7 +70,9 @@ def owned_database(pg_cluster: LocalPostgres) -> Iterator[OwnedDatabase]:
 
 
 def secret_manifest(namespace: str, name: str, username: str, password: str) -> dict[str, Any]:
-    encode = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    def encode(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
     return {
         "apiVersion": "v1",
         "kind": "Secret",

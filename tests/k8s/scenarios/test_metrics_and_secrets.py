@@ -96,6 +96,7 @@ def test_metrics_follow_migrations_failures_and_outages(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
             metrics_text = response.read().decode()
     head = load_set("toy", SETS).head
+    assert head is not None
     assert (
         value(
             after_migrations,
