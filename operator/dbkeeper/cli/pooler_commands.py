@@ -1,7 +1,9 @@
 """``dbkeeper pooler``: run a local PgBouncer in front of a database, and inspect it.
 
-``pooler run`` renders pgbouncer.ini and userlist.txt with the same code the operator
-uses in a cluster and keeps a real pgbouncer in the foreground until interrupted.
+``pooler serve`` is the pooler pods' command: pgbouncer on the mounted ini, reloaded
+when the mounted files change. ``pooler run`` renders pgbouncer.ini and userlist.txt
+with the same code the operator uses in a cluster and keeps a real pgbouncer in the
+foreground until interrupted.
 Clients log in with the role's own password: PgBouncer holds only the role's SCRAM
 verifier, the very one PostgreSQL stores, and reuses the client's proof to log in.
 """
@@ -37,6 +39,7 @@ from dbkeeper.pooler.settings import (
     PgBouncerSettings,
     PoolerSettingsError,
 )
+from dbkeeper.pooler.supervise import DEFAULT_POLL_SECONDS, Supervisor
 
 DEFAULT_DIR = Path(".dbkeeper/pooler")
 
@@ -55,6 +58,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--reserve-pool-size", type=int, default=0)
     run.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
     run.set_defaults(handler=run_pooler)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run pgbouncer on a rendered ini (in a pod) and reload it when the ini or "
+        "its auth file change",
+    )
+    serve.add_argument("ini", type=Path, help="pgbouncer.ini to run")
+    serve.add_argument(
+        "--poll-interval",
+        type=float,
+        default=DEFAULT_POLL_SECONDS,
+        help=f"seconds between checks of the files, default {DEFAULT_POLL_SECONDS:g}",
+    )
+    serve.set_defaults(handler=serve_pooler)
 
     show = sub.add_parser("show", help="pools and statistics of a running local PgBouncer")
     show.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
@@ -144,6 +161,14 @@ def run_pooler(args: argparse.Namespace) -> int:
     if code != 0:
         raise CommandError(f"pgbouncer exited with code {code}: {pooler.log_tail()}")
     return 0
+
+
+def serve_pooler(args: argparse.Namespace) -> int:
+    try:
+        supervisor = Supervisor(args.ini, poll_seconds=args.poll_interval)
+        return supervisor.run()
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise CommandError(str(exc), 2) from None
 
 
 def show_pooler(args: argparse.Namespace) -> int:

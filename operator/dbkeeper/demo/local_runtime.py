@@ -22,6 +22,10 @@ from dbkeeper.reconcile.hooks import MoveSafeguards, PoolerPause
 from dbkeeper.reconcile.kube_runtime import backup_destination
 from dbkeeper.reconcile.runtime import EventType, ResourceView
 
+# Event messages are cut to this length in the terminal (the log keeps them whole), so
+# each Event stays on one line of a normal terminal.
+_SHOWN_LENGTH = 76
+
 PoolerLookup = Callable[[], ConnInfo | None]
 """The admin console of the running local pooler, or None when none runs."""
 
@@ -69,7 +73,8 @@ class LocalRuntime:
 
     def event(self, view: ResourceView, event_type: EventType, reason: str, message: str) -> None:
         message = redact(message)
-        print(f"  event  {event_type:<7} {reason:<18} {message}", file=self.out, flush=True)
+        shown = message if len(message) <= _SHOWN_LENGTH else message[: _SHOWN_LENGTH - 1] + "…"
+        print(f"  event  {event_type:<7} {reason:<18} {shown}", file=self.out, flush=True)
         stamp = self.now().isoformat(timespec="seconds").replace("+00:00", "Z")
         line = f"{stamp} {view.key} {event_type} {reason} {message}\n"
         with self.folder.events_log.open("a") as log:

@@ -54,6 +54,8 @@ class BackupJobSettings:
     active_deadline_seconds: int = 6 * 3600
     history_limit_successful: int = 3
     history_limit_failed: int = 3
+    suspend: bool = False
+    """Scheduled runs paused (``spec.backup.suspend``); on-demand Jobs still run."""
     resources: Mapping[str, Any] = field(
         default_factory=lambda: {
             "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -131,6 +133,7 @@ def _cronjob(
         "metadata": _metadata(settings, name, component),
         "spec": {
             "schedule": schedule,
+            "suspend": settings.suspend,
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": 600,
             "successfulJobsHistoryLimit": settings.history_limit_successful,

@@ -4,7 +4,8 @@ Each object carries a ``dbkeeper.dev/config-hash`` annotation, the SHA-256 of th
 it was built from, so the operator can tell at a glance whether it is current. The pod
 template carries ``dbkeeper.dev/restart-hash`` of only what PgBouncer cannot re-read on
 RELOAD (see ``dbkeeper.pooler.changes``): changing a pool size or a host updates the
-ConfigMap and is applied with RELOAD, changing the port rolls the pods.
+ConfigMap, which the pods' ``dbkeeper pooler serve`` notices and applies with a reload
+(SIGHUP); changing the port rolls the pods.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ RUN_DIR = "/var/run/pgbouncer"
 INI_KEY = "pgbouncer.ini"
 USERLIST_KEY = "userlist.txt"
 PORT_NAME = "pgbouncer"
+# The supervisor reloads pgbouncer when the mounted ConfigMap or Secret change.
+POOLER_COMMAND = ("dbkeeper", "pooler", "serve", f"{CONFIG_DIR}/{INI_KEY}")
 # An unprivileged uid/gid; PgBouncer refuses to run as root anyway.
 DEFAULT_RUN_AS = 65532
 
@@ -162,6 +165,7 @@ def _restart_inputs(inp: PoolerObjectsInput) -> dict[str, Any]:
 
 def _deployment_inputs(inp: PoolerObjectsInput) -> dict[str, Any]:
     return {
+        "command": POOLER_COMMAND,
         "image": inp.image,
         "replicas": inp.replicas,
         "resources": inp.resources,
@@ -178,7 +182,7 @@ def _container(inp: PoolerObjectsInput) -> dict[str, Any]:
         "name": "pgbouncer",
         "image": inp.image,
         "imagePullPolicy": inp.image_pull_policy,
-        "command": ["pgbouncer", f"{CONFIG_DIR}/{INI_KEY}"],
+        "command": list(POOLER_COMMAND),
         "ports": [{"name": PORT_NAME, "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": {**probe_port, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {

@@ -34,6 +34,40 @@ class KubeRuntime:
         self.kube.patch_status(KIND, view.namespace, view.name, patch)
         publish_status(view, status)
 
+    def refresh(self, view: ResourceView) -> ResourceView | None:
+        """``view`` as the API has it now, or None when the resource is gone.
+
+        kopf hands every handler of one cycle the same body; a handler that runs after
+        another one wrote status must re-read it, or it would write over that status.
+        """
+        found = self.kube.get(KIND, view.namespace, view.name)
+        if found is None:
+            return None
+        metadata = found.get("metadata") or {}
+        return ResourceView(
+            namespace=view.namespace,
+            name=view.name,
+            generation=int(metadata.get("generation") or 0),
+            spec=dict(found.get("spec") or {}),
+            status=dict(found.get("status") or {}),
+            annotations=dict(metadata.get("annotations") or {}),
+            uid=metadata.get("uid"),
+        )
+
+    def delete_owned(self, view: ResourceView, kind: str, name: str) -> bool:
+        """Delete ``kind``/``name`` if ``view``'s resource controls it; True if deleted.
+
+        An object of the same name that someone else owns is left alone.
+        """
+        found = self.kube.get(kind, view.namespace, name)
+        if found is None or view.uid is None:
+            return False
+        owners = (found.get("metadata") or {}).get("ownerReferences") or []
+        if not any(o.get("uid") == view.uid and o.get("controller") for o in owners):
+            return False
+        self.kube.delete(kind, view.namespace, name)
+        return True
+
     def event(self, view: ResourceView, event_type: EventType, reason: str, message: str) -> None:
         ref = ObjectRef(API_VERSION, KIND, view.namespace, view.name, view.uid)
         self.kube.post_event(ref, event_type, reason, message)

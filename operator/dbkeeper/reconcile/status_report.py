@@ -1,7 +1,9 @@
 """The one place a reconciler's findings become the resource's status and Events.
 
 A :class:`StatusReport` starts from the status last written, collects conditions and
-fields, and writes them in one patch. A Warning or Normal Event is posted when a
+fields, and writes them in one patch: with the phase and Ready (:meth:`StatusReport.write`)
+or, for the pooler and backups, leaving those as they are
+(:meth:`StatusReport.write_aspects`). A Warning or Normal Event is posted when a
 condition changes (status or reason), not on every pass, so a resource that waits for a
 Secret does not flood its Events.
 """
@@ -65,6 +67,11 @@ class StatusReport:
     def event(self, event_type: EventType, reason: str, message: str) -> None:
         self.runtime.event(self.view, event_type, reason, message)
 
+    def drop_condition(self, type_: ConditionType) -> None:
+        """Remove the condition of ``type_``: the aspect it described no longer exists."""
+        kept = [c for c in self.status.conditions if c.type != type_]
+        self.status = self.status.model_copy(update={"conditions": kept})
+
     def update(self, **fields: Any) -> None:
         self.status = self.status.model_copy(update=fields)
 
@@ -78,6 +85,18 @@ class StatusReport:
             message,
         )
         self.update(phase=phase, message=message, observed_generation=self.view.generation)
+        self._send()
+
+    def write_aspects(self) -> None:
+        """Write the collected conditions and fields, leaving phase and Ready as they are.
+
+        For reconcilers of one aspect (the pooler, the backups) that run after the schema
+        reconciler has decided the phase; nothing is written when nothing changed.
+        """
+        if self.status != self.before:
+            self._send()
+
+    def _send(self) -> None:
         self.runtime.write_status(self.view, self.status.to_patch())
 
     def _ready_reason(self, phase: Phase) -> Reason:

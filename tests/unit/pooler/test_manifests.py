@@ -100,6 +100,21 @@ def test_socket_folder_is_a_writable_empty_dir_and_the_ini_points_at_it() -> Non
     assert f"auth_file = {mounts['auth']['mountPath']}/userlist.txt\n" in ini
 
 
+def test_pods_run_the_reloading_supervisor_on_the_mounted_ini() -> None:
+    deployment = build_pooler_deployment(_input())
+    container = _container(deployment)
+    ini_path = container["command"][-1]
+    assert container["command"] == ["dbkeeper", "pooler", "serve", ini_path]
+    config = next(
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config"
+    )
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert config["configMap"]["name"] == build_pooler_configmap(_input())["metadata"]["name"]
+    assert (
+        ini_path == f"{mount['mountPath']}/{next(iter(build_pooler_configmap(_input())['data']))}"
+    )
+
+
 def test_probes_are_tcp_on_the_pgbouncer_port() -> None:
     container = _container(build_pooler_deployment(_input(listen_port=6500)))
     assert container["ports"][0]["containerPort"] == 6500
