@@ -43,36 +43,44 @@ class RunOptions:
 Runner = Callable[[BenchCluster, RunOptions, Callable[[str], None]], BenchmarkResult]
 
 
-def _latency(cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]) -> BenchmarkResult:
+def _latency(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
     from benchmarks.workload import run_workload
 
     return run_workload(cluster, options.scale, options.duration, log)
 
 
-def _pooler(cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]) -> BenchmarkResult:
+def _pooler(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
     from benchmarks.pooler_overhead import run_pooler_overhead
 
     return run_pooler_overhead(cluster, options.duration, options.repeat, log)
 
 
-def _engine(cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]) -> BenchmarkResult:
+def _engine(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
     from benchmarks.engine_overhead import run_engine_overhead
 
     return run_engine_overhead(cluster, options.repeat, log)
 
 
-def _backup(cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]) -> BenchmarkResult:
+def _backup(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
     from benchmarks.backup_overhead import run_backup_overhead
 
     return run_backup_overhead(cluster, options.backup_scale, options.repeat, log)
 
 
-def _operator(cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]) -> BenchmarkResult:
+def _operator(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
     from benchmarks.operator_scale import run_operator_scale
 
-    return run_operator_scale(
-        cluster, options.operator_latency_count, options.operator_count, log
-    )
+    return run_operator_scale(cluster, options.operator_latency_count, options.operator_count, log)
 
 
 BENCHMARKS: dict[str, Runner] = {
@@ -122,23 +130,55 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks", description="Run dbkeeper's benchmarks."
     )
-    p.add_argument("--only", type=selection, default=list(BENCHMARKS),
-                   help=f"comma-separated selection of: {', '.join(BENCHMARKS)} (default: all)")
-    p.add_argument("--scale", type=positive_int, default=100_000,
-                   help="patients in the workload database (default 100000)")
-    p.add_argument("--duration", type=positive_seconds, default=5.0,
-                   help="seconds per latency cell and per pgbench run (default 5)")
-    p.add_argument("--repeat", type=positive_int, default=3,
-                   help="alternating rounds of the overhead benchmarks (default 3)")
-    p.add_argument("--backup-scale", type=positive_int, default=None,
-                   help="patients in the database the backup benchmark dumps "
-                   "(default: --scale, at most 20000)")
-    p.add_argument("--operator-latency-count", type=positive_int, default=50,
-                   help="resources created one by one for create->Ready (default 50)")
-    p.add_argument("--operator-count", type=positive_int, default=200,
-                   help="resources created at once for the total time (default 200)")
-    p.add_argument("--results", type=Path, default=RESULTS_DIR,
-                   help="folder for the JSON results (default benchmarks/results)")
+    p.add_argument(
+        "--only",
+        type=selection,
+        default=list(BENCHMARKS),
+        help=f"comma-separated selection of: {', '.join(BENCHMARKS)} (default: all)",
+    )
+    p.add_argument(
+        "--scale",
+        type=positive_int,
+        default=100_000,
+        help="patients in the workload database (default 100000)",
+    )
+    p.add_argument(
+        "--duration",
+        type=positive_seconds,
+        default=5.0,
+        help="seconds per latency cell and per pgbench run (default 5)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=3,
+        help="alternating rounds of the overhead benchmarks (default 3)",
+    )
+    p.add_argument(
+        "--backup-scale",
+        type=positive_int,
+        default=None,
+        help="patients in the database the backup benchmark dumps "
+        "(default: --scale, at most 20000)",
+    )
+    p.add_argument(
+        "--operator-latency-count",
+        type=positive_int,
+        default=50,
+        help="resources created one by one for create->Ready (default 50)",
+    )
+    p.add_argument(
+        "--operator-count",
+        type=positive_int,
+        default=200,
+        help="resources created at once for the total time (default 200)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS_DIR,
+        help="folder for the JSON results (default benchmarks/results)",
+    )
     return p  # fmt: skip
 
 
@@ -165,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"running {name}")
             try:
                 result = BENCHMARKS[name](cluster, options, log)
-            except Exception as exc:  # noqa: BLE001 - one failed benchmark must not hide the rest
+            except Exception as exc:
                 failures[name] = f"{type(exc).__name__}: {exc}"
                 log(f"{name} failed:\n{traceback.format_exc()}")
                 continue

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ def run_backup_overhead(
                 took, (destination, backup_id) = _timed(tools.dbkeeper_create)
                 times["dbkeeper_create"].append(took)
                 sizes["dbkeeper"] = _folder_bytes(destination)
-                took, restored = _timed(lambda: tools.dbkeeper_restore(destination, backup_id))
+                took, restored = _timed(partial(tools.dbkeeper_restore, destination, backup_id))
                 times["dbkeeper_restore"].append(took)
                 cluster.postgres.drop_database(restored)
                 shutil.rmtree(destination, ignore_errors=True)
@@ -137,7 +138,7 @@ def run_backup_overhead(
                 took, folder = _timed(tools.plain_dump)
                 times["pg_dump"].append(took)
                 sizes["plain"] = _folder_bytes(folder)
-                took, restored = _timed(lambda: tools.plain_restore(folder))
+                took, restored = _timed(partial(tools.plain_restore, folder))
                 times["pg_restore"].append(took)
                 cluster.postgres.drop_database(restored)
                 shutil.rmtree(folder, ignore_errors=True)
@@ -196,11 +197,11 @@ def build_result(
     return BenchmarkResult(
         name="backup",
         title=f"Backup overhead ({patients} patients, {database_mib:.0f} MiB database)",
-        columns=["step", "median s", "MB/s (database size)", "dump MiB", "vs plain"],
+        columns=["step", "median s", "MiB/s (database size)", "dump MiB", "vs plain"],
         rows=rows,
         checks=checks,
         notes=[
-            f"{rounds} alternating rounds, directory format, {JOBS} jobs; MB/s is the"
+            f"{rounds} alternating rounds, directory format, {JOBS} jobs; MiB/s is the"
             " on-disk database size (pg_database_size) divided by the time"
         ],
         data={

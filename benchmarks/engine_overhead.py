@@ -78,7 +78,9 @@ def cli_steps(conninfo: ConnInfo, ini: Path) -> dict[str, tuple[Step, Step]]:
     }
 
 
-def in_process_steps(conninfo: ConnInfo, migration_set: MigrationSet) -> dict[str, tuple[Step, Step]]:
+def in_process_steps(
+    conninfo: ConnInfo, migration_set: MigrationSet
+) -> dict[str, tuple[Step, Step]]:
     up = MigrationOptions(target="head", lint_mode="off")
     down = MigrationOptions(target="base", allow_downgrade=True, lint_mode="off")
     config = Config()
@@ -157,7 +159,12 @@ def build_result(
     revisions: int,
 ) -> BenchmarkResult:
     rows: list[list[Cell]] = []
-    data: dict[str, Any] = {"rounds": rounds, "revisions": revisions, "cli": cli, "in_process": inproc}
+    data: dict[str, Any] = {
+        "rounds": rounds,
+        "revisions": revisions,
+        "cli": cli,
+        "in_process": inproc,
+    }
 
     def add_rows(group: dict[str, dict[str, list[float]]], baseline: str) -> None:
         base = _totals(group[baseline])

@@ -51,20 +51,30 @@ def _qualified(node: Mapping[str, Any]) -> str:
     return f"{schema}.{relation}" if schema else relation
 
 
+def _rows_of(name: str, table_rows: Mapping[str, int], unknown: int) -> int:
+    if name in table_rows:
+        return table_rows[name]
+    # Without VERBOSE, EXPLAIN names the table but not its schema: match the bare name
+    # when exactly one schema has a table of that name.
+    bare = name.rpartition(".")[2]
+    matches = [rows for key, rows in table_rows.items() if key.rpartition(".")[2] == bare]
+    return matches[0] if len(matches) == 1 else unknown
+
+
 def large_seq_scans(
     explained: Any, table_rows: Mapping[str, int], threshold: int = LARGE_TABLE_ROWS
 ) -> list[SeqScanFinding]:
     """Sequential scans of tables with at least ``threshold`` rows.
 
-    ``table_rows`` maps ``schema.table`` (and may map the bare table name) to its row
-    count; a table missing from it is treated as large, since its size is unknown.
+    ``table_rows`` maps ``schema.table`` to its row count; a table missing from it (or
+    a bare name found in several schemas) is treated as large, since its size is unknown.
     """
     findings: list[SeqScanFinding] = []
     for node in plan_nodes(root_plan(explained)):
         if node.get("Node Type") not in SEQUENTIAL_SCANS:
             continue
         name = _qualified(node)
-        rows = table_rows.get(name, table_rows.get(str(node.get("Relation Name")), threshold))
+        rows = _rows_of(name, table_rows, threshold)
         if rows >= threshold:
             findings.append(
                 SeqScanFinding(

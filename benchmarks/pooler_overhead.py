@@ -141,9 +141,15 @@ def build_result(
         name="pooler",
         title="Pooler overhead (pgbench -S, simple protocol, median of rounds)",
         columns=[
-            "clients", "direct tps", "pooled tps", "direct/pooled", "direct µs/tx",
-            "pooled µs/tx", "added latency µs", "added time µs",
-        ],  # fmt: skip
+            "clients",
+            "direct tps",
+            "pooled tps",
+            "direct/pooled",
+            "direct µs/tx",
+            "pooled µs/tx",
+            "added latency µs",
+            "added time µs",
+        ],
         rows=rows,
         checks=checks,
         notes=[

@@ -49,7 +49,8 @@ class TargetCheck:
             return "N/A"
         if passed:
             return "PASS"
-        assert self.measured is not None and self.excess is not None
+        assert self.measured is not None
+        assert self.excess is not None
         times = f", {self.measured / self.limit:.2f}x the limit" if self.limit else ""
         return f"MISS by {_number(self.excess)} {self.unit}{times}"
 

@@ -195,13 +195,14 @@ def operations() -> list[tuple[str, Operation]]:
 
 
 def load_parameters(conninfo: ConnInfo, seed: int = 7) -> WorkloadParameters:
-    rng = random.Random(seed)  # noqa: S311 - picking test keys, not secrets
+    rng = random.Random(seed)
     with psycopg.connect(conninfo.dsn()) as conn:
         bounds = conn.execute(
             "SELECT (SELECT max(id) FROM patients), (SELECT max(id) FROM appointments),"
             " (SELECT max(started_at) FROM encounters)"
         ).fetchone()
-        assert bounds is not None and bounds[0] is not None, "the database holds no patients"
+        if bounds is None or bounds[0] is None:
+            raise RuntimeError("the database holds no patients")
         max_patient, max_appointment, last_encounter = bounds
         wanted_patients = [rng.randint(1, max_patient) for _ in range(SAMPLE_PATIENTS)]
         rows = conn.execute(
@@ -273,7 +274,7 @@ def run_cell(
 
     def work(index: int) -> None:
         conn = connections[index]
-        rng = random.Random(index * 7919 + len(name))  # noqa: S311 - choosing test keys
+        rng = random.Random(index * 7919 + len(name))
         samples = per_thread[index]
         warm_until = time.perf_counter() + WARMUP_SECONDS
         while time.perf_counter() < warm_until:
@@ -343,7 +344,7 @@ def table_sizes(conninfo: ConnInfo) -> dict[str, int]:
 def explain_reads(conninfo: ConnInfo, params: WorkloadParameters) -> list[dict[str, Any]]:
     """EXPLAIN (ANALYZE, BUFFERS) of each read with real keys, and its seq-scan findings."""
     sizes = table_sizes(conninfo)
-    rng = random.Random(11)  # noqa: S311 - choosing test keys
+    rng = random.Random(11)
     captured: list[dict[str, Any]] = []
     with psycopg.connect(conninfo.dsn(), autocommit=True) as conn:
         cursor = psycopg.ClientCursor(conn)
@@ -453,9 +454,18 @@ def build_result(
         name="latency",
         title=f"Workload latency ({scale} patients, ms)",
         columns=[
-            "mode", "clients", "operation", "count", "ops/s", "mean", "p50", "p95", "p99",
-            "max", "errors",
-        ],  # fmt: skip
+            "mode",
+            "clients",
+            "operation",
+            "count",
+            "ops/s",
+            "mean",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "errors",
+        ],
         rows=rows,
         checks=checks,
         notes=notes,

@@ -63,13 +63,13 @@ KINDS: dict[str, Kind] = {
 # needs list/watch/patch on DatabaseSchema and create on events; the chart adds those.
 API_CALLS: dict[str, frozenset[str]] = {
     "DatabaseSchema": frozenset({"get", "patch"}),
-    "Secret": frozenset({"get", "create", "patch"}),
-    "ConfigMap": frozenset({"get", "create", "patch"}),
-    "Service": frozenset({"get", "create", "patch"}),
+    "Secret": frozenset({"get", "create", "patch", "delete"}),
+    "ConfigMap": frozenset({"get", "create", "patch", "delete"}),
+    "Service": frozenset({"get", "create", "patch", "delete"}),
     "Event": frozenset({"create"}),
-    "Deployment": frozenset({"get", "create", "patch"}),
+    "Deployment": frozenset({"get", "create", "patch", "delete"}),
     "CronJob": frozenset({"get", "create", "patch", "delete"}),
-    "Job": frozenset({"get", "list", "create"}),
+    "Job": frozenset({"list", "create"}),
 }
 
 

@@ -17,6 +17,7 @@ from dbkeeper.api import GROUP, PLURAL, VERSION
 from dbkeeper.reconcile.deletion import finalize_schema
 from dbkeeper.reconcile.recheck import recheck_schema
 from dbkeeper.reconcile.schema import reconcile_schema
+from dbkeeper.reconcile.workloads import recheck_workloads, reconcile_workloads
 
 
 @kopf.on.startup()
@@ -36,6 +37,13 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     kopf_glue.handle(reconcile_schema, body, memo, retry)
 
 
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+def workloads(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    kopf_glue.handle(reconcile_workloads, body, memo, retry)
+
+
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 def delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     kopf_glue.handle(finalize_schema, body, memo, retry)
@@ -49,3 +57,4 @@ async def recheck(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     while True:
         await asyncio.sleep(interval)
         await loop.run_in_executor(None, kopf_glue.handle, recheck_schema, dict(body), memo, 0)
+        await loop.run_in_executor(None, kopf_glue.handle, recheck_workloads, dict(body), memo, 0)

@@ -34,6 +34,11 @@ def crds_dir() -> Path:
     return _bundled("_bundled_crds", "crds")
 
 
+def examples_dir() -> Path:
+    """The example DatabaseSchema manifests (the demo applies healthcare.yaml)."""
+    return _bundled("_bundled_examples", "examples")
+
+
 def source_root() -> Path:
     """The repository root when running from a checkout (tests, demo)."""
     return _SOURCE_ROOT

@@ -70,30 +70,30 @@ this list against the code, so a new call without a rule fails a test.
   resources: [secrets]
   resourceNames:
     {{- toYaml .Values.watch.secretNames | nindent 4 }}
-  verbs: [get, patch]
+  verbs: [get, patch, delete]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create]
 {{- else }}
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
 {{- end }}
 # The pooler's ConfigMap and Service.
 - apiGroups: [""]
   resources: [configmaps, services]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, create, patch, delete]
 # On-demand backups run as Jobs.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, create]
+  verbs: [list, create]
 {{- end -}}

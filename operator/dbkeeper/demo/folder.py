@@ -7,6 +7,7 @@ it at once::
     postgres/       the PostgreSQL cluster (data, socket, server log)
     pooler/         pgbouncer.ini, userlist.txt, its log and pid
     backups/        the backup catalog (one folder per backup)
+    objects/        objects a reconciler asked to apply (kept for reading; none run)
     secrets.json    the Secrets the resource names (mode 0600)
     resource.yaml   the DatabaseSchema as last applied
     status.json     its status as last written

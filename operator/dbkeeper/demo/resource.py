@@ -20,12 +20,12 @@ import yaml
 
 from dbkeeper.api import SpecInvalid, parse_manifest
 from dbkeeper.demo.folder import DemoError, DemoFolder
-from dbkeeper.paths import source_root
+from dbkeeper.paths import examples_dir
 from dbkeeper.reconcile.runtime import ResourceView
 
 
 def example_path() -> Path:
-    return source_root() / "examples" / "healthcare.yaml"
+    return examples_dir() / "healthcare.yaml"
 
 
 def load_example(path: Path | None = None) -> dict[str, Any]:

@@ -204,14 +204,14 @@ def _roll_back_and_forward(session: Session, local: dict[str, Any]) -> AppliedRe
     after = _reconcile(session, applied)
     _backup_note(session, before, after)
     _show_status(session, applied, conditions=False)
-    session.say.say(f"and forward again: targetRevision: head ({head})")
+    session.say.say(f"\nand forward again: targetRevision: head ({head})")
     before = after
     applied = apply_resource(session.folder, local, session.now())
     after = _reconcile(session, applied)
     _backup_note(session, before, after)
     _show_status(session, applied, conditions=False)
     session.say.say(
-        "a backup was taken before each move (backupBeforeMigrate: true), so either move\n"
+        "\na backup was taken before each move (backupBeforeMigrate: true), so either move\n"
         f"could be undone by restoring it; they lie in {session.folder.backups}"
     )
     return applied
@@ -350,7 +350,7 @@ def demo_up(folder: DemoFolder, out: TextIO) -> None:
     )
 
     say.step("Reconcile: the operator's own code moves the schema to the target")
-    say.say(f"Events as `kubectl get events` would list them (in full in {folder.events_log}):")
+    say.say(f"(its Events are shown as they happen, and kept in full in {folder.events_log})")
     before = folder.read_status()
     after = _reconcile(session, applied)
     _backup_note(session, before, after)
@@ -404,10 +404,12 @@ def demo_up(folder: DemoFolder, out: TextIO) -> None:
 def _summary(session: Session, client: ConnInfo, secret_name: str, seconds: float) -> None:
     folder = session.folder
     direct = dataclasses.replace(client, port=session.pg.port)
+    server, pooler = f"127.0.0.1:{session.pg.port}", f"127.0.0.1:{client.port}"
+    width = max(len(server), len(pooler))
     session.say.heading(
         f"\nRunning (done in {seconds:.1f} s):\n"
-        f"  PostgreSQL   127.0.0.1:{session.pg.port}    data in {folder.postgres}\n"
-        f"  pgbouncer    127.0.0.1:{client.port}    config in {folder.pooler}\n"
+        f"  PostgreSQL   {server.ljust(width)}   data in {folder.postgres}\n"
+        f"  pgbouncer    {pooler.ljust(width)}   config in {folder.pooler}\n"
         f"Connect:\n"
         f"  through the pooler  psql '{shown_dsn(client)}'\n"
         f"  directly            psql '{shown_dsn(direct)}'\n"
@@ -425,10 +427,13 @@ def demo_down(folder: DemoFolder, out: TextIO) -> None:
         print("stopped pgbouncer", file=out)
     pg = LocalPostgres(folder.postgres)
     if pg.is_initialized():
+        pg.load_port()
         try:
             pg.stop()
         except RuntimeError as exc:
-            raise DemoError(f"PostgreSQL did not stop: {exc}") from None
+            # A stale pid file of a server that is gone is no reason to keep the folder.
+            if pg.is_running():
+                raise DemoError(f"PostgreSQL did not stop: {exc}") from None
         print("stopped PostgreSQL", file=out)
     shutil.rmtree(folder.root)
     print(f"removed {folder.root}", file=out)

@@ -36,6 +36,10 @@ _QUERY_CANCELED = "57014"
 _MAX_ERROR_LENGTH = 2000
 
 
+def _count(revisions: int) -> str:
+    return "1 revision" if revisions == 1 else f"{revisions} revisions"
+
+
 def _describe(revision: str | None) -> str:
     return revision if revision is not None else "base (empty)"
 
@@ -152,7 +156,7 @@ class _Mover:
             self.emit(
                 "started",
                 f"Migrating {self.conninfo.dbname} from {_describe(plan.from_revision)} to "
-                f"{_describe(plan.to_revision)} ({len(plan.steps)} revisions, set "
+                f"{_describe(plan.to_revision)} ({_count(len(plan.steps))}, set "
                 f"{self.migration_set.name}).",
             )
             for step in plan.steps:
@@ -162,7 +166,7 @@ class _Mover:
             self.emit(
                 "finished",
                 f"Database {self.conninfo.dbname} is now at {_describe(plan.to_revision)} "
-                f"({len(plan.steps)} revisions in {time.monotonic() - started:.1f}s).",
+                f"({_count(len(plan.steps))} in {time.monotonic() - started:.1f}s).",
             )
             return self._result(plan, started)
 

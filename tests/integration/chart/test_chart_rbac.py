@@ -98,7 +98,8 @@ def _bound_to_the_operator(objects: list[Manifest], binding_kind: str, role: Man
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_cluster_wide_mode_grants_exactly_what_is_called(helm: Path, replicas: int) -> None:
     objects = render(helm, {"watch": {"namespaces": []}, "replicas": replicas})
-    assert not of_kind(objects, "Role") and not of_kind(objects, "RoleBinding")
+    assert not of_kind(objects, "Role")
+    assert not of_kind(objects, "RoleBinding")
     (role,) = of_kind(objects, "ClusterRole")
     _no_wildcards(role["rules"])
     assert _grants(role["rules"]) == _expected(clusterwide=True, peering=replicas > 1)
@@ -112,7 +113,8 @@ def test_namespaced_mode_grants_exactly_what_is_called_in_each_namespace(
 ) -> None:
     namespaces = ["health", "billing"]
     objects = render(helm, {"watch": {"namespaces": namespaces}, "replicas": replicas})
-    assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding")
+    assert not of_kind(objects, "ClusterRole")
+    assert not of_kind(objects, "ClusterRoleBinding")
     roles = of_kind(objects, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(namespaces)
     for role in roles:

@@ -153,8 +153,11 @@ def test_backup_claims_are_mounted_where_the_operator_looks(helm: Path) -> None:
     ]
     env = _env({"spec": {"template": {"spec": pod}}})
     mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
-              if "persistentVolumeClaim" in v}
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
     assert claims == {"backup-clinic-backups": "clinic-backups"}
     assert mounts["backup-clinic-backups"] == f"{env['DBKEEPER_BACKUP_DIR']}/clinic-backups"
 
@@ -189,7 +192,8 @@ def test_prometheus_rule_holds_the_rules_file_unchanged(helm: Path) -> None:
     rules_file = yaml.safe_load((CHART_DIR / "files" / "prometheus-rules.yaml").read_text())
     assert rule["spec"] == rules_file
     groups = rule["spec"]["groups"]
-    assert groups and all(g["name"] and g["rules"] for g in groups)
+    assert groups
+    assert all(g["name"] and g["rules"] for g in groups)
     assert all("alert" in r and "expr" in r for g in groups for r in g["rules"])
     # The Prometheus templates in the annotations survive helm untouched.
     texts = [json.dumps(r.get("annotations", {})) for g in groups for r in g["rules"]]

@@ -62,8 +62,10 @@ def test_events_are_printed_and_appended_to_the_log(tmp_path: Path) -> None:
         "2026-03-01T12:00:00Z health/clinic Warning LockTimeout gave up on patients",
     ]
     printed = out.getvalue().splitlines()
-    assert "RevisionApplied" in printed[0] and "applied 0003" in printed[0]
-    assert "Warning" in printed[1] and "LockTimeout" in printed[1]
+    assert "RevisionApplied" in printed[0]
+    assert "applied 0003" in printed[0]
+    assert "Warning" in printed[1]
+    assert "LockTimeout" in printed[1]
 
 
 def test_an_event_never_shows_a_password(tmp_path: Path) -> None:
@@ -82,7 +84,9 @@ def test_secrets_are_read_from_the_secrets_file(tmp_path: Path) -> None:
     secret = _runtime(tmp_path).read_secret("health", "clinic-owner")
 
     assert secret == created
-    assert secret is not None and secret["username"] == "clinic_owner" and secret["password"]
+    assert secret is not None
+    assert secret["username"] == "clinic_owner"
+    assert secret["password"]
     assert _runtime(tmp_path).read_secret("health", "other") is None
 
 

@@ -68,7 +68,9 @@ def test_the_status_table_has_the_printer_columns() -> None:
 def test_a_folder_the_service_user_cannot_enter_is_refused(tmp_path: Path) -> None:
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
-    stranger = ServiceUser(uid=closed.stat().st_uid + 4242, gid=closed.stat().st_gid + 4242, name="x")
+    stranger = ServiceUser(
+        uid=closed.stat().st_uid + 4242, gid=closed.stat().st_gid + 4242, name="x"
+    )
 
     with pytest.raises(DemoError, match=f"cannot enter {closed}.*DBKEEPER_DEMO_DIR"):
         check_traversable(closed / "demo", stranger)

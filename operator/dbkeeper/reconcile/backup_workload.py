@@ -1,0 +1,217 @@
+"""The backups of one DatabaseSchema in a cluster: CronJobs, on-demand Jobs, their outcome.
+
+``spec.backup`` becomes a backup CronJob (``schedule``) and a restore-drill CronJob
+(``verifySchedule``), both owned by the resource; removing either from the spec deletes
+its CronJob. The annotation ``dbkeeper.dev/backup-now`` asks for one backup: a Job is
+created once per annotation value, and the value is recorded in
+``status.lastBackupRequest``. The Jobs' outcome becomes ``status.lastBackup`` and the
+conditions ``BackupHealthy`` and ``RestoreVerified``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from dbkeeper.api import (
+    ANNOTATION_BACKUP_NOW,
+    ConditionType,
+    DatabaseSchemaSpec,
+    Reason,
+)
+from dbkeeper.api.spec import BackupSpec
+from dbkeeper.kube import KubeError
+from dbkeeper.manifests.backup import (
+    BackupJobSettings,
+    backup_cronjob_name,
+    build_backup_cronjob,
+    build_backup_job,
+    build_verify_cronjob,
+    verify_cronjob_name,
+)
+from dbkeeper.reconcile.backup_jobs import (
+    BACKUP_COMPONENT,
+    VERIFY_COMPONENT,
+    JobRun,
+    backup_verdict,
+    drill_verdict,
+    job_run,
+    last_backup,
+)
+from dbkeeper.reconcile.backup_metrics import publish_backups
+from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
+from dbkeeper.reconcile.kube_runtime import KubeRuntime
+from dbkeeper.reconcile.pooler_workload import owner_reference
+from dbkeeper.reconcile.runtime import ResourceView
+from dbkeeper.reconcile.status_report import StatusReport
+from dbkeeper.settings import Settings
+
+_CONFLICT = 409
+
+
+def job_selector(resource_name: str) -> str:
+    """Labels of every backup and drill Job of one resource (scheduled or on request)."""
+    return (
+        "app.kubernetes.io/name=dbkeeper,"
+        f"app.kubernetes.io/instance={resource_name},"
+        f"app.kubernetes.io/component in ({BACKUP_COMPONENT},{VERIFY_COMPONENT})"
+    )
+
+
+def on_demand_job_name(resource_name: str, request: str) -> str:
+    """One Job name per request value, so asking twice with one value makes one Job."""
+    digest = hashlib.sha256(request.encode()).hexdigest()[:10]
+    return f"{resource_name}-backup-now-{digest}"
+
+
+def _endpoint(
+    view: ResourceView, spec: DatabaseSchemaSpec, runtime: KubeRuntime
+) -> tuple[str, int]:
+    endpoints = spec.database.endpoints()
+    if len(endpoints) == 1:
+        return endpoints[0].host, endpoints[0].port
+    try:
+        primary = database_conninfo(spec, view, runtime)
+    except (CredentialsUnavailable, NoPrimary):
+        # pg_dump also works against a standby; the next pass repoints the CronJobs.
+        return endpoints[0].host, endpoints[0].port
+    return primary.host, primary.port
+
+
+def job_settings(
+    view: ResourceView,
+    spec: DatabaseSchemaSpec,
+    backup: BackupSpec,
+    claim_name: str,
+    host: str,
+    port: int,
+    settings: Settings,
+) -> BackupJobSettings:
+    """What the backup pods are built from (pure)."""
+    max_age = backup.retention.max_age
+    return BackupJobSettings(
+        resource_name=view.name,
+        namespace=view.namespace,
+        image=settings.image,
+        database_host=host,
+        database_port=port,
+        database_name=spec.database.name,
+        credentials_secret=spec.database.credentials_secret,
+        claim_name=claim_name,
+        owner_reference=owner_reference(view),
+        keep_last=backup.retention.keep_last,
+        max_age=None if max_age is None else f"{int(max_age.total_seconds())}s",
+        jobs=backup.jobs,
+        sslmode=spec.database.ssl_mode,
+        suspend=backup.suspend,
+    )
+
+
+def reconcile_backups(
+    view: ResourceView,
+    spec: DatabaseSchemaSpec,
+    runtime: KubeRuntime,
+    settings: Settings,
+    report: StatusReport,
+) -> None:
+    """Apply or remove the CronJobs, act on a backup request, report the Jobs' outcome."""
+    backup = spec.backup
+    claim = backup.destination.persistent_volume_claim if backup is not None else None
+    if backup is None or claim is None:
+        for name in (backup_cronjob_name(view.name), verify_cronjob_name(view.name)):
+            runtime.delete_owned(view, "CronJob", name)
+        if backup is None:
+            report.drop_condition(ConditionType.BACKUP_HEALTHY)
+            report.drop_condition(ConditionType.RESTORE_VERIFIED)
+            return
+        report.condition(
+            ConditionType.BACKUP_HEALTHY,
+            "False",
+            Reason.INVALID_SPEC,
+            "spec.backup.destination.directory is for runs outside a cluster; backup pods "
+            "need spec.backup.destination.persistentVolumeClaim",
+            event="Warning",
+        )
+        return
+    host, port = _endpoint(view, spec, runtime)
+    job = job_settings(view, spec, backup, claim.claim_name, host, port, settings)
+    _apply_cronjobs(view, runtime, job, backup)
+    _act_on_request(view, runtime, job, report)
+    jobs = runtime.kube.list("Job", view.namespace, job_selector(view.name))
+    runs = [job_run(j) for j in jobs]
+    _report_runs(view, runtime, backup, runs, report)
+
+
+def _apply_cronjobs(
+    view: ResourceView, runtime: KubeRuntime, job: BackupJobSettings, backup: BackupSpec
+) -> None:
+    scheduled = (
+        (backup_cronjob_name(view.name), backup.schedule, build_backup_cronjob),
+        (verify_cronjob_name(view.name), backup.verify_schedule, build_verify_cronjob),
+    )
+    for name, schedule, build in scheduled:
+        if schedule is None:
+            runtime.delete_owned(view, "CronJob", name)
+        else:
+            runtime.apply(view, build(job, schedule))
+
+
+def _act_on_request(
+    view: ResourceView, runtime: KubeRuntime, job: BackupJobSettings, report: StatusReport
+) -> None:
+    request = view.annotations.get(ANNOTATION_BACKUP_NOW, "").strip()
+    if not request or request == report.status.last_backup_request:
+        return
+    name = on_demand_job_name(view.name, request)
+    try:
+        runtime.kube.create(build_backup_job(job, name))
+    except KubeError as exc:
+        # Created by an earlier pass that could not record the request: same Job.
+        if exc.status != _CONFLICT:
+            raise
+    report.update(last_backup_request=request)
+    report.event("Normal", "BackupRequested", f"backup requested ({request}): job {name}")
+
+
+def _creation_time(runtime: KubeRuntime, view: ResourceView, name: str) -> datetime | None:
+    found = runtime.kube.get("CronJob", view.namespace, name)
+    raw = ((found or {}).get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _report_runs(
+    view: ResourceView,
+    runtime: KubeRuntime,
+    backup: BackupSpec,
+    runs: list[JobRun],
+    report: StatusReport,
+) -> None:
+    now = report.now
+    latest = last_backup(report.status.last_backup, runs)
+    report.update(last_backup=latest)
+    enabled_since = _creation_time(runtime, view, backup_cronjob_name(view.name)) or now
+    verdict = backup_verdict(runs, latest, backup.schedule, backup.suspend, enabled_since, now)
+    report.condition(
+        ConditionType.BACKUP_HEALTHY,
+        verdict.status,
+        verdict.reason,
+        verdict.message,
+        event="Warning" if verdict.status == "False" else None,
+    )
+    if backup.verify_schedule is not None or any(r.component == VERIFY_COMPONENT for r in runs):
+        drill = drill_verdict(runs)
+        report.condition(
+            ConditionType.RESTORE_VERIFIED,
+            drill.status,
+            drill.reason,
+            drill.message,
+            event="Warning" if drill.status == "False" else None,
+        )
+    else:
+        report.drop_condition(ConditionType.RESTORE_VERIFIED)
+    publish_backups(view, backup, runs, latest, enabled_since, now)

@@ -1,0 +1,316 @@
+"""The pooler of one DatabaseSchema in a cluster: its four objects, its roles, its status.
+
+From ``spec.pooler`` and the credentials Secrets this builds the PgBouncer settings and
+userlist (:func:`pooler_input`, pure), gives each pooled role the SCRAM verifier that is
+in the userlist, applies ConfigMap, Secret, Deployment and Service, and reports
+``PoolerReady`` from the Deployment's ready replicas. Disabling the pooler deletes the
+objects again.
+
+Verifiers use a salt derived from the resource and the role, so the same password gives
+the same verifier on every pass: the Secret's hash stays put and nothing is rolled or
+re-keyed until a password really changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dbkeeper.api import API_VERSION, KIND, ConditionType, DatabaseSchemaSpec, PoolerStatus, Reason
+from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.manifests import HASH_ANNOTATION
+from dbkeeper.manifests.pooler import (
+    PoolerObjectsInput,
+    build_pooler_configmap,
+    build_pooler_deployment,
+    build_pooler_secret,
+    build_pooler_service,
+)
+from dbkeeper.pooler.render import UserEntry
+from dbkeeper.pooler.scram import SALT_BYTES, scram_verifier
+from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings, PoolerSettingsError
+from dbkeeper.reconcile.connection import (
+    PASSWORD_KEY,
+    USERNAME_KEY,
+    CredentialsUnavailable,
+    NoPrimary,
+    database_conninfo,
+)
+from dbkeeper.reconcile.kube_runtime import KubeRuntime
+from dbkeeper.reconcile.runtime import ResourceView
+from dbkeeper.reconcile.status_report import StatusReport
+from dbkeeper.settings import Settings
+
+POOLER_KINDS = ("Deployment", "Service", "ConfigMap", "Secret")
+_NAME_LIMIT = 63
+
+
+class PoolerUnavailable(Exception):
+    """The pooler cannot be configured yet; ``reason`` is a condition reason."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PooledRole:
+    """A role that logs in through the pooler, with its password (never written out)."""
+
+    name: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"PooledRole({self.name!r})"
+
+
+def pooler_name(resource_name: str) -> str:
+    """Name of the pooler's objects (and its Service's DNS name)."""
+    name = f"{resource_name}-pooler"
+    if len(name) <= _NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: _NAME_LIMIT - 9].rstrip('-')}-{digest}"
+
+
+def verifier_salt(namespace: str, resource: str, user: str) -> bytes:
+    """A fixed salt per resource and role, so a password always gives the same verifier."""
+    seed = f"dbkeeper-pooler:{namespace}/{resource}/{user}".encode()
+    return hashlib.sha256(seed).digest()[:SALT_BYTES]
+
+
+def owner_reference(view: ResourceView) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": view.name,
+        "uid": view.uid or "",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def pgbouncer_settings(spec: DatabaseSchemaSpec, host: str, port: int) -> PgBouncerSettings:
+    """``spec.pooler`` as PgBouncer settings, pooling ``spec.database.name`` at host:port."""
+    pooler = spec.pooler
+    if pooler.server_tls.ssl_mode in ("verify-ca", "verify-full"):
+        raise PoolerSettingsError(
+            "serverTls.sslMode",
+            f"{pooler.server_tls.ssl_mode} is not available for pooler pods yet; use "
+            "require (encrypted, certificate not checked) or disable",
+        )
+    if pooler.client_tls.ssl_mode != "disable":
+        raise PoolerSettingsError(
+            "clientTls.sslMode",
+            f"{pooler.client_tls.ssl_mode} is not available for pooler pods yet; use disable",
+        )
+    name = spec.database.name
+    return PgBouncerSettings(
+        databases=(DatabaseTarget(alias=name, host=host, port=port, dbname=name),),
+        listen_port=pooler.port,
+        pool_mode=pooler.pool_mode,
+        default_pool_size=pooler.default_pool_size,
+        min_pool_size=pooler.min_pool_size,
+        reserve_pool_size=pooler.reserve_pool_size,
+        max_client_conn=pooler.max_client_connections,
+        max_db_connections=pooler.max_database_connections,
+        query_wait_timeout=pooler.query_wait_timeout.total_seconds(),
+        server_idle_timeout=pooler.server_idle_timeout.total_seconds(),
+        server_tls_sslmode=pooler.server_tls.ssl_mode,
+    )
+
+
+def _resources(spec: DatabaseSchemaSpec) -> dict[str, dict[str, str]] | None:
+    wanted = spec.pooler.resources
+    if wanted is None:
+        return None
+    result: dict[str, dict[str, str]] = {}
+    for kind in ("requests", "limits"):
+        values = getattr(wanted, kind)
+        if values is None:
+            continue
+        amounts = {k: str(v) for k, v in (("cpu", values.cpu), ("memory", values.memory)) if v}
+        if amounts:
+            result[kind] = amounts
+    return result or None
+
+
+def pooler_input(
+    view: ResourceView,
+    spec: DatabaseSchemaSpec,
+    host: str,
+    port: int,
+    roles: tuple[PooledRole, ...],
+    settings: Settings,
+) -> PoolerObjectsInput:
+    """Everything the pooler's objects are built from (pure; raises PoolerSettingsError)."""
+    users = tuple(
+        UserEntry(
+            role.name,
+            scram_verifier(role.password, salt=verifier_salt(view.namespace, view.name, role.name)),
+        )
+        for role in roles
+    )
+    extra: dict[str, Any] = {}
+    resources = _resources(spec)
+    if resources is not None:
+        extra["resources"] = resources
+    return PoolerObjectsInput(
+        name=pooler_name(view.name),
+        namespace=view.namespace,
+        owner_reference=owner_reference(view),
+        settings=pgbouncer_settings(spec, host, port),
+        users=users,
+        image=settings.image,
+        replicas=spec.pooler.replicas,
+        **extra,
+    )
+
+
+def pooled_roles(
+    view: ResourceView, spec: DatabaseSchemaSpec, runtime: KubeRuntime, owner: ConnInfo
+) -> tuple[tuple[PooledRole, ...], list[str]]:
+    """The owner and the spec's roles; and the roles left out because their Secret is not
+    usable yet."""
+    assert owner.password is not None
+    found = {owner.user: PooledRole(owner.user, owner.password)}
+    missing: list[str] = []
+    roles = spec.roles
+    for kind in ("owner", "app", "readonly", "auditor"):
+        role = getattr(roles, kind) if roles is not None else None
+        if role is None:
+            continue
+        data = runtime.read_secret(view.namespace, role.secret) or {}
+        username = role.username or data.get(USERNAME_KEY)
+        password = data.get(PASSWORD_KEY)
+        if not username or not password:
+            missing.append(f"{kind} (Secret {role.secret})")
+            continue
+        found.setdefault(username, PooledRole(username, password))
+    return tuple(sorted(found.values(), key=lambda r: r.name)), missing
+
+
+def set_role_verifiers(
+    server: ConnInfo, roles: tuple[PooledRole, ...], inp: PoolerObjectsInput
+) -> None:
+    """Store each role's userlist verifier in PostgreSQL, logged in as that role.
+
+    PgBouncer logs in to the server with the verifier it holds, so the server must hold
+    the very same string. ``ALTER ROLE CURRENT_USER PASSWORD`` is allowed to every role
+    and leaves the password itself unchanged.
+    """
+    verifiers = {user.name: user.verifier for user in inp.users}
+    for role in roles:
+        target = ConnInfo(
+            host=server.host,
+            port=server.port,
+            dbname=server.dbname,
+            user=role.name,
+            password=role.password,
+            sslmode=server.sslmode,
+            sslrootcert=server.sslrootcert,
+            connect_timeout=server.connect_timeout,
+        )
+        try:
+            with psycopg.connect(target.dsn(), autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(
+                        sql.Literal(verifiers[role.name])
+                    )
+                )
+        except psycopg.Error as exc:
+            raise PoolerUnavailable(
+                Reason.POOLER_NOT_READY,
+                f"cannot give role {role.name} the pooler's verifier: {redact(str(exc)).strip()}",
+            ) from None
+
+
+def _current_hash(runtime: KubeRuntime, kind: str, namespace: str, name: str) -> str | None:
+    found = runtime.kube.get(kind, namespace, name)
+    if found is None:
+        return None
+    annotations: Mapping[str, str] = (found.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(HASH_ANNOTATION)
+
+
+def _readiness(deployment: Mapping[str, Any] | None, wanted: int) -> tuple[bool, str]:
+    status = (deployment or {}).get("status") or {}
+    ready = int(status.get("readyReplicas") or 0)
+    if ready >= 1:
+        if ready >= wanted:
+            return True, f"{ready}/{wanted} pooler replicas ready"
+        return True, f"{ready}/{wanted} pooler replicas ready; waiting for the rest"
+    return False, f"waiting for a pooler replica to become ready (0/{wanted} ready)"
+
+
+def reconcile_pooler(
+    view: ResourceView,
+    spec: DatabaseSchemaSpec,
+    runtime: KubeRuntime,
+    settings: Settings,
+    report: StatusReport,
+) -> bool:
+    """Apply or remove the pooler and report it; False when it must be tried again."""
+    if not spec.pooler.enabled:
+        remove_pooler(view, runtime, report)
+        return True
+    try:
+        server = database_conninfo(spec, view, runtime)
+        roles, missing = pooled_roles(view, spec, runtime, server)
+        inp = pooler_input(view, spec, server.host, server.port, roles, settings)
+        secret = build_pooler_secret(inp)
+        secret_hash = secret["metadata"]["annotations"][HASH_ANNOTATION]
+        if _current_hash(runtime, "Secret", view.namespace, inp.name) != secret_hash:
+            # Before the Secret: pods must never hold a verifier the server does not.
+            set_role_verifiers(server, roles, inp)
+    except (CredentialsUnavailable, NoPrimary, PoolerUnavailable) as exc:
+        report.condition(ConditionType.POOLER_READY, "False", Reason.POOLER_NOT_READY, str(exc))
+        return False
+    except PoolerSettingsError as exc:
+        report.condition(
+            ConditionType.POOLER_READY,
+            "False",
+            Reason.POOLER_CONFIG_INVALID,
+            str(exc),
+            event="Warning",
+        )
+        return True
+    configmap = build_pooler_configmap(inp)
+    for obj in (configmap, secret, build_pooler_deployment(inp), build_pooler_service(inp)):
+        runtime.apply(view, obj)
+    ready, message = _readiness(
+        runtime.kube.get("Deployment", view.namespace, inp.name), inp.replicas
+    )
+    if missing:
+        message += "; left out until their Secret has username and password: " + ", ".join(missing)
+    report.condition(
+        ConditionType.POOLER_READY,
+        "True" if ready else "False",
+        Reason.POOLER_READY if ready else Reason.POOLER_NOT_READY,
+        message,
+        event="Normal" if ready else None,
+    )
+    report.update(
+        pooler=PoolerStatus(
+            endpoint=f"{inp.name}.{view.namespace}.svc:{inp.settings.listen_port}",
+            config_hash=configmap["metadata"]["annotations"][HASH_ANNOTATION],
+        )
+    )
+    return True
+
+
+def remove_pooler(view: ResourceView, runtime: KubeRuntime, report: StatusReport) -> None:
+    """Delete the pooler's objects (only ours) and its status."""
+    name = pooler_name(view.name)
+    removed = [kind for kind in POOLER_KINDS if runtime.delete_owned(view, kind, name)]
+    if removed:
+        report.event(
+            "Normal", "PoolerRemoved", f"pooler disabled: removed {', '.join(removed)} {name}"
+        )
+    report.drop_condition(ConditionType.POOLER_READY)
+    report.update(pooler=None)
