@@ -215,9 +215,15 @@ class LocalPostgres:
     def stop(self, mode: str = "fast") -> None:
         if not (self.data_dir / "postmaster.pid").exists():
             return
-        self._run_as_service(
-            [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"]
-        )
+        try:
+            self._run_as_service(
+                [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"]
+            )
+        except RuntimeError:
+            # A postmaster.pid left by a server that is gone (killed, machine restarted)
+            # makes pg_ctl fail; there is nothing left to stop then.
+            if self._accepts():
+                raise
 
     def destroy(self) -> None:
         """Stop the server (immediately) and remove every file of the cluster."""

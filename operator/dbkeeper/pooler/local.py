@@ -135,6 +135,8 @@ class LocalPgBouncer:
                 stderr=subprocess.STDOUT,
                 cwd=self.base_dir,
                 preexec_fn=service_user().preexec(),  # pgbouncer refuses to run as root
+                # Its own session: a Ctrl-C meant for the caller must not reach it.
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -163,6 +165,11 @@ class LocalPgBouncer:
             return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    @property
+    def pid(self) -> int | None:
+        """The pgbouncer process id while it runs under this object."""
+        return self._process.pid if self._process is not None else None
 
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
