@@ -7,7 +7,7 @@
 #   docker build --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest> .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# ---- build: the wheel, with the migration sets and CRDs inside the package ----
+# ---- build: the wheel, with the migration sets, CRDs and examples inside the package ----
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY constraints.txt ./
@@ -16,6 +16,7 @@ COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY migrations/ migrations/
 COPY crds/ crds/
+COPY examples/ examples/
 RUN python -m build --wheel --outdir /dist
 
 # ---- runtime ----

@@ -52,6 +52,9 @@ def configure(kopf_settings: kopf.OperatorSettings, memo: kopf.Memo) -> Operator
     # dbkeeper posts its own Events with reasons from a closed set; kopf's would repeat them.
     kopf_settings.posting.enabled = False
     kopf_settings.watching.server_timeout = 300
+    if settings.namespaces:
+        # Namespaced RBAC cannot list namespaces or CRDs; the namespaces are given anyway.
+        kopf_settings.scanning.disabled = True
     server = None
     if settings.metrics_port and memo.get("metrics", True):
         server = metrics.start_metrics_server(settings.metrics_port)

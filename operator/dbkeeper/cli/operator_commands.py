@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 from typing import Any
 
 from dbkeeper.cli.common import CommandError
@@ -38,6 +39,9 @@ def run_operator(args: argparse.Namespace) -> int:
         "namespaces": list(settings.namespaces),
         "standalone": settings.peering is None,
         "peering_name": settings.peering,
+        # Replicas with equal priorities would all pause (kopf sees a conflict); a random
+        # one makes exactly one replica active and another take over when it goes.
+        "priority": secrets.randbelow(32767) + 1,
         "liveness_endpoint": liveness,
         "memo": kopf.Memo(settings=settings),
     }

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,13 @@ def test_installs_the_wheel_built_in_the_build_stage(dockerfile: Dockerfile) -> 
 def test_entrypoint_is_dbkeeper_running_the_operator(dockerfile: Dockerfile) -> None:
     assert json.loads(dockerfile.final.all("ENTRYPOINT")[-1]) == ["dbkeeper"]
     assert json.loads(dockerfile.final.all("CMD")[-1]) == ["operator"]
+
+
+def test_build_stage_copies_every_folder_the_wheel_bundles(dockerfile: Dockerfile) -> None:
+    pyproject = tomllib.loads((source_root() / "pyproject.toml").read_text())
+    bundled = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"].get("force-include", {})
+    missing = set(bundled) - set(dockerfile.build_stage_sources())
+    assert not missing, f"the Dockerfile's build stage does not COPY {sorted(missing)}"
 
 
 def test_build_context_keeps_what_the_build_copies(dockerfile: Dockerfile) -> None:

@@ -77,7 +77,8 @@ def test_the_acting_user_is_logged_in_the_same_session(
     lines = _lines_with(pg_cluster.log_file, actor)
     set_lines = [line for line in lines if "MISC,SET" in line]
     read_lines = [line for line in lines if "READ,SELECT,TABLE,public.observations" in line]
-    assert set_lines and read_lines, lines
+    assert set_lines, lines
+    assert read_lines, lines
     assert all(f"[{pid[0]}]" in line for line in set_lines + read_lines)
 
 

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from dbkeeper.local.postgres import LocalPostgres
+from dbkeeper.migrate import MigrationOptions, MigrationSet, migrate
 from dbkeeper.security import (
     PrivilegeDeclaration,
     RoleDeclaration,
@@ -49,6 +50,21 @@ def test_new_roles_are_reported_missing_then_created_in_sync(
     report = apply_roles(admin, database, roles.declarations, privileges)
     assert set(report.created) == {r.username for r in roles.declarations}
     assert check_roles(admin, database, roles.declarations, privileges) == []
+
+
+def test_reports_and_drift_never_hold_a_password(
+    pg_cluster: LocalPostgres,
+    make_healthcare_db: MakeDatabase,
+    roles: RoleSet,
+    privileges: PrivilegeDeclaration,
+) -> None:
+    admin = pg_cluster.admin_conninfo()
+    database = make_healthcare_db().dbname
+    drifts = check_roles(admin, database, roles.declarations, privileges)
+    report = apply_roles(admin, database, roles.declarations, privileges)
+    shown = repr(report) + repr(drifts) + " ".join(map(str, drifts)) + " ".join(report.changes)
+    assert not [password for password in roles.passwords if password in shown]
+    assert "SCRAM-SHA-256$" not in shown
 
 
 def test_apply_is_idempotent(
@@ -160,17 +176,15 @@ def test_changed_password_is_reported_and_set(
 def test_tables_added_by_a_later_revision_are_reported_until_applied(
     pg_cluster: LocalPostgres,
     make_healthcare_db: MakeDatabase,
-    healthcare_set: object,
+    healthcare_set: MigrationSet,
     roles: RoleSet,
     privileges: PrivilegeDeclaration,
 ) -> None:
-    from dbkeeper.migrate import MigrationOptions, load_set, migrate
-
     admin = pg_cluster.admin_conninfo()
     info = make_healthcare_db("0002")
     apply_roles(admin, info.dbname, roles.declarations, privileges)
     assert check_roles(admin, info.dbname, roles.declarations, privileges) == []
-    migrate(info, load_set("healthcare"), MigrationOptions(target="0003", lint_mode="off"))
+    migrate(info, healthcare_set, MigrationOptions(target="0003", lint_mode="off"))
     drifts = check_roles(admin, info.dbname, roles.declarations, privileges)
     assert "ownership" in {d.kind for d in drifts}
     assert any("lacks SELECT on table public.patients" in str(d) for d in drifts)

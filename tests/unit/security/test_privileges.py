@@ -78,7 +78,7 @@ def test_a_table_outside_the_managed_schemas_is_refused() -> None:
 
 def test_an_unqualified_table_is_refused() -> None:
     text = "version: 1\nschemas: [public]\ntables: {x: [patients]}\n"
-    with pytest.raises(SecurityError, match="write tables as schema.table"):
+    with pytest.raises(SecurityError, match=r"write tables as schema\.table"):
         parse_privileges(text, SOURCE)
 
 
