@@ -1,0 +1,68 @@
+"""`dbkeeper operator` as users run it: its own process, settings from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from dbkeeper.local.postgres import free_port
+from dbkeeper.migrate import load_set
+from tests.k8s.harness import Cluster
+from tests.k8s.scenarios.conftest import (
+    OwnedDatabase,
+    schema_manifest,
+    secret_manifest,
+    wait_for_phase,
+)
+
+DBKEEPER = Path(sys.executable).with_name("dbkeeper")
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+def test_the_operator_command_reconciles_and_serves_health_and_metrics(
+    k8s_cluster: Cluster, owned_database: OwnedDatabase, tmp_path: Path
+) -> None:
+    metrics_port, health_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DBKEEPER_")},
+        "KUBECONFIG": str(k8s_cluster.kubeconfig_path),
+        "DBKEEPER_METRICS_PORT": str(metrics_port),
+        "DBKEEPER_HEALTH_PORT": str(health_port),
+        "DBKEEPER_RECHECK_INTERVAL": "2s",
+        "DBKEEPER_LOG_FORMAT": "json",
+        "DBKEEPER_NAMESPACES": "proc",
+    }
+    k8s_cluster.ensure_namespace("proc")
+    k8s_cluster.create(
+        secret_manifest("proc", "app-owner", owned_database.username, owned_database.password)
+    )
+    log_path = tmp_path / "operator.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(DBKEEPER), "operator"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            k8s_cluster.create(schema_manifest("proc", "app", owned_database, "app-owner"))
+            status = wait_for_phase(k8s_cluster, "proc", "app", "Ready", timeout=90)
+            health = _get(f"http://127.0.0.1:{health_port}/healthz")
+            _, metrics = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+    assert status["currentRevision"] == load_set("healthcare").head
+    assert health[0] == 200
+    assert 'dbkeeper_resource_phase{name="app",namespace="proc",phase="Ready"} 1.0' in metrics
+    lines = [line for line in log_path.read_text().splitlines() if line.startswith("{")]
+    assert lines, "no JSON log lines"
+    assert all("level" in json.loads(line) for line in lines)
+    assert owned_database.password not in log_path.read_text()
+    assert code == 0
