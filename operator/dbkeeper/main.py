@@ -50,14 +50,11 @@ def delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def recheck(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
-    # Runs until kopf stops it (resource deleted or operator stopping); the checks run in
-    # threads, so the stop flag is looked at between them rather than cancelling them.
+async def recheck(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # Runs until kopf cancels it (resource deleted or operator stopping).
     interval = kopf_glue.context_of(memo).settings.recheck_interval.total_seconds()
     loop = asyncio.get_running_loop()
-    while not stopped:
-        await stopped.wait(interval)
-        for check in (recheck_schema, recheck_workloads):
-            if stopped:
-                return
-            await loop.run_in_executor(None, kopf_glue.handle, check, dict(body), memo, 0)
+    while True:
+        await asyncio.sleep(interval)
+        await loop.run_in_executor(None, kopf_glue.handle, recheck_schema, dict(body), memo, 0)
+        await loop.run_in_executor(None, kopf_glue.handle, recheck_workloads, dict(body), memo, 0)

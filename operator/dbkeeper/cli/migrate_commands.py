@@ -20,6 +20,7 @@ from dbkeeper.cli.common import (
     connection_from_args,
     emit,
 )
+from dbkeeper.cli.resource_defaults import apply_resource_defaults
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.migrate import (
     LINT_MODES,
@@ -52,9 +53,18 @@ def _duration(text: str) -> timedelta:
 
 def _add_set_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--resource",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a DatabaseSchema manifest: its migrations settings (set, target, timeouts, "
+        "lint, consent, approvals) are the defaults and flags override them; without "
+        "--dsn/$DBKEEPER_DSN the database comes from it with PGUSER/PGPASSWORD",
+    )
+    parser.add_argument(
         "--set",
         dest="set_name",
-        default=DEFAULT_SET,
+        default=None,
         metavar="NAME",
         help=f"migration set to use (default: {DEFAULT_SET})",
     )
@@ -71,13 +81,13 @@ def _add_set_args(parser: argparse.ArgumentParser) -> None:
 def _add_move_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
-        default="head",
+        default=None,
         help="where to move: head (default), base, a revision id, or relative -N / +N",
     )
     parser.add_argument(
         "--lint",
         choices=LINT_MODES,
-        default="warn",
+        default=None,
         help="lint the SQL with squawk: off, warn (default) or block (unapproved "
         "findings stop the move)",
     )
@@ -108,6 +118,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     move.add_argument(
         "--allow-downgrade",
         action="store_true",
+        default=None,
         help="consent to moving below the current revision (reverting revisions)",
     )
     move.add_argument(
@@ -120,19 +131,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     move.add_argument(
         "--lock-timeout",
         type=_duration,
-        default=timedelta(seconds=5),
+        default=None,
         help="lock_timeout per statement (default 5s)",
     )
     move.add_argument(
         "--statement-timeout",
         type=_duration,
-        default=timedelta(minutes=15),
+        default=None,
         help="statement_timeout per statement (default 15m)",
     )
     move.add_argument(
         "--lock-retries",
         type=int,
-        default=3,
+        default=None,
         help="retries of a revision that hit the lock timeout (default 3)",
     )
     move.add_argument(
@@ -181,7 +192,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     lint.add_argument("files", nargs="*", type=Path, metavar="FILE", help="SQL files to lint")
     add_connection_args(lint)
     _add_set_args(lint)
-    lint.add_argument("--target", default="head", help="lint the steps up to this target")
+    lint.add_argument("--target", default=None, help="lint the steps up to this target")
     add_output_arg(lint)
     lint.set_defaults(handler=run_lint)
 
@@ -194,6 +205,7 @@ def _command_error(error: MigrationError) -> CommandError:
 
 
 def _load(args: argparse.Namespace) -> MigrationSet:
+    apply_resource_defaults(args)
     try:
         return load_set(args.set_name, args.migrations_dir)
     except MigrationError as error:
@@ -251,6 +263,7 @@ def _plan_text(plan: MovePlan, migration_set: MigrationSet, show_sql: bool) -> s
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    apply_resource_defaults(args)
     migration_set = _load(args)
     options = MigrationOptions(target=args.target, lint_mode=args.lint)
     try:
@@ -265,6 +278,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
+    apply_resource_defaults(args)
     conninfo = connection_from_args(args)
     migration_set = _load(args)
     if args.lock_retries < 0:
@@ -334,6 +348,7 @@ def _status_text(status: SchemaStatus, migration_set: MigrationSet, conninfo: Co
 
 
 def run_status(args: argparse.Namespace) -> int:
+    apply_resource_defaults(args)
     conninfo = connection_from_args(args)
     migration_set = _load(args)
     try:
@@ -394,6 +409,7 @@ def _lint_files(files: list[Path]) -> list[dict[str, Any]]:
 
 
 def run_lint(args: argparse.Namespace) -> int:
+    apply_resource_defaults(args)
     try:
         if args.files:
             results = _lint_files(args.files)

@@ -15,6 +15,7 @@ from typing import Any
 from dbkeeper import metrics
 from dbkeeper.api import SpecInvalid, parse_spec
 from dbkeeper.health import probe_database
+from dbkeeper.reconcile.backup_metrics import forget_backups
 from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
 from dbkeeper.reconcile.runtime import ResourceView, Runtime
 
@@ -90,3 +91,4 @@ def probe_health(view: ResourceView, runtime: Runtime) -> None:
 
 def forget(view: ResourceView) -> None:
     metrics.forget_resource(view.namespace, view.name)
+    forget_backups(view)

@@ -1,0 +1,107 @@
+"""From a DatabaseSchema's spec to the pooler's settings and objects (no cluster needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dbkeeper.api import parse_spec
+from dbkeeper.manifests import HASH_ANNOTATION
+from dbkeeper.manifests.pooler import build_pooler_secret
+from dbkeeper.pooler.scram import verifier_matches
+from dbkeeper.pooler.settings import PoolerSettingsError
+from dbkeeper.reconcile.pooler_workload import (
+    PooledRole,
+    pgbouncer_settings,
+    pooler_input,
+    pooler_name,
+)
+from dbkeeper.reconcile.runtime import ResourceView
+from dbkeeper.settings import Settings
+
+PASSWORD = "owner-password-1"
+
+
+def _spec(**pooler: Any) -> Any:
+    return parse_spec(
+        {
+            "database": {
+                "host": "clinic-pg.health.svc",
+                "name": "clinic",
+                "credentialsSecret": "s",
+            },
+            "pooler": {"enabled": True, **pooler},
+        }
+    )
+
+
+def _view(name: str = "clinic") -> ResourceView:
+    return ResourceView("health", name, 1, {}, uid=f"uid-{name}")
+
+
+def _input(view: ResourceView, password: str = PASSWORD) -> Any:
+    roles = (PooledRole("clinic_owner", password),)
+    return pooler_input(view, _spec(), "10.0.0.7", 5433, roles, Settings(image="dbkeeper:test"))
+
+
+def test_spec_fields_become_pgbouncer_settings() -> None:
+    spec = _spec(
+        poolMode="session",
+        defaultPoolSize=12,
+        minPoolSize=2,
+        reservePoolSize=3,
+        maxClientConnections=300,
+        maxDatabaseConnections=40,
+        port=6543,
+        queryWaitTimeout="45s",
+        serverIdleTimeout="5m",
+        serverTls={"sslMode": "require"},
+    )
+    settings = pgbouncer_settings(spec, "10.0.0.7", 5433)
+    assert (settings.pool_mode, settings.default_pool_size, settings.min_pool_size) == (
+        "session",
+        12,
+        2,
+    )
+    assert (settings.reserve_pool_size, settings.max_client_conn) == (3, 300)
+    assert (settings.max_db_connections, settings.listen_port) == (40, 6543)
+    assert (settings.query_wait_timeout, settings.server_idle_timeout) == (45.0, 300.0)
+    assert settings.server_tls_sslmode == "require"
+    target = settings.database("clinic")
+    assert (target.host, target.port, target.dbname) == ("10.0.0.7", 5433, "clinic")
+
+
+def test_the_same_password_gives_the_same_secret_and_it_proves_the_password() -> None:
+    first, second = _input(_view()), _input(_view())
+    assert build_pooler_secret(first) == build_pooler_secret(second)
+    assert verifier_matches(PASSWORD, first.users[0].verifier)
+
+
+def test_a_new_password_changes_the_secrets_hash() -> None:
+    before = build_pooler_secret(_input(_view()))["metadata"]["annotations"][HASH_ANNOTATION]
+    after = build_pooler_secret(_input(_view(), "changed-password"))
+    assert after["metadata"]["annotations"][HASH_ANNOTATION] != before
+
+
+def test_each_resource_salts_its_verifiers_differently() -> None:
+    assert _input(_view("a")).users[0].verifier != _input(_view("b")).users[0].verifier
+
+
+def test_objects_are_named_after_the_resource_and_owned_by_it() -> None:
+    inp = _input(_view())
+    assert inp.name == pooler_name("clinic") == "clinic-pooler"
+    assert inp.owner_reference["uid"] == "uid-clinic"
+    assert inp.image == "dbkeeper:test"
+
+
+def test_a_long_resource_name_still_gives_a_valid_object_name() -> None:
+    name = pooler_name("x" * 63)
+    assert len(name) <= 63
+    assert name != pooler_name("x" * 62 + "y")
+
+
+def test_verifying_server_tls_is_refused_naming_the_field() -> None:
+    spec = _spec(serverTls={"sslMode": "verify-full", "caSecret": "ca"})
+    with pytest.raises(PoolerSettingsError, match=r"serverTls\.sslMode"):
+        pgbouncer_settings(spec, "10.0.0.7", 5432)
