@@ -103,7 +103,7 @@ class Supervisor:
         now = fingerprint(watched_files(self.ini_path))
         if now != seen and self._child is not None and self._child.poll() is None:
             log.info("pgbouncer configuration changed; reloading")
-            pass
+            self._child.send_signal(signal.SIGHUP)
             self.reloads += 1
         return now
 

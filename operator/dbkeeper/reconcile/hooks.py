@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from dbkeeper.backup.errors import BackupFailed
 from dbkeeper.backup.hooks import BackupBeforeMigrate
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.migrate import MigrationHooks, MovePlan, Step
@@ -36,6 +37,8 @@ class MoveSafeguards:
     backup_destination: Path | None = None
     backup_jobs: int = 2
     poolers: tuple[PoolerPause, ...] = ()
+    backup_unavailable: str | None = None
+    """Why a required backup cannot be taken here; the move is then refused."""
 
     def build(self) -> MigrationHooks:
         return _Safeguards(self)
@@ -46,6 +49,8 @@ class _Safeguards:
         self.spec = spec
 
     def before_move(self, plan: MovePlan) -> str | None:
+        if self.spec.backup_unavailable is not None:
+            raise BackupFailed(self.spec.backup_unavailable)
         if self.spec.backup_destination is None:
             return None
         backup = BackupBeforeMigrate(

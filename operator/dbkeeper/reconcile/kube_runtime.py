@@ -81,13 +81,23 @@ class KubeRuntime:
     def migration_hooks(
         self, view: ResourceView, spec: DatabaseSchemaSpec, conninfo: ConnInfo
     ) -> MoveSafeguards | None:
-        destination = backup_destination(spec)
-        if destination is None:
+        backup = spec.backup
+        if backup is None or not spec.migrations.backup_before_migrate:
             return None
+        destination = backup_destination(spec)
+        if destination is None or not destination.is_dir():
+            claim = backup.destination.persistent_volume_claim
+            where = f"claim {claim.claim_name}" if claim else "the backup destination"
+            return MoveSafeguards(
+                database=conninfo,
+                backup_unavailable=(
+                    f"backupBeforeMigrate is set but the operator cannot write to {where}: "
+                    f"mount it at ${BACKUP_MOUNT_ROOT_VARIABLE}/<claimName> (chart value "
+                    "backupClaims) or set migrations.backupBeforeMigrate: false"
+                ),
+            )
         return MoveSafeguards(
-            database=conninfo,
-            backup_destination=destination,
-            backup_jobs=spec.backup.jobs if spec.backup else 2,
+            database=conninfo, backup_destination=destination, backup_jobs=backup.jobs
         )
 
 
