@@ -15,28 +15,38 @@ from collections.abc import Sequence
 from dbkeeper import __version__
 from dbkeeper.cli.common import CommandError, fail
 
-# Sub-command modules, in the order they appear in --help. Modules that are not there
-# (yet) are skipped so a partial install still offers what it has.
-_COMMAND_MODULES = (
-    "dbkeeper.cli.migrate_commands",
-    "dbkeeper.cli.backup_commands",
-    "dbkeeper.cli.pooler_commands",
-    "dbkeeper.cli.audit_commands",
-    "dbkeeper.cli.seed_commands",
-    "dbkeeper.cli.crd_commands",
-    "dbkeeper.cli.operator_commands",
-    "dbkeeper.cli.demo_commands",
-)
+# Sub-command modules, in the order they appear in --help, with the commands each adds.
+# Only the module of the command being run is imported: the others pull in Alembic,
+# kopf or the Kubernetes client, which would add a second to every invocation.
+_COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "dbkeeper.cli.migrate_commands": ("plan", "migrate", "status", "history", "lint"),
+    "dbkeeper.cli.backup_commands": ("backup",),
+    "dbkeeper.cli.pooler_commands": ("pooler",),
+    "dbkeeper.cli.audit_commands": ("audit",),
+    "dbkeeper.cli.seed_commands": ("seed",),
+    "dbkeeper.cli.crd_commands": ("crds",),
+    "dbkeeper.cli.operator_commands": ("operator",),
+    "dbkeeper.cli.demo_commands": ("demo",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _modules_for(argv: Sequence[str] | None) -> list[str]:
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in words if not word.startswith("-")), None)
+    for module, commands in _COMMAND_MODULES.items():
+        if command in commands:
+            return [module]
+    return list(_COMMAND_MODULES)  # --help, a typo: show every command
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbkeeper",
         description="Keep PostgreSQL databases healthy: migrations, pooling, backups.",
     )
     parser.add_argument("--version", action="version", version=f"dbkeeper {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMAND_MODULES:
+    for name in _modules_for(argv) if argv is not None else list(_COMMAND_MODULES):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -48,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     try:
         code: int = args.handler(args)
     except CommandError as exc:

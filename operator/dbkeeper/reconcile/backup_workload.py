@@ -118,8 +118,9 @@ def reconcile_backups(
     backup = spec.backup
     claim = backup.destination.persistent_volume_claim if backup is not None else None
     if backup is None or claim is None:
-        for name in (backup_cronjob_name(view.name), verify_cronjob_name(view.name)):
-            runtime.delete_owned(view, "CronJob", name)
+        if _had_backups(report):
+            for name in (backup_cronjob_name(view.name), verify_cronjob_name(view.name)):
+                runtime.delete_owned(view, "CronJob", name)
         if backup is None:
             report.drop_condition(ConditionType.BACKUP_HEALTHY)
             report.drop_condition(ConditionType.RESTORE_VERIFIED)
@@ -135,11 +136,28 @@ def reconcile_backups(
         return
     host, port = _endpoint(view, spec, runtime)
     job = job_settings(view, spec, backup, claim.claim_name, host, port, settings)
+    if report.status.condition(ConditionType.BACKUP_HEALTHY) is None:
+        # Recorded before the CronJobs exist, so removing backups later finds them even
+        # if creating them fails half-way.
+        report.condition(
+            ConditionType.BACKUP_HEALTHY,
+            "Unknown",
+            Reason.NO_BACKUP_YET,
+            "creating the backup CronJobs",
+        )
     _apply_cronjobs(view, runtime, job, backup)
     _act_on_request(view, runtime, job, report)
     jobs = runtime.kube.list("Job", view.namespace, job_selector(view.name))
     runs = [job_run(j) for j in jobs]
     _report_runs(view, runtime, backup, runs, report)
+
+
+def _had_backups(report: StatusReport) -> bool:
+    """Whether backups were set up before: only then is there anything to delete."""
+    return any(
+        report.status.condition(kind) is not None
+        for kind in (ConditionType.BACKUP_HEALTHY, ConditionType.RESTORE_VERIFIED)
+    )
 
 
 def _apply_cronjobs(

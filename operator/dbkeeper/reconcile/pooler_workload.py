@@ -281,6 +281,14 @@ def reconcile_pooler(
         )
         return True
     configmap = build_pooler_configmap(inp)
+    # Recorded before applying: should applying fail half-way, the status still says a
+    # pooler exists, and disabling it later removes what was created.
+    report.update(
+        pooler=PoolerStatus(
+            endpoint=f"{inp.name}.{view.namespace}.svc:{inp.settings.listen_port}",
+            config_hash=configmap["metadata"]["annotations"][HASH_ANNOTATION],
+        )
+    )
     for obj in (configmap, secret, build_pooler_deployment(inp), build_pooler_service(inp)):
         runtime.apply(view, obj)
     ready, message = _readiness(
@@ -295,17 +303,20 @@ def reconcile_pooler(
         message,
         event="Normal" if ready else None,
     )
-    report.update(
-        pooler=PoolerStatus(
-            endpoint=f"{inp.name}.{view.namespace}.svc:{inp.settings.listen_port}",
-            config_hash=configmap["metadata"]["annotations"][HASH_ANNOTATION],
-        )
-    )
     return True
 
 
 def remove_pooler(view: ResourceView, runtime: KubeRuntime, report: StatusReport) -> None:
-    """Delete the pooler's objects (only ours) and its status."""
+    """Delete the pooler's objects (only ours) and its status.
+
+    Only when the status says there was a pooler: resources that never had one cost no
+    requests on every pass.
+    """
+    had_pooler = report.status.pooler is not None or (
+        report.status.condition(ConditionType.POOLER_READY) is not None
+    )
+    if not had_pooler:
+        return
     name = pooler_name(view.name)
     removed = [kind for kind in POOLER_KINDS if runtime.delete_owned(view, kind, name)]
     if removed:
