@@ -16,6 +16,7 @@ from dbkeeper import kopf_glue
 from dbkeeper.api import GROUP, PLURAL, VERSION
 from dbkeeper.reconcile.deletion import finalize_schema
 from dbkeeper.reconcile.recheck import recheck_schema
+from dbkeeper.reconcile.roles_workload import recheck_roles, reconcile_roles
 from dbkeeper.reconcile.schema import reconcile_schema
 from dbkeeper.reconcile.workloads import recheck_workloads, reconcile_workloads
 
@@ -35,6 +36,14 @@ def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.update(GROUP, VERSION, PLURAL)
 def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     kopf_glue.handle(reconcile_schema, body, memo, retry)
+
+
+# Before the workloads: the pooler logs in as the roles this creates and rotates.
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+def roles(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    kopf_glue.handle(reconcile_roles, body, memo, retry)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -57,4 +66,5 @@ async def recheck(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     while True:
         await asyncio.sleep(interval)
         await loop.run_in_executor(None, kopf_glue.handle, recheck_schema, dict(body), memo, 0)
+        await loop.run_in_executor(None, kopf_glue.handle, recheck_roles, dict(body), memo, 0)
         await loop.run_in_executor(None, kopf_glue.handle, recheck_workloads, dict(body), memo, 0)

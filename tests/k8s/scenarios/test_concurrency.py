@@ -100,7 +100,7 @@ def test_two_operator_replicas_with_peering_apply_each_revision_once(
         for index, database in enumerate(databases):
             _deploy(k8s_cluster, "ha", f"ha-{index}", database, "toy")
         for index in range(3):
-            wait_for_phase(k8s_cluster, "ha", f"ha-{index}", "Ready", timeout=60)
+            wait_for_phase(k8s_cluster, "ha", f"ha-{index}", "Ready", timeout=150)
     for database in databases:
         rows = _applied_rows(database)
         assert [r for r, _ in rows] == ["0001", "0002", "0003", "0004"]
