@@ -53,6 +53,7 @@ KINDS: dict[str, Kind] = {
     "Secret": Kind("", "v1", "secrets"),
     "ConfigMap": Kind("", "v1", "configmaps"),
     "Service": Kind("", "v1", "services"),
+    "Pod": Kind("", "v1", "pods"),
     "Event": Kind("", "v1", "events"),
     "Deployment": Kind("apps", "v1", "deployments"),
     "CronJob": Kind("batch", "v1", "cronjobs"),
@@ -66,6 +67,8 @@ API_CALLS: dict[str, frozenset[str]] = {
     "Secret": frozenset({"get", "create", "patch", "delete"}),
     "ConfigMap": frozenset({"get", "create", "patch", "delete"}),
     "Service": frozenset({"get", "create", "patch", "delete"}),
+    # The pooler's pods: their admin consoles are paused and read for metrics.
+    "Pod": frozenset({"list"}),
     "Event": frozenset({"create"}),
     "Deployment": frozenset({"get", "create", "patch", "delete"}),
     "CronJob": frozenset({"get", "create", "patch", "delete"}),

@@ -83,6 +83,11 @@ this list against the code, so a new call without a rule fails a test.
 - apiGroups: [""]
   resources: [configmaps, services]
   verbs: [get, create, patch, delete]
+# The pooler's pods, whose admin consoles are paused around risky revisions and read
+# for the pool metrics.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

@@ -6,6 +6,9 @@ and modification times say nothing reliable: the supervisor compares the files'
 content instead, every few seconds, and sends pgbouncer SIGHUP when it changed.
 PgBouncer re-reads its ini and auth file on SIGHUP and keeps its client connections, so
 an online change (a pool size, a host, a new user) reaches the pods without a restart.
+It reloads its TLS certificate, key and CA files on SIGHUP too, so those are watched as
+well: a renewed certificate in a mounted Secret is served to new connections without a
+restart.
 """
 
 from __future__ import annotations
@@ -28,15 +31,29 @@ DEFAULT_POLL_SECONDS = 2.0
 _FORWARDED = (signal.SIGTERM, signal.SIGINT)
 
 
+# Settings of pgbouncer.ini that name a file PgBouncer reads again on SIGHUP.
+RELOADED_FILE_SETTINGS = (
+    "auth_file",
+    "client_tls_cert_file",
+    "client_tls_key_file",
+    "client_tls_ca_file",
+    "server_tls_cert_file",
+    "server_tls_key_file",
+    "server_tls_ca_file",
+)
+
+
 def watched_files(ini_path: Path) -> tuple[Path, ...]:
-    """The ini and the auth file it names (when it names one)."""
+    """The ini and the files it names that a reload re-reads: auth file, TLS files."""
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read_string(ini_path.read_text())
     except (OSError, configparser.Error):
         return (ini_path,)
-    auth_file = parser.get("pgbouncer", "auth_file", fallback="").strip()
-    return (ini_path, Path(auth_file)) if auth_file else (ini_path,)
+    named = (
+        parser.get("pgbouncer", setting, fallback="").strip() for setting in RELOADED_FILE_SETTINGS
+    )
+    return (ini_path, *dict.fromkeys(Path(path) for path in named if path))
 
 
 def fingerprint(paths: Sequence[Path]) -> str:

@@ -12,7 +12,7 @@ from dbkeeper.api import API_VERSION, KIND, DatabaseSchemaSpec
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.kube import KubeClient, ObjectRef
 from dbkeeper.manifests import HASH_ANNOTATION
-from dbkeeper.reconcile.hooks import MoveSafeguards
+from dbkeeper.reconcile.hooks import MoveSafeguards, PoolerPause
 from dbkeeper.reconcile.runtime import EventType, ResourceView
 from dbkeeper.reconcile.status_patch import replacing_patch
 from dbkeeper.reconcile.telemetry import publish_status
@@ -81,15 +81,17 @@ class KubeRuntime:
     def migration_hooks(
         self, view: ResourceView, spec: DatabaseSchemaSpec, conninfo: ConnInfo
     ) -> MoveSafeguards | None:
+        poolers = self._pooler_pauses(view, spec, conninfo)
         backup = spec.backup
         if backup is None or not spec.migrations.backup_before_migrate:
-            return None
+            return MoveSafeguards(database=conninfo, poolers=poolers) if poolers else None
         destination = backup_destination(spec)
         if destination is None or not destination.is_dir():
             claim = backup.destination.persistent_volume_claim
             where = f"claim {claim.claim_name}" if claim else "the backup destination"
             return MoveSafeguards(
                 database=conninfo,
+                poolers=poolers,
                 backup_unavailable=(
                     f"backupBeforeMigrate is set but the operator cannot write to {where}: "
                     f"mount it at ${BACKUP_MOUNT_ROOT_VARIABLE}/<claimName> (chart value "
@@ -97,8 +99,22 @@ class KubeRuntime:
                 ),
             )
         return MoveSafeguards(
-            database=conninfo, backup_destination=destination, backup_jobs=backup.jobs
+            database=conninfo,
+            backup_destination=destination,
+            backup_jobs=backup.jobs,
+            poolers=poolers,
         )
+
+    def _pooler_pauses(
+        self, view: ResourceView, spec: DatabaseSchemaSpec, conninfo: ConnInfo
+    ) -> tuple[PoolerPause, ...]:
+        # Imported here: the pooler's reconciler builds on this module.
+        from dbkeeper.reconcile.pooler_pauses import pooler_pauses
+
+        def warn(reason: str, message: str) -> None:
+            self.event(view, "Warning", reason, message)
+
+        return pooler_pauses(view.namespace, view.name, spec, self.kube, conninfo, warn)
 
 
 def backup_destination(spec: DatabaseSchemaSpec) -> Path | None:

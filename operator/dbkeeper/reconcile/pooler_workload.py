@@ -9,6 +9,12 @@ objects again.
 Verifiers use a salt derived from the resource and the role, so the same password gives
 the same verifier on every pass: the Secret's hash stays put and nothing is rolled or
 re-keyed until a password really changes.
+
+TLS from ``spec.pooler.clientTls`` and ``serverTls``: the Secrets they name are mounted
+into the pods (:class:`PoolerTlsSecrets`) and pgbouncer.ini points at the mounted files.
+A named Secret that does not exist, or lacks a key pgbouncer needs, keeps the objects as
+they are and makes ``PoolerReady`` False naming it; the operator only checks that the
+keys are there and never copies their contents anywhere.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dbkeeper.conninfo import ConnInfo, redact
 from dbkeeper.manifests import HASH_ANNOTATION
 from dbkeeper.manifests.pooler import (
     PoolerObjectsInput,
+    PoolerTlsSecrets,
     build_pooler_configmap,
     build_pooler_deployment,
     build_pooler_secret,
@@ -95,20 +102,58 @@ def owner_reference(view: ResourceView) -> dict[str, Any]:
     }
 
 
+# Where each TLS Secret is named in the resource, for messages a user can act on.
+_TLS_SECRET_FIELDS = {
+    "client_certificate": "pooler.clientTls.certificateSecret",
+    "client_ca": "pooler.clientTls.caSecret",
+    "server_ca": "pooler.serverTls.caSecret",
+}
+
+
+def pooler_tls_secrets(spec: DatabaseSchemaSpec) -> PoolerTlsSecrets:
+    """The TLS Secrets the pooler pods mount: only those the chosen sslModes use.
+
+    Client TLS off means no client Secret is needed, even when one is still named; the
+    server CA is mounted whenever server TLS may be used, so moving between require and
+    the verify modes is a reload, not a restart.
+    """
+    client, server = spec.pooler.client_tls, spec.pooler.server_tls
+    client_on = client.ssl_mode != "disable"
+    return PoolerTlsSecrets(
+        client_certificate=client.certificate_secret if client_on else None,
+        client_ca=client.ca_secret if client_on else None,
+        server_ca=server.ca_secret if server.ssl_mode != "disable" else None,
+    )
+
+
+def check_tls_secrets(namespace: str, tls: PoolerTlsSecrets, runtime: KubeRuntime) -> None:
+    """Raise PoolerUnavailable naming the first TLS Secret that is missing or lacks a key.
+
+    Only the presence of each key is looked at; the values are not kept.
+    """
+    for mount in tls.mounts():
+        where = f"Secret {mount.secret} (from {_TLS_SECRET_FIELDS[mount.role]})"
+        data = runtime.read_secret(namespace, mount.secret)
+        if data is None:
+            raise PoolerUnavailable(
+                Reason.SECRET_MISSING,
+                f"{where} does not exist in namespace {namespace}; the pooler waits for it",
+            )
+        absent = [key for key in mount.files if not data.get(key)]
+        if absent:
+            raise PoolerUnavailable(
+                Reason.SECRET_INVALID,
+                f"{where} has no {' or '.join(absent)} (PEM text); "
+                f"needed keys: {', '.join(mount.files)}",
+            )
+
+
 def pgbouncer_settings(spec: DatabaseSchemaSpec, host: str, port: int) -> PgBouncerSettings:
-    """``spec.pooler`` as PgBouncer settings, pooling ``spec.database.name`` at host:port."""
+    """``spec.pooler`` as PgBouncer settings, pooling ``spec.database.name`` at host:port.
+
+    TLS files are named where the pods mount them (see :func:`pooler_tls_secrets`).
+    """
     pooler = spec.pooler
-    if pooler.server_tls.ssl_mode in ("verify-ca", "verify-full"):
-        raise PoolerSettingsError(
-            "serverTls.sslMode",
-            f"{pooler.server_tls.ssl_mode} is not available for pooler pods yet; use "
-            "require (encrypted, certificate not checked) or disable",
-        )
-    if pooler.client_tls.ssl_mode != "disable":
-        raise PoolerSettingsError(
-            "clientTls.sslMode",
-            f"{pooler.client_tls.ssl_mode} is not available for pooler pods yet; use disable",
-        )
     name = spec.database.name
     return PgBouncerSettings(
         databases=(DatabaseTarget(alias=name, host=host, port=port, dbname=name),),
@@ -122,6 +167,8 @@ def pgbouncer_settings(spec: DatabaseSchemaSpec, host: str, port: int) -> PgBoun
         query_wait_timeout=pooler.query_wait_timeout.total_seconds(),
         server_idle_timeout=pooler.server_idle_timeout.total_seconds(),
         server_tls_sslmode=pooler.server_tls.ssl_mode,
+        client_tls_sslmode=pooler.client_tls.ssl_mode,
+        **pooler_tls_secrets(spec).file_settings(),
     )
 
 
@@ -147,8 +194,15 @@ def pooler_input(
     port: int,
     roles: tuple[PooledRole, ...],
     settings: Settings,
+    admin_user: str | None = None,
 ) -> PoolerObjectsInput:
-    """Everything the pooler's objects are built from (pure; raises PoolerSettingsError)."""
+    """Everything the pooler's objects are built from (pure; raises PoolerSettingsError).
+
+    ``admin_user`` (one of ``roles``) may use the pods' admin console.
+    """
+    pgbouncer = pgbouncer_settings(spec, host, port)
+    if admin_user is not None:
+        pgbouncer = pgbouncer.updated({"admin_users": (admin_user,)})
     users = tuple(
         UserEntry(
             role.name,
@@ -164,10 +218,11 @@ def pooler_input(
         name=pooler_name(view.name),
         namespace=view.namespace,
         owner_reference=owner_reference(view),
-        settings=pgbouncer_settings(spec, host, port),
+        settings=pgbouncer,
         users=users,
         image=settings.image,
         replicas=spec.pooler.replicas,
+        tls=pooler_tls_secrets(spec),
         **extra,
     )
 
@@ -262,13 +317,23 @@ def reconcile_pooler(
     try:
         server = database_conninfo(spec, view, runtime)
         roles, missing = pooled_roles(view, spec, runtime, server)
-        inp = pooler_input(view, spec, server.host, server.port, roles, settings)
+        # The owner administers the pods: the operator PAUSEs them around risky revisions
+        # and reads their pool metrics with the owner's password, which it holds anyway.
+        inp = pooler_input(
+            view, spec, server.host, server.port, roles, settings, admin_user=server.user
+        )
+        # Before anything is applied: pods that cannot mount their certificates would
+        # never start, and the pods running now keep serving meanwhile.
+        check_tls_secrets(view.namespace, inp.tls, runtime)
         secret = build_pooler_secret(inp)
         secret_hash = secret["metadata"]["annotations"][HASH_ANNOTATION]
         if _current_hash(runtime, "Secret", view.namespace, inp.name) != secret_hash:
             # Before the Secret: pods must never hold a verifier the server does not.
             set_role_verifiers(server, roles, inp)
-    except (CredentialsUnavailable, NoPrimary, PoolerUnavailable) as exc:
+    except PoolerUnavailable as exc:
+        report.condition(ConditionType.POOLER_READY, "False", exc.reason, str(exc))
+        return False
+    except (CredentialsUnavailable, NoPrimary) as exc:
         report.condition(ConditionType.POOLER_READY, "False", Reason.POOLER_NOT_READY, str(exc))
         return False
     except PoolerSettingsError as exc:

@@ -16,6 +16,7 @@ from dbkeeper.api import SpecInvalid, parse_spec
 from dbkeeper.kube import KubeError
 from dbkeeper.reconcile.backup_workload import reconcile_backups
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
+from dbkeeper.reconcile.pooler_metrics import recheck_pool_metrics
 from dbkeeper.reconcile.pooler_workload import reconcile_pooler
 from dbkeeper.reconcile.runtime import Outcome, ResourceView
 from dbkeeper.reconcile.status_report import StatusReport
@@ -55,6 +56,10 @@ def reconcile_workloads(
 def recheck_workloads(
     view: ResourceView, runtime: KubeRuntime, settings: Settings
 ) -> Outcome | None:
-    """The periodic pass: Deployment readiness and Job outcomes; never asks for a retry."""
+    """The periodic pass: Deployment readiness, Job outcomes and pool metrics; never asks
+    for a retry."""
     outcome = reconcile_workloads(view, runtime, settings)
-    return None if outcome is None else Outcome(phase=outcome.phase)
+    if outcome is None:
+        return None
+    recheck_pool_metrics(view, runtime)
+    return Outcome(phase=outcome.phase)

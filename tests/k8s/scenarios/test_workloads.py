@@ -231,6 +231,83 @@ def test_disabling_the_pooler_deletes_its_objects(
     assert "pooler" not in status_of(k8s_cluster, NAMESPACE, NAME)
 
 
+# --- pooler TLS ---------------------------------------------------------------------
+
+POOLER_CERT = "clinic-pooler-cert"
+# Stand-ins: nothing runs pgbouncer here, the operator only checks the keys are present.
+FAKE_PEM = "-----BEGIN CERTIFICATE-----\nnot-a-real-certificate\n-----END CERTIFICATE-----\n"
+
+
+def _tls_secret(name: str) -> dict[str, Any]:
+    def encode(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": encode(FAKE_PEM), "tls.key": encode(FAKE_PEM)},
+    }
+
+
+def _client_tls_pooler() -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "replicas": 1,
+        "clientTls": {"sslMode": "require", "certificateSecret": POOLER_CERT},
+    }
+
+
+def test_client_tls_mounts_the_certificate_secret_and_readiness_is_reported(
+    k8s_cluster: Cluster, operator: OperatorRun, owned_database: OwnedDatabase
+) -> None:
+    k8s_cluster.ensure_namespace(NAMESPACE)
+    k8s_cluster.create(_tls_secret(POOLER_CERT))
+    _create(k8s_cluster, owned_database, pooler=_client_tls_pooler())
+    deployment = _wait_get(k8s_cluster, "apps/v1", "Deployment", POOLER)
+    kubernetes_validate.validate(_as_sent(deployment), "1.30", strict=True)
+    pod = deployment["spec"]["template"]["spec"]
+    tls_volumes = [
+        v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == POOLER_CERT
+    ]
+    assert len(tls_volumes) == 1
+    (volume,) = tls_volumes
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
+    assert mount["readOnly"] is True
+    ini = _wait_get(k8s_cluster, "v1", "ConfigMap", POOLER)["data"]["pgbouncer.ini"]
+    assert "client_tls_sslmode = require\n" in ini
+    for key, setting in (("tls.crt", "client_tls_cert_file"), ("tls.key", "client_tls_key_file")):
+        assert f"{setting} = {mount['mountPath']}/{key}\n" in ini
+    waiting = _wait_condition(k8s_cluster, "PoolerReady", "False", "PoolerNotReady")
+    assert "0/1" in waiting["message"]
+
+    k8s_cluster.patch(
+        "apps/v1",
+        "Deployment",
+        NAMESPACE,
+        POOLER,
+        {"status": {"replicas": 1, "readyReplicas": 1}},
+        subresource="status",
+    )
+    _wait_condition(k8s_cluster, "PoolerReady", "True", "PoolerReady")
+    assert FAKE_PEM not in json.dumps(status_of(k8s_cluster, NAMESPACE, NAME))
+
+
+def test_a_missing_certificate_secret_is_named_until_it_is_created(
+    k8s_cluster: Cluster, operator: OperatorRun, owned_database: OwnedDatabase
+) -> None:
+    _create(k8s_cluster, owned_database, pooler=_client_tls_pooler())
+    missing = _wait_condition(k8s_cluster, "PoolerReady", "False", "SecretMissing")
+    assert POOLER_CERT in missing["message"]
+    assert "clientTls.certificateSecret" in missing["message"]
+    assert _get(k8s_cluster, "apps/v1", "Deployment", POOLER) is None
+
+    k8s_cluster.create(_tls_secret(POOLER_CERT))
+    _wait_get(k8s_cluster, "apps/v1", "Deployment", POOLER)
+    _wait_condition(k8s_cluster, "PoolerReady", "False", "PoolerNotReady")
+
+
 # --- backups ------------------------------------------------------------------------
 
 

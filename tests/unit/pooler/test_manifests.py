@@ -1,4 +1,5 @@
-"""The pooler's Kubernetes objects: valid against the Kubernetes schemas, restricted pods."""
+"""The pooler's Kubernetes objects: valid against the Kubernetes schemas, restricted pods,
+TLS Secrets mounted where pgbouncer.ini points."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dbkeeper.manifests.pooler import (
     ANNOTATION_CONFIG_HASH,
     ANNOTATION_RESTART_HASH,
     PoolerObjectsInput,
+    PoolerTlsSecrets,
     build_pooler_configmap,
     build_pooler_deployment,
     build_pooler_objects,
@@ -20,7 +22,8 @@ from dbkeeper.manifests.pooler import (
 )
 from dbkeeper.pooler.changes import ChangeKind, change_kind
 from dbkeeper.pooler.render import UserEntry
-from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings
+from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings, PoolerSettingsError
+from tests.integration.chart.pod_security import restricted_violations
 
 PASSWORD = "s3cret-app-password"
 OWNER = {
@@ -180,3 +183,131 @@ def test_change_kind(changes: dict[str, Any], kind: ChangeKind) -> None:
 def test_builder_refuses_an_owner_without_uid() -> None:
     with pytest.raises(ValueError, match="uid"):
         dataclasses.replace(_input(), owner_reference={**OWNER, "uid": ""})
+
+
+# --- TLS ------------------------------------------------------------------------------
+
+TLS = PoolerTlsSecrets(
+    client_certificate="clinic-pooler-cert", client_ca="clinic-client-ca", server_ca="clinic-db-ca"
+)
+
+
+def _tls_input(tls: PoolerTlsSecrets = TLS, **settings_changes: Any) -> PoolerObjectsInput:
+    changes = {
+        "client_tls_sslmode": "require",
+        "server_tls_sslmode": "verify-full",
+        **tls.file_settings(),
+        **settings_changes,
+    }
+    return dataclasses.replace(_input(**changes), tls=tls)
+
+
+def _secret_volumes(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    return {v["name"]: v["secret"] for v in volumes if v["name"].startswith("tls-")}
+
+
+def _ini_settings(inp: PoolerObjectsInput) -> dict[str, str]:
+    ini = build_pooler_configmap(inp)["data"]["pgbouncer.ini"]
+    return dict(line.split(" = ", 1) for line in ini.splitlines() if " = " in line)
+
+
+def test_tls_deployment_mounts_exactly_the_named_secrets_where_the_ini_points() -> None:
+    inp = _tls_input()
+    deployment = build_pooler_deployment(inp)
+    volumes = _secret_volumes(deployment)
+    assert {v["secretName"] for v in volumes.values()} == {
+        "clinic-pooler-cert",
+        "clinic-client-ca",
+        "clinic-db-ca",
+    }
+    mounts = {m["name"]: m for m in _container(deployment)["volumeMounts"]}
+    mounted_files = {
+        f"{mounts[name]['mountPath']}/{item['path']}": (secret["secretName"], item["key"])
+        for name, secret in volumes.items()
+        for item in secret["items"]
+    }
+    ini = _ini_settings(inp)
+    named = {
+        setting: ini[setting]
+        for setting in (
+            "client_tls_cert_file",
+            "client_tls_key_file",
+            "client_tls_ca_file",
+            "server_tls_ca_file",
+        )
+    }
+    assert mounted_files == {
+        named["client_tls_cert_file"]: ("clinic-pooler-cert", "tls.crt"),
+        named["client_tls_key_file"]: ("clinic-pooler-cert", "tls.key"),
+        named["client_tls_ca_file"]: ("clinic-client-ca", "ca.crt"),
+        named["server_tls_ca_file"]: ("clinic-db-ca", "ca.crt"),
+    }
+    assert (ini["client_tls_sslmode"], ini["server_tls_sslmode"]) == ("require", "verify-full")
+
+
+def test_tls_secrets_are_mounted_read_only_and_readable_by_the_pod_only() -> None:
+    deployment = build_pooler_deployment(_tls_input())
+    mounts = {m["name"]: m for m in _container(deployment)["volumeMounts"]}
+    for name, secret in _secret_volumes(deployment).items():
+        assert mounts[name]["readOnly"] is True
+        assert secret["defaultMode"] & 0o137 == 0, oct(secret["defaultMode"])
+        assert all("mode" not in item for item in secret["items"])
+
+
+def test_only_the_secrets_named_are_mounted() -> None:
+    server_only = PoolerTlsSecrets(server_ca="clinic-db-ca")
+    inp = _tls_input(server_only, client_tls_sslmode="disable")
+    volumes = _secret_volumes(build_pooler_deployment(inp))
+    assert [v["secretName"] for v in volumes.values()] == ["clinic-db-ca"]
+    ini = _ini_settings(inp)
+    assert "client_tls_cert_file" not in ini
+    assert "client_tls_key_file" not in ini
+    assert ini["server_tls_ca_file"].endswith("/ca.crt")
+
+
+def test_no_tls_secret_means_no_tls_volume_and_no_tls_file_in_the_ini() -> None:
+    inp = _input()
+    assert _secret_volumes(build_pooler_deployment(inp)) == {}
+    assert not any(name.endswith("_file") and "tls" in name for name in _ini_settings(inp))
+
+
+@pytest.mark.parametrize("obj", build_pooler_objects(_tls_input()), ids=lambda o: o["kind"])
+def test_tls_objects_are_valid_for_kubernetes_strictly(obj: dict[str, Any]) -> None:
+    kubernetes_validate.validate(obj, "1.30", strict=True)
+
+
+def test_tls_pods_meet_pod_security_restricted() -> None:
+    pod = build_pooler_deployment(_tls_input())["spec"]["template"]["spec"]
+    assert _secret_volumes({"spec": {"template": {"spec": pod}}})
+    assert restricted_violations(pod) == []
+
+
+def test_another_certificate_secret_rolls_the_pods_but_keeps_the_ini() -> None:
+    before = _tls_input()
+    after = _tls_input(dataclasses.replace(TLS, client_certificate="clinic-pooler-cert-2"))
+    assert build_pooler_configmap(before) == build_pooler_configmap(after)
+    restart_hashes = {
+        build_pooler_deployment(x)["spec"]["template"]["metadata"]["annotations"][
+            ANNOTATION_RESTART_HASH
+        ]
+        for x in (before, after)
+    }
+    config_hashes = {
+        build_pooler_deployment(x)["metadata"]["annotations"][ANNOTATION_CONFIG_HASH]
+        for x in (before, after)
+    }
+    assert len(restart_hashes) == 2
+    assert len(config_hashes) == 2
+
+
+def test_a_verifying_mode_without_a_mounted_ca_is_refused_naming_the_setting() -> None:
+    inp = dataclasses.replace(_tls_input(), tls=PoolerTlsSecrets(client_certificate="cert"))
+    with pytest.raises(PoolerSettingsError, match="server_tls_ca_file"):
+        build_pooler_configmap(inp)
+
+
+@pytest.mark.parametrize("name", ["Upper", "a/b", "x" * 254, "-lead", "has space"])
+def test_tls_secret_names_must_be_kubernetes_names(name: str) -> None:
+    with pytest.raises(ValueError, match="client_certificate"):
+        PoolerTlsSecrets(client_certificate=name)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from dbkeeper.api import parse_spec
 from dbkeeper.manifests import HASH_ANNOTATION
-from dbkeeper.manifests.pooler import build_pooler_secret
+from dbkeeper.manifests.pooler import PoolerTlsSecrets, build_pooler_secret
 from dbkeeper.pooler.scram import verifier_matches
-from dbkeeper.pooler.settings import PoolerSettingsError
 from dbkeeper.reconcile.pooler_workload import (
     PooledRole,
     pgbouncer_settings,
     pooler_input,
     pooler_name,
+    pooler_tls_secrets,
 )
 from dbkeeper.reconcile.runtime import ResourceView
 from dbkeeper.settings import Settings
@@ -101,7 +99,44 @@ def test_a_long_resource_name_still_gives_a_valid_object_name() -> None:
     assert name != pooler_name("x" * 62 + "y")
 
 
-def test_verifying_server_tls_is_refused_naming_the_field() -> None:
-    spec = _spec(serverTls={"sslMode": "verify-full", "caSecret": "ca"})
-    with pytest.raises(PoolerSettingsError, match=r"serverTls\.sslMode"):
-        pgbouncer_settings(spec, "10.0.0.7", 5432)
+def test_verifying_server_tls_uses_the_mounted_ca() -> None:
+    spec = _spec(serverTls={"sslMode": "verify-full", "caSecret": "clinic-db-ca"})
+    inp = pooler_input(
+        _view(), spec, "10.0.0.7", 5432, (PooledRole("o", PASSWORD),), Settings(image="i")
+    )
+    assert inp.tls == PoolerTlsSecrets(server_ca="clinic-db-ca")
+    assert inp.settings.server_tls_sslmode == "verify-full"
+    (mount,) = inp.tls.mounts()
+    assert inp.settings.server_tls_ca_file == mount.path("ca.crt")
+
+
+def test_client_tls_mounts_the_certificate_and_the_client_ca() -> None:
+    spec = _spec(
+        clientTls={
+            "sslMode": "verify-ca",
+            "certificateSecret": "clinic-pooler-cert",
+            "caSecret": "clinic-client-ca",
+        }
+    )
+    settings = pgbouncer_settings(spec, "10.0.0.7", 5432)
+    tls = pooler_tls_secrets(spec)
+    assert tls == PoolerTlsSecrets(
+        client_certificate="clinic-pooler-cert", client_ca="clinic-client-ca"
+    )
+    assert settings.client_tls_sslmode == "verify-ca"
+    files = tls.file_settings()
+    assert (settings.client_tls_cert_file, settings.client_tls_key_file) == (
+        files["client_tls_cert_file"],
+        files["client_tls_key_file"],
+    )
+    assert settings.client_tls_ca_file == files["client_tls_ca_file"] != ""
+
+
+def test_secrets_of_a_disabled_tls_side_are_not_mounted() -> None:
+    spec = _spec(
+        clientTls={"sslMode": "disable", "certificateSecret": "clinic-pooler-cert"},
+        serverTls={"sslMode": "disable", "caSecret": "clinic-db-ca"},
+    )
+    assert pooler_tls_secrets(spec).mounts() == ()
+    settings = pgbouncer_settings(spec, "10.0.0.7", 5432)
+    assert (settings.client_tls_cert_file, settings.server_tls_ca_file) == ("", "")
