@@ -55,7 +55,7 @@ test: system-deps $(STAMP) tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 demo: system-deps $(STAMP)
 	$(BIN)/dbkeeper demo up

@@ -21,6 +21,7 @@ from dbkeeper.demo.folder import DemoFolder
 from dbkeeper.reconcile.hooks import MoveSafeguards, PoolerPause
 from dbkeeper.reconcile.kube_runtime import backup_destination
 from dbkeeper.reconcile.runtime import EventType, ResourceView
+from dbkeeper.reconcile.status_patch import merge_patch
 
 # Event messages are cut to this length in the terminal (the log keeps them whole), so
 # each Event stays on one line of a normal terminal.
@@ -32,21 +33,6 @@ PoolerLookup = Callable[[], ConnInfo | None]
 
 def _no_pooler() -> ConnInfo | None:
     return None
-
-
-def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """``target`` with a JSON merge patch applied: ``None`` removes a key (RFC 7386)."""
-    merged = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_patch(merged[key], value)
-        elif isinstance(value, Mapping):
-            merged[key] = merge_patch({}, value)
-        else:
-            merged[key] = value
-    return merged
 
 
 class LocalRuntime:

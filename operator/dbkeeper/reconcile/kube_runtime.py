@@ -14,7 +14,7 @@ from dbkeeper.kube import KubeClient, ObjectRef
 from dbkeeper.manifests import HASH_ANNOTATION
 from dbkeeper.reconcile.hooks import MoveSafeguards, PoolerPause
 from dbkeeper.reconcile.runtime import EventType, ResourceView
-from dbkeeper.reconcile.status_patch import replacing_patch
+from dbkeeper.reconcile.status_patch import merge_patch
 from dbkeeper.reconcile.telemetry import publish_status
 from dbkeeper.settings import Settings
 
@@ -29,10 +29,9 @@ class KubeRuntime:
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         return self.kube.read_secret(namespace, name)
 
-    def write_status(self, view: ResourceView, status: Mapping[str, Any]) -> None:
-        patch = replacing_patch(view.status, status)
-        self.kube.patch_status(KIND, view.namespace, view.name, patch)
-        publish_status(view, status)
+    def write_status(self, view: ResourceView, patch: Mapping[str, Any]) -> None:
+        self.kube.patch_status(KIND, view.namespace, view.name, dict(patch))
+        publish_status(view, merge_patch(view.status, patch))
 
     def refresh(self, view: ResourceView) -> ResourceView | None:
         """``view`` as the API has it now, or None when the resource is gone.

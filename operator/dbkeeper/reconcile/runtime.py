@@ -53,8 +53,9 @@ class Runtime(Protocol):
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's keys and decoded values, or None when it does not exist."""
 
-    def write_status(self, view: ResourceView, status: Mapping[str, Any]) -> None:
-        """Merge ``status`` (camelCase, JSON-ready) into the resource's status."""
+    def write_status(self, view: ResourceView, patch: Mapping[str, Any]) -> None:
+        """Apply ``patch`` to the resource's status: a JSON merge patch (camelCase,
+        JSON-ready; ``None`` removes a key), holding only what changed."""
 
     def event(self, view: ResourceView, event_type: EventType, reason: str, message: str) -> None:
         """Tell users what happened (a Kubernetes Event in a cluster)."""

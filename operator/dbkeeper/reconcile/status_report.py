@@ -21,6 +21,7 @@ from dbkeeper.api import (
     set_condition,
 )
 from dbkeeper.reconcile.runtime import EventType, Outcome, ResourceView, Runtime
+from dbkeeper.reconcile.status_patch import minimal_patch
 
 ConditionStatus = str
 
@@ -97,7 +98,9 @@ class StatusReport:
             self._send()
 
     def _send(self) -> None:
-        self.runtime.write_status(self.view, self.status.to_patch())
+        patch = minimal_patch(self.before.to_patch(), self.status.to_patch())
+        if patch:
+            self.runtime.write_status(self.view, patch)
 
     def _ready_reason(self, phase: Phase) -> Reason:
         # The first False (else Unknown) condition other than Ready explains why not.

@@ -30,6 +30,11 @@ DBKEEPER = str(Path(sys.executable).with_name("dbkeeper"))
 MAKE = shutil.which("make")
 
 
+# Each demo takes the pooler port 6432 (or the next free one) when it starts; two demos
+# started at once on different workers could pick the same port, so they run in turn.
+pytestmark = pytest.mark.xdist_group("demo")
+
+
 def _run(args: list[str], demo: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DBKEEPER_DEMO_DIR": str(demo)}
     return subprocess.run(

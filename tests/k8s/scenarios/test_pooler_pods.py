@@ -90,12 +90,11 @@ def _start_pgbouncer(database: OwnedDatabase, folder: Path) -> LocalPgBouncer:
     return pgbouncer
 
 
-def _create_ready_pod(cluster: Cluster, port: int) -> None:
+def _create_ready_pod(cluster: Cluster, port: int, name: str = f"{POOLER}-7d4b9-x2k8q") -> None:
     deployment = cluster.wait_for(
         lambda: cluster.get("apps/v1", "Deployment", NAMESPACE, POOLER), 30, "the pooler"
     )
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    name = f"{POOLER}-7d4b9-x2k8q"
     cluster.create(
         {
             "apiVersion": "v1",
@@ -199,6 +198,11 @@ def _scrape(port: int, metric: str) -> float | None:
     return None
 
 
+def _at(cluster: Cluster, revision: str) -> bool:
+    status = status_of(cluster, NAMESPACE, NAME)
+    return status.get("phase") == "Ready" and status.get("currentRevision") == revision
+
+
 def test_pool_metrics_of_the_ready_pods_are_exported(pooled: PooledSetup) -> None:
     with pooled.client() as first, pooled.client() as second:
         for conn in (first, second):
@@ -227,9 +231,9 @@ def test_a_risky_revision_runs_while_the_pool_is_paused_and_the_pool_is_resumed_
             API_VERSION, KIND, NAMESPACE, NAME, {"spec": {"migrations": {"targetRevision": "0002"}}}
         )
 
-        # 0002 waits for the gate, so the pool must be paused while it is in progress.
+        # 0002 waits for the gate, and only a risky revision is paused around: the pool
+        # is paused while 0002 is in progress.
         cluster.wait_for(lambda: pooled.paused() or None, 20, "the pool to be paused")
-        assert status_of(cluster, NAMESPACE, NAME).get("phase") == "Migrating"
         query = BackgroundQuery(client, "SELECT 1")
         cluster.wait_for(
             lambda: pooled.clients_waiting() >= 1 or None, 10, "the client's query to wait"
@@ -237,7 +241,32 @@ def test_a_risky_revision_runs_while_the_pool_is_paused_and_the_pool_is_resumed_
         assert not query.done
 
         _open_gate(pooled.database)
-        ready = wait_for_phase(cluster, NAMESPACE, NAME, "Ready")
-        assert ready["currentRevision"] == "0002"
+        cluster.wait_for(
+            lambda: _at(cluster, "0002") or None, 30, "the resource to be Ready at 0002"
+        )
         assert not pooled.paused(), "the pool is resumed after the move"
         assert query.join(10) == (1,), "the waiting query ran once the pool resumed"
+
+
+def test_a_pod_whose_console_does_not_answer_is_skipped_with_a_warning_and_the_move_goes_on(
+    pooled: PooledSetup,
+) -> None:
+    cluster = pooled.cluster
+    silent = f"{POOLER}-7d4b9-silent"
+    _create_ready_pod(cluster, free_port(), name=silent)  # nothing listens there
+    cluster.patch(
+        API_VERSION, KIND, NAMESPACE, NAME, {"spec": {"migrations": {"targetRevision": "0002"}}}
+    )
+
+    def skipped() -> dict[str, Any] | None:
+        events = cluster.events(NAMESPACE, NAME)
+        return next((e for e in events if e["reason"] == "PoolerPauseSkipped"), None)
+
+    event = cluster.wait_for(skipped, 20, "a PoolerPauseSkipped event")
+    assert event["type"] == "Warning"
+    assert silent in event["message"]
+    cluster.wait_for(lambda: pooled.paused() or None, 20, "the reachable pod to be paused")
+    _open_gate(pooled.database)
+    cluster.wait_for(lambda: _at(cluster, "0002") or None, 30, "the resource to be Ready at 0002")
+    assert not pooled.paused()
+    assert pooled.database.password not in event["message"]

@@ -10,9 +10,10 @@ from pathlib import Path
 from dbkeeper.api import parse_spec
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.demo.folder import DemoFolder
-from dbkeeper.demo.local_runtime import LocalRuntime, merge_patch
+from dbkeeper.demo.local_runtime import LocalRuntime
 from dbkeeper.reconcile.hooks import MoveSafeguards
 from dbkeeper.reconcile.runtime import ResourceView
+from dbkeeper.reconcile.status_patch import merge_patch
 
 FIXED_NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
