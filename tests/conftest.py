@@ -7,6 +7,7 @@ removed at the end, also when tests fail or the session is interrupted.
 from __future__ import annotations
 
 import atexit
+import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres
+from tests.secret_watch import WATCH, watched
 
 
 def _start_cluster(prefix: str) -> LocalPostgres:
@@ -24,6 +26,7 @@ def _start_cluster(prefix: str) -> LocalPostgres:
     atexit.register(cluster.destroy)  # even when pytest is interrupted
     cluster.init()
     cluster.start()
+    watched(cluster.password)
     return cluster
 
 
@@ -46,3 +49,15 @@ def database(pg_cluster: LocalPostgres) -> Iterator[ConnInfo]:
         yield info
     finally:
         pg_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_password_in_any_log_record() -> Iterator[None]:
+    """Every log record of the session is checked for the passwords tests created."""
+    root = logging.getLogger()
+    root.addHandler(WATCH)
+    try:
+        yield
+    finally:
+        root.removeHandler(WATCH)
+    assert not WATCH.leaks, f"passwords appeared in log records: {WATCH.leaks[:5]}"

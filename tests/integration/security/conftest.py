@@ -19,6 +19,7 @@ from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres
 from dbkeeper.migrate import MigrationOptions, MigrationSet, load_set, migrate
 from dbkeeper.security import PrivilegeDeclaration, RoleDeclaration, RoleKind, load_privileges
+from tests.secret_watch import watched
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ def new_role_set() -> RoleSet:
     suffix = uuid.uuid4().hex[:8]
 
     def role(kind: RoleKind) -> RoleDeclaration:
-        return RoleDeclaration(kind, f"hc_{kind}_{suffix}", f"pw-{kind}-{secrets.token_hex(12)}")
+        return RoleDeclaration(
+            kind, f"hc_{kind}_{suffix}", watched(f"pw-{kind}-{secrets.token_hex(12)}")
+        )
 
     return RoleSet(role("owner"), role("app"), role("readonly"), role("auditor"))
 

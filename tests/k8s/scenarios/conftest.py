@@ -20,6 +20,7 @@ from dbkeeper.local.postgres import LocalPostgres
 from dbkeeper.settings import Settings
 from tests.k8s.conftest import RunOperator
 from tests.k8s.harness import Cluster, OperatorRun
+from tests.secret_watch import watched
 
 API_VERSION = "dbkeeper.dev/v1alpha1"
 KIND = "DatabaseSchema"
@@ -45,7 +46,7 @@ class OwnedDatabase:
 
 def create_owned_database(cluster: LocalPostgres) -> OwnedDatabase:
     suffix = uuid.uuid4().hex[:10]
-    role, name, password = f"owner_{suffix}", f"db_{suffix}", secrets.token_urlsafe(18)
+    role, name, password = f"owner_{suffix}", f"db_{suffix}", watched(secrets.token_urlsafe(18))
     with psycopg.connect(cluster.admin_conninfo().dsn(), autocommit=True) as conn:
         conn.execute(
             sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(

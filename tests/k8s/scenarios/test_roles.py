@@ -33,6 +33,7 @@ from tests.k8s.scenarios.conftest import (
     wait_for_phase,
 )
 from tests.k8s.scenarios.test_metrics_and_secrets import _assert_no_secret_anywhere
+from tests.secret_watch import watched
 
 NAMESPACE = "roles"
 NAME = "clinic"
@@ -72,7 +73,7 @@ class SecuredDatabase:
 
 def _secured_database(cluster: LocalPostgres, attributes: str) -> Iterator[SecuredDatabase]:
     suffix = uuid.uuid4().hex[:10]
-    owner, name, password = f"sowner_{suffix}", f"sdb_{suffix}", secrets.token_urlsafe(18)
+    owner, name, password = f"sowner_{suffix}", f"sdb_{suffix}", watched(secrets.token_urlsafe(18))
     admin_dsn = cluster.admin_conninfo().dsn()
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(
@@ -89,7 +90,7 @@ def _secured_database(cluster: LocalPostgres, attributes: str) -> Iterator[Secur
     database = SecuredDatabase(
         OwnedDatabase(ConnInfo(admin.host, admin.port, name, owner, password), admin),
         usernames={kind: f"{kind}_{suffix}" for kind in ROLE_KINDS},
-        passwords={kind: f"pw-{kind}-{secrets.token_hex(12)}" for kind in ROLE_KINDS},
+        passwords={kind: watched(f"pw-{kind}-{secrets.token_hex(12)}") for kind in ROLE_KINDS},
     )
     yield database
     cluster.drop_database(name)
@@ -238,7 +239,7 @@ def test_a_changed_role_secret_rotates_the_password_in_the_database_and_the_pool
         lambda: _userlist_verifier(k8s_cluster, app), 20, "the app role in the pooler's userlist"
     )
     assert verifier_matches(secured.passwords["app"], before)
-    old, new = secured.passwords["app"], f"pw-new-{secrets.token_hex(12)}"
+    old, new = secured.passwords["app"], watched(f"pw-new-{secrets.token_hex(12)}")
     secured.passwords["rotated"] = old  # scanned for leaks at the end as well
     secured.passwords["app"] = new
     _set_secret_password(k8s_cluster, "clinic-app", new)
@@ -287,7 +288,9 @@ def test_no_role_password_in_logs_events_status_or_stored_objects(
 ) -> None:
     _ready_with_roles(k8s_cluster, secured, pooler={"enabled": True})
     old = secured.passwords["readonly"]
-    _set_secret_password(k8s_cluster, "clinic-readonly", f"pw-next-{secrets.token_hex(12)}")
+    _set_secret_password(
+        k8s_cluster, "clinic-readonly", watched(f"pw-next-{secrets.token_hex(12)}")
+    )
     _wait_event(k8s_cluster, "RoleSecretChanged")
     # A failing pass too: a Secret taken away.
     k8s_cluster.delete("v1", "Secret", NAMESPACE, "clinic-auditor")
@@ -310,7 +313,7 @@ def test_a_createrole_owner_manages_roles_and_rotation_but_reports_audit_unavail
     assert "superuser" in audit["message"]
     assert _refused(least_privileged.login("app"), "DELETE FROM audit.log")
 
-    old, new = least_privileged.passwords["readonly"], f"pw-new-{secrets.token_hex(12)}"
+    old, new = least_privileged.passwords["readonly"], watched(f"pw-new-{secrets.token_hex(12)}")
     least_privileged.passwords["readonly"] = new
     _set_secret_password(k8s_cluster, "clinic-readonly", new)
     _wait_event(k8s_cluster, "RoleSecretChanged")

@@ -392,10 +392,16 @@ def test_backup_now_creates_one_job_whose_success_is_reported(
         "the request to be recorded",
     )
 
+    labels = {"namespace": NAMESPACE, "name": NAME}
+    metric = "dbkeeper_backup_last_success_timestamp_seconds"
+    before = metrics.REGISTRY.get_sample_value(metric, labels)
     _finish_job(k8s_cluster, job, succeeded=True)
     healthy = _wait_condition(k8s_cluster, "BackupHealthy", "True", "BackupSucceeded")
     status = status_of(k8s_cluster, NAMESPACE, NAME)
     assert status["lastBackup"]["id"] == job["metadata"]["name"]
+    after = metrics.REGISTRY.get_sample_value(metric, labels)
+    assert after is not None
+    assert after != before, "the last-backup time metric moved"
     assert status["lastBackup"]["finishedAt"]
     assert job["metadata"]["name"] in healthy["message"]
     jobs = k8s_cluster.list("batch/v1", "Job", NAMESPACE, label_selector=JOB_LABELS)
