@@ -24,13 +24,18 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
-	ls /usr/lib/postgresql/*/lib/pgaudit.so >/dev/null 2>&1 || missing="$$missing postgresql-15-pgaudit"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi; \
+	major=$$(ls /usr/lib/postgresql | sort -V | tail -n 1); \
+	if [ ! -e /usr/lib/postgresql/$$major/lib/pgaudit.so ]; then \
+	  echo "installing system package: postgresql-$$major-pgaudit"; \
+	  [ -n "$$missing" ] || $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql-$$major-pgaudit >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml constraints.txt
