@@ -8,36 +8,32 @@ still runs pgbouncer with this folder's ini file, so a recycled pid is never sig
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
 import time
 from pathlib import Path
 
-from dbkeeper.api import PoolerSpec
+from dbkeeper.api import DatabaseSchemaSpec
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.pooler.local import LocalPgBouncer, admin_console_for, find_pgbouncer
 from dbkeeper.pooler.render import UserEntry
-from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings, PoolerSettingsError
+from dbkeeper.pooler.settings import PgBouncerSettings, PoolerSettingsError
+from dbkeeper.reconcile.pooler_workload import pgbouncer_settings
 
 PID_FILE = "pgbouncer.pid"
 DEFAULT_PORT = 6432
 
 
-def pooler_settings(spec: PoolerSpec, database: str, host: str, port: int) -> PgBouncerSettings:
-    """The PgBouncer settings a resource's ``spec.pooler`` asks for, in front of one server."""
-    return PgBouncerSettings(
-        databases=(DatabaseTarget(database, host, port, database),),
-        listen_port=spec.port,
-        pool_mode=spec.pool_mode,
-        default_pool_size=spec.default_pool_size,
-        min_pool_size=spec.min_pool_size,
-        reserve_pool_size=spec.reserve_pool_size,
-        max_client_conn=spec.max_client_connections,
-        max_db_connections=spec.max_database_connections,
-        query_wait_timeout=spec.query_wait_timeout.total_seconds(),
-        server_idle_timeout=spec.server_idle_timeout.total_seconds(),
-        server_tls_sslmode="disable",
+def pooler_settings(spec: DatabaseSchemaSpec, host: str, port: int) -> PgBouncerSettings:
+    """The settings the operator would give the pooler, for the local server.
+
+    The same mapping as in a cluster; only TLS to the server is off, because the local
+    PostgreSQL has no certificate.
+    """
+    return dataclasses.replace(
+        pgbouncer_settings(spec, host, port), server_tls_sslmode="disable", server_tls_ca_file=""
     )
 
 

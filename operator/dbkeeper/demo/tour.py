@@ -142,7 +142,7 @@ def _start_pooler(
     folder = session.folder.pooler
     pid = running_pid(folder)
     started = pid is None
-    settings = pooler_settings(spec.pooler, owner.dbname, "127.0.0.1", session.pg.port)
+    settings = pooler_settings(spec, "127.0.0.1", session.pg.port)
     if pid is None:
         verifier = role_verifier(session.pg.admin_conninfo(), owner.user)
         try:
