@@ -12,6 +12,7 @@ import binascii
 import json
 import os
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any, cast
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from dbkeeper.api.constants import GROUP, KIND, PLURAL, VERSION
 from dbkeeper.conninfo import redact
 
 JsonObject = dict[str, Any]
@@ -49,7 +51,7 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "DatabaseSchema": Kind("dbkeeper.dev", "v1alpha1", "databaseschemas"),
+    KIND: Kind(GROUP, VERSION, PLURAL),
     "Secret": Kind("", "v1", "secrets"),
     "ConfigMap": Kind("", "v1", "configmaps"),
     "Service": Kind("", "v1", "services"),
@@ -63,7 +65,7 @@ KINDS: dict[str, Kind] = {
 # (kind, verbs) the operator's own code uses through this module. kopf itself also
 # needs list/watch/patch on DatabaseSchema and create on events; the chart adds those.
 API_CALLS: dict[str, frozenset[str]] = {
-    "DatabaseSchema": frozenset({"get", "patch"}),
+    KIND: frozenset({"get", "patch"}),
     "Secret": frozenset({"get", "create", "patch", "delete"}),
     "ConfigMap": frozenset({"get", "create", "patch", "delete"}),
     "Service": frozenset({"get", "create", "patch", "delete"}),
@@ -82,6 +84,11 @@ class KubeError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"Kubernetes API answered {status}: {redact(message)}")
         self.status = status
+
+
+class WorkAbandoned(Exception):
+    """A write was refused before it was sent: the work it belongs to was abandoned
+    (the operator is stopping, or the resource was released)."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,18 @@ def _load_api_client() -> k8s_client.ApiClient:
 class KubeClient:
     """Plain JSON requests against the API server, one method per verb."""
 
-    def __init__(self, api_client: k8s_client.ApiClient | None = None) -> None:
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient | None = None,
+        abandoned: threading.Event | None = None,
+    ) -> None:
         self._api = api_client or _load_api_client()
+        self._abandoned = abandoned
+
+    def guarded(self, abandoned: threading.Event) -> KubeClient:
+        """This client (same connection pool) refusing every write once ``abandoned`` is set,
+        so work that outlives its purpose can still read but never change anything."""
+        return KubeClient(self._api, abandoned)
 
     def _request(
         self,
@@ -121,6 +138,8 @@ class KubeClient:
         content_type: str = "application/json",
         query: Mapping[str, str] | None = None,
     ) -> JsonObject | None:
+        if method != "GET" and self._abandoned is not None and self._abandoned.is_set():
+            raise WorkAbandoned(f"{method} {path} not sent: the work was abandoned")
         headers = {"Accept": "application/json", "Content-Type": content_type}
         query_params = list(query.items()) if query else None
         serialized = self._api.param_serialize(
@@ -205,9 +224,25 @@ class KubeClient:
             decoded.setdefault(key, str(value))
         return decoded
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: JsonObject) -> None:
-        """Merge ``status`` into the object's status subresource."""
-        self.patch(kind, namespace, name, {"status": status}, subresource="status")
+    def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: JsonObject,
+        resource_version: str | None = None,
+    ) -> str | None:
+        """Merge ``status`` into the object's status subresource; the new resourceVersion.
+
+        With ``resource_version`` the API server refuses the patch (409) when the object
+        changed since that version: optimistic concurrency.
+        """
+        body: JsonObject = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        patched = self.patch(kind, namespace, name, body, subresource="status")
+        version = (patched.get("metadata") or {}).get("resourceVersion")
+        return str(version) if version is not None else None
 
     def apply(self, obj: JsonObject, hash_annotation: str) -> str:
         """Create ``obj``, or patch it when its input hash annotation changed.

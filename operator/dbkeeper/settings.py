@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+from dbkeeper.api.durations import DurationError, parse_fine_duration
 
 
 class SettingsError(ValueError):
@@ -20,14 +20,10 @@ class SettingsError(ValueError):
 
 
 def parse_env_duration(name: str, value: str) -> timedelta:
-    match = _DURATION.match(value.strip())
-    if not value.strip() or not match or not any(match.groups()):
-        raise SettingsError(
-            f"{name}={value!r} is not a duration: use a number with a unit, "
-            "e.g. 500ms, 30s, 5m, 1h, 1d"
-        )
-    days, hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis)
+    try:
+        return parse_fine_duration(value.strip())
+    except DurationError as exc:
+        raise SettingsError(f"{name}: {exc}; milliseconds are written 500ms") from None
 
 
 def _bool(name: str, value: str) -> bool:
@@ -82,6 +78,10 @@ class Settings:
     manage_workloads: bool = True
     """Create pooler Deployments and backup CronJobs; off when only migrating."""
     advisory_lock_wait: timedelta = timedelta(seconds=30)
+    shutdown_timeout: timedelta = timedelta(seconds=25)
+    """How long a stopping operator waits for running passes (a move in progress gets
+    this long to finish before it is abandoned and rolled back); keep it below the pod's
+    terminationGracePeriodSeconds."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +99,7 @@ class Settings:
             "DBKEEPER_IMAGE",
             "DBKEEPER_MANAGE_WORKLOADS",
             "DBKEEPER_ADVISORY_LOCK_WAIT",
+            "DBKEEPER_SHUTDOWN_TIMEOUT",
         }
         # Variables read elsewhere (paths, local tools); not operator settings.
         passthrough = {
@@ -140,6 +141,12 @@ class Settings:
             raw = get(name)
             return default if raw is None else parse_env_duration(name, raw)
 
+        shutdown = duration("DBKEEPER_SHUTDOWN_TIMEOUT", values.shutdown_timeout)
+        if shutdown > timedelta(seconds=60):
+            raise SettingsError(
+                "DBKEEPER_SHUTDOWN_TIMEOUT must be at most 60s (and below the pod's "
+                "terminationGracePeriodSeconds)"
+            )
         recheck = duration("DBKEEPER_RECHECK_INTERVAL", values.recheck_interval)
         if recheck < timedelta(seconds=1):
             raise SettingsError("DBKEEPER_RECHECK_INTERVAL must be at least 1s")
@@ -158,4 +165,5 @@ class Settings:
                 "DBKEEPER_MANAGE_WORKLOADS", get("DBKEEPER_MANAGE_WORKLOADS", "true")
             ),
             advisory_lock_wait=duration("DBKEEPER_ADVISORY_LOCK_WAIT", values.advisory_lock_wait),
+            shutdown_timeout=shutdown,
         )

@@ -15,6 +15,7 @@ from dbkeeper.api.constants import (
     PLURAL,
     SHORT_NAMES,
     SINGULAR,
+    USER_ANNOTATIONS,
     VERSION,
 )
 from dbkeeper.api.crd import CRD_FILE_NAME, build_crd, render_crd_yaml
@@ -73,6 +74,7 @@ __all__ = [
     "PLURAL",
     "SHORT_NAMES",
     "SINGULAR",
+    "USER_ANNOTATIONS",
     "VERSION",
     "BackupDestination",
     "BackupSpec",

@@ -26,3 +26,7 @@ ANNOTATION_APPROVED_REVISIONS: Final = f"{GROUP}/approved-revisions"
 #: Any non-empty value asks for one backup now; the operator records the value it acted
 #: on, so changing the value (a timestamp is customary) asks again.
 ANNOTATION_BACKUP_NOW: Final = f"{GROUP}/backup-now"
+
+#: The annotations a user sets to ask for work: a change of one wakes the resource's
+#: loop like a change of the spec. Every other annotation is someone's bookkeeping.
+USER_ANNOTATIONS: Final = (ANNOTATION_APPROVED_REVISIONS, ANNOTATION_BACKUP_NOW)

@@ -7,8 +7,10 @@ operator runs reads its Secret from ``secrets.json``, writes its status to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -54,8 +56,16 @@ class LocalRuntime:
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         return self.folder.read_secrets().get(name)
 
-    def write_status(self, view: ResourceView, status: Mapping[str, Any]) -> None:
+    def refresh(self, view: ResourceView) -> ResourceView | None:
+        return dataclasses.replace(view, status=self.folder.read_status())
+
+    def write_status(self, view: ResourceView, status: Mapping[str, Any]) -> str | None:
+        # One process writes the demo's status file at a time: no versions to compare.
         self.folder.write_status(merge_patch(self.folder.read_status(), status))
+        return None
+
+    def abandoned(self) -> threading.Event | None:
+        return None
 
     def event(self, view: ResourceView, event_type: EventType, reason: str, message: str) -> None:
         message = redact(message)

@@ -30,6 +30,18 @@ from dbkeeper.pooler.changes import RESTART_FIELDS, ChangeKind, change_kind
 from dbkeeper.pooler.render import UserEntry, render_pgbouncer_ini, render_userlist
 from dbkeeper.pooler.settings import PgBouncerSettings
 
+_NAME_LIMIT = 63
+
+
+def pooler_name(resource_name: str) -> str:
+    """Name of the pooler's objects (and its Service's DNS name)."""
+    name = f"{resource_name}-pooler"
+    if len(name) <= _NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: _NAME_LIMIT - 9].rstrip('-')}-{digest}"
+
+
 __all__ = [
     "ANNOTATION_CONFIG_HASH",
     "ANNOTATION_RESTART_HASH",

@@ -1,7 +1,7 @@
 """Why a migration did not happen: one exception type with a reason from a closed set.
 
 The operator maps ``reason`` to status conditions and decides whether to retry
-(``DatabaseUnreachable``, ``LockBusy`` heal by themselves; the others need a person).
+(:data:`TRANSIENT_REASONS` heal by themselves; the others need a person).
 Messages are one line, never contain a password, and say what to do next.
 """
 
@@ -26,8 +26,12 @@ Reason = Literal[
 
 REASONS: frozenset[str] = frozenset(get_args(Reason))
 
-# Failures that go away without a change of spec or files: worth retrying later.
-TRANSIENT_REASONS: frozenset[str] = frozenset({"DatabaseUnreachable", "LockBusy"})
+# Failures that go away without a change of spec or files: retried with backoff. A
+# lock held by someone else is released in time; a backup destination that refused a
+# write may be fixed (mounted, emptied) without touching the resource.
+TRANSIENT_REASONS: frozenset[str] = frozenset(
+    {"DatabaseUnreachable", "LockBusy", "LockTimeout", "BackupFailed"}
+)
 
 
 class MigrationError(Exception):

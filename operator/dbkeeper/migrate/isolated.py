@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,6 +161,8 @@ class _Supervisor:
         dbname: str,
         on_event: EventSink | None,
         timeout: float | None,
+        abandoned: threading.Event | None = None,
+        abandon_grace: float = 0.0,
     ) -> None:
         self.process = process
         self.channel = channel
@@ -167,6 +170,18 @@ class _Supervisor:
         self.on_event = on_event
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout if timeout is not None else None
+        self.abandoned = abandoned
+        self.abandon_grace = abandon_grace
+        self.abandon_deadline: float | None = None
+
+    def _give_up_now(self) -> bool:
+        """Whether the caller abandoned the move and its grace to finish has run out."""
+        if self.abandoned is None or not self.abandoned.is_set():
+            return False
+        now = time.monotonic()
+        if self.abandon_deadline is None:
+            self.abandon_deadline = now + self.abandon_grace
+        return now >= self.abandon_deadline
 
     def outcome(self) -> _Result | _Refused | _Crashed:
         while True:
@@ -179,6 +194,15 @@ class _Supervisor:
 
     def _next(self) -> _Message:
         while not self.channel.poll(self._wait()):
+            if self._give_up_now():
+                _stop(self.process)
+                raise MigrationError(
+                    "RevisionFailed",
+                    f"the migration of {self.dbname} was abandoned (the operator is stopping) "
+                    f"after {self.abandon_grace:g}s of grace and its process was stopped; the "
+                    "revision in progress was not committed, the database stays at the last "
+                    "revision reported as applied",
+                )
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 _stop(self.process)
                 raise MigrationError(
@@ -226,6 +250,8 @@ def migrate_isolated(
     hooks: HooksFactory | None = None,
     on_event: EventSink | None = None,
     timeout: float | None = None,
+    abandoned: threading.Event | None = None,
+    abandon_grace: float = 0.0,
 ) -> MigrationResult:
     """:func:`migrate` in a child process; the same result, events and errors.
 
@@ -233,7 +259,8 @@ def migrate_isolated(
     ``timeout`` (seconds) bounds the whole call, start-up of the child included; when it
     runs out the child is stopped, which rolls back the revision in progress. Raises
     :class:`MigrationError`: the child's own error unchanged, or ``RevisionFailed`` when
-    the child crashed, died or ran out of time.
+    the child crashed, died or ran out of time. Once ``abandoned`` is set the move gets
+    ``abandon_grace`` more seconds to finish, then its child is stopped the same way.
 
     The child is a fresh interpreter that imports the caller's ``__main__`` module the way
     ``multiprocessing`` does, so that module must be safe to import (guarded by
@@ -252,7 +279,9 @@ def migrate_isolated(
         process.start()
         # Only the child may hold the writing end, so its death ends the stream.
         writer.close()
-        outcome = _Supervisor(process, reader, conninfo.dbname, on_event, timeout).outcome()
+        outcome = _Supervisor(
+            process, reader, conninfo.dbname, on_event, timeout, abandoned, abandon_grace
+        ).outcome()
     finally:
         writer.close()
         reader.close()

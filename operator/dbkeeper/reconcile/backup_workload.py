@@ -20,6 +20,7 @@ from dbkeeper.api import (
     Reason,
 )
 from dbkeeper.api.spec import BackupSpec
+from dbkeeper.conninfo import ConnInfo
 from dbkeeper.kube import KubeError
 from dbkeeper.manifests.backup import (
     BackupJobSettings,
@@ -39,7 +40,6 @@ from dbkeeper.reconcile.backup_jobs import (
     last_backup,
 )
 from dbkeeper.reconcile.backup_metrics import publish_backups
-from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.pooler_workload import owner_reference
 from dbkeeper.reconcile.runtime import ResourceView
@@ -64,18 +64,13 @@ def on_demand_job_name(resource_name: str, request: str) -> str:
     return f"{resource_name}-backup-now-{digest}"
 
 
-def _endpoint(
-    view: ResourceView, spec: DatabaseSchemaSpec, runtime: KubeRuntime
-) -> tuple[str, int]:
+def _endpoint(spec: DatabaseSchemaSpec, primary: ConnInfo | None) -> tuple[str, int]:
+    """Where the backup pods connect: the primary the pass found, else the first host
+    (pg_dump also works against a standby; a later pass repoints the CronJobs)."""
+    if primary is not None:
+        return primary.host, primary.port
     endpoints = spec.database.endpoints()
-    if len(endpoints) == 1:
-        return endpoints[0].host, endpoints[0].port
-    try:
-        primary = database_conninfo(spec, view, runtime)
-    except (CredentialsUnavailable, NoPrimary):
-        # pg_dump also works against a standby; the next pass repoints the CronJobs.
-        return endpoints[0].host, endpoints[0].port
-    return primary.host, primary.port
+    return endpoints[0].host, endpoints[0].port
 
 
 def job_settings(
@@ -113,8 +108,11 @@ def reconcile_backups(
     runtime: KubeRuntime,
     settings: Settings,
     report: StatusReport,
+    primary: ConnInfo | None,
 ) -> None:
-    """Apply or remove the CronJobs, act on a backup request, report the Jobs' outcome."""
+    """Apply or remove the CronJobs, act on a backup request, report the Jobs' outcome.
+
+    ``primary`` is the database as the pass observed it, when it could."""
     backup = spec.backup
     claim = backup.destination.persistent_volume_claim if backup is not None else None
     if backup is None or claim is None:
@@ -134,7 +132,7 @@ def reconcile_backups(
             event="Warning",
         )
         return
-    host, port = _endpoint(view, spec, runtime)
+    host, port = _endpoint(spec, primary)
     job = job_settings(view, spec, backup, claim.claim_name, host, port, settings)
     if report.status.condition(ConditionType.BACKUP_HEALTHY) is None:
         # Recorded before the CronJobs exist, so removing backups later finds them even

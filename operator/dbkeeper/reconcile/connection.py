@@ -15,7 +15,7 @@ from pathlib import Path
 from dbkeeper.api import DatabaseSchemaSpec
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.pooler.failover import Endpoint, NoPrimaryError, find_primary
-from dbkeeper.reconcile.runtime import ResourceView, Runtime
+from dbkeeper.reconcile.runtime import ResourceView, SecretReader
 
 USERNAME_KEY = "username"
 PASSWORD_KEY = "password"  # noqa: S105 - the key's name, not a password
@@ -48,7 +48,9 @@ def _ca_file(namespace: str, secret: str, pem: str) -> Path:
     return path
 
 
-def read_credentials(view: ResourceView, runtime: Runtime, secret_name: str) -> tuple[str, str]:
+def read_credentials(
+    view: ResourceView, runtime: SecretReader, secret_name: str
+) -> tuple[str, str]:
     data = runtime.read_secret(view.namespace, secret_name)
     if data is None:
         raise CredentialsUnavailable(
@@ -66,7 +68,9 @@ def read_credentials(view: ResourceView, runtime: Runtime, secret_name: str) -> 
     return data[USERNAME_KEY], data[PASSWORD_KEY]
 
 
-def database_conninfo(spec: DatabaseSchemaSpec, view: ResourceView, runtime: Runtime) -> ConnInfo:
+def database_conninfo(
+    spec: DatabaseSchemaSpec, view: ResourceView, runtime: SecretReader
+) -> ConnInfo:
     """Where to connect as the schema owner; with several hosts, the current primary."""
     database = spec.database
     user, password = read_credentials(view, runtime, database.credentials_secret)

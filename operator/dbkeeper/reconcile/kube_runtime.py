@@ -1,8 +1,14 @@
-"""The reconcilers' runtime inside a cluster: Secrets, status and Events via the API."""
+"""The reconcilers' runtime inside a cluster: Secrets, status and Events via the API.
+
+One :class:`KubeRuntime` serves the whole operator; :meth:`KubeRuntime.for_pass` gives
+each reconcile pass its own view of it: Secrets read at most once per pass (the pass
+observes the world once), and every write refused once the pass is abandoned.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,10 +16,11 @@ from typing import Any
 
 from dbkeeper.api import API_VERSION, KIND, DatabaseSchemaSpec
 from dbkeeper.conninfo import ConnInfo
-from dbkeeper.kube import KubeClient, ObjectRef
+from dbkeeper.kube import KubeClient, KubeError, ObjectRef
 from dbkeeper.manifests import HASH_ANNOTATION
 from dbkeeper.reconcile.hooks import MoveSafeguards, PoolerPause
-from dbkeeper.reconcile.runtime import EventType, ResourceView
+from dbkeeper.reconcile.pooler_pauses import pooler_pauses
+from dbkeeper.reconcile.runtime import EventType, ResourceView, StatusConflict
 from dbkeeper.reconcile.status_patch import merge_patch
 from dbkeeper.reconcile.telemetry import publish_status
 from dbkeeper.settings import Settings
@@ -21,37 +28,58 @@ from dbkeeper.settings import Settings
 BACKUP_MOUNT_ROOT_VARIABLE = "DBKEEPER_BACKUP_DIR"
 
 
+_CONFLICT = 409
+
+
 class KubeRuntime:
-    def __init__(self, kube: KubeClient, settings: Settings) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        settings: Settings,
+        abandoned: threading.Event | None = None,
+    ) -> None:
         self.kube = kube
         self.settings = settings
+        self._abandoned = abandoned
+        self._secrets: dict[tuple[str, str], dict[str, str] | None] | None = None
+
+    def for_pass(self, abandoned: threading.Event) -> KubeRuntime:
+        """A runtime for one pass: Secrets cached for its length, writes guarded."""
+        runtime = KubeRuntime(self.kube.guarded(abandoned), self.settings, abandoned)
+        runtime._secrets = {}
+        return runtime
+
+    def abandoned(self) -> threading.Event | None:
+        return self._abandoned
 
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        return self.kube.read_secret(namespace, name)
+        if self._secrets is None:
+            return self.kube.read_secret(namespace, name)
+        key = (namespace, name)
+        if key not in self._secrets:
+            self._secrets[key] = self.kube.read_secret(namespace, name)
+        found = self._secrets[key]
+        return None if found is None else dict(found)
 
-    def write_status(self, view: ResourceView, patch: Mapping[str, Any]) -> None:
-        self.kube.patch_status(KIND, view.namespace, view.name, dict(patch))
-        publish_status(view, merge_patch(view.status, patch))
+    def read(self, namespace: str, name: str) -> ResourceView | None:
+        """The resource as the API has it now, or None when it does not exist."""
+        found = self.kube.get(KIND, namespace, name)
+        return None if found is None else ResourceView.from_body(found)
 
     def refresh(self, view: ResourceView) -> ResourceView | None:
-        """``view`` as the API has it now, or None when the resource is gone.
+        return self.read(view.namespace, view.name)
 
-        kopf hands every handler of one cycle the same body; a handler that runs after
-        another one wrote status must re-read it, or it would write over that status.
-        """
-        found = self.kube.get(KIND, view.namespace, view.name)
-        if found is None:
-            return None
-        metadata = found.get("metadata") or {}
-        return ResourceView(
-            namespace=view.namespace,
-            name=view.name,
-            generation=int(metadata.get("generation") or 0),
-            spec=dict(found.get("spec") or {}),
-            status=dict(found.get("status") or {}),
-            annotations=dict(metadata.get("annotations") or {}),
-            uid=metadata.get("uid"),
-        )
+    def write_status(self, view: ResourceView, patch: Mapping[str, Any]) -> str | None:
+        try:
+            version = self.kube.patch_status(
+                KIND, view.namespace, view.name, dict(patch), view.resource_version
+            )
+        except KubeError as exc:
+            if exc.status == _CONFLICT:
+                raise StatusConflict(str(exc)) from None
+            raise
+        publish_status(view, merge_patch(view.status, patch))
+        return version
 
     def delete_owned(self, view: ResourceView, kind: str, name: str) -> bool:
         """Delete ``kind``/``name`` if ``view``'s resource controls it; True if deleted.
@@ -107,9 +135,6 @@ class KubeRuntime:
     def _pooler_pauses(
         self, view: ResourceView, spec: DatabaseSchemaSpec, conninfo: ConnInfo
     ) -> tuple[PoolerPause, ...]:
-        # Imported here: the pooler's reconciler builds on this module.
-        from dbkeeper.reconcile.pooler_pauses import pooler_pauses
-
         def warn(reason: str, message: str) -> None:
             self.event(view, "Warning", reason, message)
 

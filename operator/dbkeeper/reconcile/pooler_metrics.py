@@ -14,20 +14,17 @@ from __future__ import annotations
 import logging
 
 from dbkeeper import metrics
-from dbkeeper.api import DatabaseSchemaSpec, SpecInvalid, parse_spec
+from dbkeeper.api import DatabaseSchemaSpec
 from dbkeeper.kube import KubeClient, KubeError
+from dbkeeper.manifests.pooler import pooler_name
 from dbkeeper.pooler.admin import AdminConsole, AdminConsoleError
 from dbkeeper.pooler.stats import DatabaseStats, PoolStats
-from dbkeeper.reconcile.connection import CredentialsUnavailable, read_credentials
-from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.pooler_pods import (
     ADMIN_CONNECT_TIMEOUT,
     PoolerPod,
     admin_conninfo,
     list_ready_pods,
 )
-from dbkeeper.reconcile.pooler_workload import pooler_name
-from dbkeeper.reconcile.runtime import ResourceView
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +73,3 @@ def record_pool_metrics(
         pools.extend(read[0])
         traffic.extend(read[1])
     metrics.set_pool_stats(namespace, resource_name, pools if answered else None, traffic)
-
-
-def recheck_pool_metrics(view: ResourceView, runtime: KubeRuntime) -> None:
-    """The periodic pass's part: the resource's spec and owner, then the metrics."""
-    try:
-        spec = parse_spec(view.spec)
-    except SpecInvalid:
-        return
-    owner: tuple[str, str] | None = None
-    if spec.pooler.enabled:
-        try:
-            owner = read_credentials(view, runtime, spec.database.credentials_secret)
-        except CredentialsUnavailable:
-            owner = None
-    record_pool_metrics(view.namespace, view.name, spec, runtime.kube, owner)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dbkeeper.api import DatabaseSchemaSpec
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.kube import KubeClient
+from dbkeeper.manifests.pooler import pooler_name
 from dbkeeper.pooler.admin import AdminConsole, AdminConsoleError
 from dbkeeper.reconcile.hooks import PoolerPause
 from dbkeeper.reconcile.pooler_pods import (
@@ -25,7 +26,6 @@ from dbkeeper.reconcile.pooler_pods import (
     admin_conninfo,
     list_ready_pods,
 )
-from dbkeeper.reconcile.pooler_workload import pooler_name
 
 # How long PAUSE may wait for the pods' open transactions before the revision is
 # refused (and the pods resumed).

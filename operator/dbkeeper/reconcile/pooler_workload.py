@@ -37,24 +37,18 @@ from dbkeeper.manifests.pooler import (
     build_pooler_deployment,
     build_pooler_secret,
     build_pooler_service,
+    pooler_name,
 )
 from dbkeeper.pooler.render import UserEntry
 from dbkeeper.pooler.scram import SALT_BYTES, scram_verifier
 from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings, PoolerSettingsError
-from dbkeeper.reconcile.connection import (
-    PASSWORD_KEY,
-    USERNAME_KEY,
-    CredentialsUnavailable,
-    NoPrimary,
-    database_conninfo,
-)
+from dbkeeper.reconcile.connection import PASSWORD_KEY, USERNAME_KEY
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.runtime import ResourceView
 from dbkeeper.reconcile.status_report import StatusReport
 from dbkeeper.settings import Settings
 
 POOLER_KINDS = ("Deployment", "Service", "ConfigMap", "Secret")
-_NAME_LIMIT = 63
 
 
 class PoolerUnavailable(Exception):
@@ -74,15 +68,6 @@ class PooledRole:
 
     def __repr__(self) -> str:
         return f"PooledRole({self.name!r})"
-
-
-def pooler_name(resource_name: str) -> str:
-    """Name of the pooler's objects (and its Service's DNS name)."""
-    name = f"{resource_name}-pooler"
-    if len(name) <= _NAME_LIMIT:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: _NAME_LIMIT - 9].rstrip('-')}-{digest}"
 
 
 def verifier_salt(namespace: str, resource: str, user: str) -> bytes:
@@ -309,13 +294,26 @@ def reconcile_pooler(
     runtime: KubeRuntime,
     settings: Settings,
     report: StatusReport,
+    server: ConnInfo | None,
+    problem: str | None = None,
 ) -> bool:
-    """Apply or remove the pooler and report it; False when it must be tried again."""
+    """Apply or remove the pooler and report it; False when it must be tried again.
+
+    ``server`` is the database as the pass observed it (the owner's connection to the
+    primary); None when it could not be found, ``problem`` saying why.
+    """
     if not spec.pooler.enabled:
         remove_pooler(view, runtime, report)
         return True
+    if server is None:
+        report.condition(
+            ConditionType.POOLER_READY,
+            "False",
+            Reason.POOLER_NOT_READY,
+            problem or "the database's connection details are not available yet",
+        )
+        return False
     try:
-        server = database_conninfo(spec, view, runtime)
         roles, missing = pooled_roles(view, spec, runtime, server)
         # The owner administers the pods: the operator PAUSEs them around risky revisions
         # and reads their pool metrics with the owner's password, which it holds anyway.
@@ -332,9 +330,6 @@ def reconcile_pooler(
             set_role_verifiers(server, roles, inp)
     except PoolerUnavailable as exc:
         report.condition(ConditionType.POOLER_READY, "False", exc.reason, str(exc))
-        return False
-    except (CredentialsUnavailable, NoPrimary) as exc:
-        report.condition(ConditionType.POOLER_READY, "False", Reason.POOLER_NOT_READY, str(exc))
         return False
     except PoolerSettingsError as exc:
         report.condition(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dbkeeper.api import DatabaseSchemaSpec, Reason
 from dbkeeper.reconcile.connection import PASSWORD_KEY, USERNAME_KEY
-from dbkeeper.reconcile.runtime import ResourceView, Runtime
+from dbkeeper.reconcile.runtime import ResourceView, SecretReader
 from dbkeeper.security import ROLE_KINDS, RoleDeclaration, SecurityError
 
 
@@ -22,7 +22,7 @@ class RoleSecretUnusable(Exception):
 
 
 def declared_roles(
-    view: ResourceView, spec: DatabaseSchemaSpec, runtime: Runtime
+    view: ResourceView, spec: DatabaseSchemaSpec, runtime: SecretReader
 ) -> list[RoleDeclaration]:
     """The roles ``spec.roles`` declares, each with the password of its Secret.
 

@@ -1,7 +1,8 @@
-"""The roles, privileges, password rotation and read auditing of one DatabaseSchema.
+"""The roles aspect of a pass: roles, privileges, password rotation and read auditing.
 
-Runs after the schema reconciler and before the pooler, in each kopf cycle and in the
-periodic re-check, when ``spec.roles`` is set. It connects as the role of
+Runs after the schema aspect (roles are granted on the tables it created) and before
+the pooler's (which logs in as these roles), in every pass, when ``spec.roles`` is set.
+It connects as the role of
 ``spec.database.credentialsSecret`` (it must be able to create roles and grant; a
 superuser also lets it check stored passwords and configure pgaudit) and, in order:
 
@@ -13,8 +14,8 @@ superuser also lets it check stored passwords and configure pgaudit) and, in ord
 3. configures pgaudit's read auditing of the patient-data tables for the application
    role and reports ``ReadAuditActive``.
 
-Conditions go through :meth:`StatusReport.write_aspects`: phase and Ready stay as the
-schema reconciler left them. No password, verifier or Secret value is logged, posted or
+Its conditions go into the pass's :class:`StatusReport`; phase and Ready stay as the
+schema aspect left them. No password, verifier or Secret value is logged, posted or
 written to the status.
 """
 
@@ -24,18 +25,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dbkeeper.api import ConditionType, DatabaseSchemaSpec, Phase, Reason, SpecInvalid, parse_spec
+from dbkeeper.api import ConditionType, DatabaseSchemaSpec, Reason
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.healthcare.models import PATIENT_DATA_TABLES
-from dbkeeper.kube import KubeError
 from dbkeeper.migrate import MigrationError, load_set
-from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
-from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.role_passwords import changed_passwords, verifiers_readable
 from dbkeeper.reconcile.role_secrets import RoleSecretUnusable, declared_roles
-from dbkeeper.reconcile.runtime import Outcome, ResourceView
+from dbkeeper.reconcile.runtime import ResourceView, Runtime
 from dbkeeper.reconcile.status_report import StatusReport
 from dbkeeper.security import (
+    ROLE_KINDS,
     PrivilegeDeclaration,
     ReadAuditState,
     RoleDeclaration,
@@ -48,15 +47,12 @@ from dbkeeper.security import (
     read_audit_state,
     rotate_password,
 )
-from dbkeeper.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Tables whose reads are audited, per migration set; a set not named here declares none.
 PATIENT_TABLES_OF_SET: Mapping[str, tuple[str, ...]] = {"healthcare": PATIENT_DATA_TABLES}
 
-# The schema must have been read (and moved) first: roles are granted on its tables.
-_PHASES_TO_WAIT_IN = frozenset({None, Phase.PENDING, Phase.MIGRATING})
 _SENTENCES_SHOWN = 10
 
 _REASON_OF_SECURITY: Mapping[str, Reason] = {
@@ -95,16 +91,13 @@ def _roles_named(roles: Sequence[RoleDeclaration]) -> str:
     return ", ".join(f"{role.kind} {role.username}" for role in roles)
 
 
-def _target(view: ResourceView, spec: DatabaseSchemaSpec, runtime: KubeRuntime) -> RolesTarget:
+def _target(
+    view: ResourceView, spec: DatabaseSchemaSpec, runtime: Runtime, admin: ConnInfo
+) -> RolesTarget:
     try:
         roles = declared_roles(view, spec, runtime)
-        admin = database_conninfo(spec, view, runtime)
     except RoleSecretUnusable as exc:
         raise RolesNotManageable(exc.reason, str(exc)) from None
-    except CredentialsUnavailable as exc:
-        raise RolesNotManageable(Reason(exc.reason), str(exc)) from None
-    except NoPrimary as exc:
-        raise RolesNotManageable(Reason.NO_PRIMARY, str(exc)) from None
     try:
         migration_set = load_set(spec.migrations.set_name)
         privileges = load_privileges(migration_set.path)
@@ -240,21 +233,30 @@ def _sync_read_audit(
     )
 
 
-def _forget(report: StatusReport) -> None:
+def declares_roles(spec: DatabaseSchemaSpec) -> bool:
+    """Whether ``spec.roles`` names any role for the operator to manage."""
+    return spec.roles is not None and any(
+        getattr(spec.roles, kind) is not None for kind in ROLE_KINDS
+    )
+
+
+def forget_roles(report: StatusReport) -> None:
+    """Drop the roles' conditions: the spec no longer declares roles."""
     for type_ in (ConditionType.ROLES_IN_SYNC, ConditionType.READ_AUDIT_ACTIVE):
         report.drop_condition(type_)
 
 
-def _manage(
-    current: ResourceView,
+def roles_aspect(
+    view: ResourceView,
     spec: DatabaseSchemaSpec,
-    runtime: KubeRuntime,
+    runtime: Runtime,
+    admin: ConnInfo,
     report: StatusReport,
 ) -> bool:
     """One pass over the roles and the read audit; False when it must be tried again."""
     try:
-        target = _target(current, spec, runtime)
-        _sync_roles(target, report, current.generation)
+        target = _target(view, spec, runtime, admin)
+        _sync_roles(target, report, view.generation)
     except RolesNotManageable as exc:
         report.condition(
             ConditionType.ROLES_IN_SYNC, "False", exc.reason, str(exc), event="Warning"
@@ -265,40 +267,5 @@ def _manage(
         message = f"roles not applied: {exc.message}"
         report.condition(ConditionType.ROLES_IN_SYNC, "False", reason, message, event="Warning")
         return False
-    _sync_read_audit(target, spec, report, current.generation)
+    _sync_read_audit(target, spec, report, view.generation)
     return True
-
-
-def reconcile_roles(view: ResourceView, runtime: KubeRuntime, settings: Settings) -> Outcome | None:
-    """Manage the roles ``spec.roles`` declares and report them; see the module docstring."""
-    current = runtime.refresh(view)
-    if current is None:
-        return None
-    try:
-        spec = parse_spec(current.spec)
-    except SpecInvalid:
-        return None  # the schema reconciler reports it
-    report = StatusReport(current, runtime)
-    phase = str(current.status.get("phase") or Phase.PENDING.value)
-    retry = Outcome(phase=phase, retry_after=settings.retry_delay.total_seconds())
-    if spec.roles is None or not any(
-        getattr(spec.roles, kind) is not None for kind in ("owner", "app", "readonly", "auditor")
-    ):
-        _forget(report)
-        report.write_aspects()
-        return None
-    if report.before.phase in _PHASES_TO_WAIT_IN:
-        return retry
-    settled = _manage(current, spec, runtime, report)
-    try:
-        report.write_aspects()
-    except KubeError as exc:
-        log.warning("roles status of %s not written: %s", current.key, exc)
-        return retry
-    return Outcome(phase=phase) if settled else retry
-
-
-def recheck_roles(view: ResourceView, runtime: KubeRuntime, settings: Settings) -> Outcome | None:
-    """The periodic pass: rotation, drift and the read audit; never asks for a retry."""
-    outcome = reconcile_roles(view, runtime, settings)
-    return None if outcome is None else Outcome(phase=outcome.phase)

@@ -6,6 +6,7 @@ Only these protocols cross from the reconcile layer to the outside, so the opera
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,10 +31,34 @@ class ResourceView:
     status: Mapping[str, Any] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     uid: str | None = None
+    resource_version: str | None = None
+    """The version this view was read at; status writes are conditional on it."""
+    deleting: bool = False
+    """The resource has a deletionTimestamp: only the finalizer acts on it now."""
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ResourceView:
+        """The view of a resource as the API returns it (or kopf hands it over)."""
+        metadata = body.get("metadata") or {}
+        return cls(
+            namespace=metadata.get("namespace", ""),
+            name=metadata.get("name", ""),
+            generation=int(metadata.get("generation") or 0),
+            spec=dict(body.get("spec") or {}),
+            status=dict(body.get("status") or {}),
+            annotations=dict(metadata.get("annotations") or {}),
+            uid=metadata.get("uid"),
+            resource_version=metadata.get("resourceVersion"),
+            deleting=bool(metadata.get("deletionTimestamp")),
+        )
+
+
+class StatusConflict(Exception):
+    """The resource changed since it was read: the status write was refused (HTTP 409)."""
 
 
 @dataclass(frozen=True)
@@ -47,15 +72,27 @@ class Outcome:
     """Set when nothing will change until the resource does."""
 
 
-class Runtime(Protocol):
-    """The outside world of a reconciler."""
+class SecretReader(Protocol):
+    """Where a reconciler's Secrets come from."""
 
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's keys and decoded values, or None when it does not exist."""
 
-    def write_status(self, view: ResourceView, patch: Mapping[str, Any]) -> None:
+
+class Runtime(SecretReader, Protocol):
+    """The outside world of a reconciler."""
+
+    def refresh(self, view: ResourceView) -> ResourceView | None:
+        """``view``'s resource as it is stored now, or None when it is gone."""
+
+    def write_status(self, view: ResourceView, patch: Mapping[str, Any]) -> str | None:
         """Apply ``patch`` to the resource's status: a JSON merge patch (camelCase,
-        JSON-ready; ``None`` removes a key), holding only what changed."""
+        JSON-ready; ``None`` removes a key), holding only what changed.
+
+        When ``view.resource_version`` is set the write is conditional on it and raises
+        :class:`StatusConflict` if the resource changed since. Returns the resource's new
+        version, when the store has versions.
+        """
 
     def event(self, view: ResourceView, event_type: EventType, reason: str, message: str) -> None:
         """Tell users what happened (a Kubernetes Event in a cluster)."""
@@ -73,6 +110,10 @@ class Runtime(Protocol):
 
         A picklable factory: moves run in a child process, which builds the hooks.
         """
+
+    def abandoned(self) -> threading.Event | None:
+        """Set when the work of this pass is to be given up (the operator is stopping or
+        the resource is released); a running move then stops within its grace period."""
 
 
 Clock = Callable[[], datetime]

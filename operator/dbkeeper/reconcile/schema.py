@@ -1,8 +1,13 @@
-"""Reconcile a DatabaseSchema's schema: parse, connect, compare, move, report.
+"""The schema aspect of a pass: parse, connect, compare, move, report.
 
 Observe first (spec, Secret, database revision), record what was seen, then act. Every
-path ends in :meth:`StatusReport.outcome`, which writes the status once and tells the
-caller whether to retry (temporary conditions) or wait for the user (permanent ones).
+path ends in :meth:`StatusReport.outcome`, which settles the phase and tells the pass
+whether to retry (temporary conditions) or wait for the user (permanent ones); the pass
+writes the status once at its end (a move also announces itself before it starts).
+
+A resource that Failed at its current generation is not moved again until its inputs
+change (spec or annotations): re-running a failing revision every re-check would only
+take a backup and fail again. The pass says when to try once more (``act_on_failed``).
 """
 
 from __future__ import annotations
@@ -37,9 +42,6 @@ from dbkeeper.reconcile.runtime import Outcome, ResourceView, Runtime
 from dbkeeper.reconcile.status_report import StatusReport
 from dbkeeper.settings import Settings
 
-# Engine reasons that heal without a change of spec: retried with backoff.
-_RETRYABLE = {"DatabaseUnreachable", "LockBusy", "LockTimeout", "BackupFailed"}
-
 _REASON_OF_ENGINE: dict[str, Reason] = {
     "UnknownRevision": Reason.UNKNOWN_REVISION,
     "DowngradeNotAllowed": Reason.DOWNGRADE_NOT_ALLOWED,
@@ -62,6 +64,25 @@ _EVENT_REASON = {
     "lint_warning": ("Warning", "LintWarning"),
     "drift_found": ("Warning", "DriftDetected"),
 }
+
+
+@dataclass
+class Found:
+    """What observing got as far as, for the aspects that run after the schema."""
+
+    spec: DatabaseSchemaSpec | None = None
+    conninfo: ConnInfo | None = None
+    reachable: bool = False
+    problem: str | None = None
+    """Why the database could not be used, in words (when it could not)."""
+
+
+@dataclass(frozen=True)
+class SchemaResult:
+    """How the schema aspect ended, and what the next aspects may build on."""
+
+    outcome: Outcome
+    found: Found
 
 
 @dataclass(frozen=True)
@@ -96,9 +117,17 @@ def _retry_delay(settings: Settings) -> float:
 
 
 def observe(
-    view: ResourceView, runtime: Runtime, settings: Settings, report: StatusReport
+    view: ResourceView,
+    runtime: Runtime,
+    settings: Settings,
+    report: StatusReport,
+    found: Found | None = None,
 ) -> Observed | Outcome:
-    """Parse, connect and read the revision; an Outcome when that already decides."""
+    """Parse, connect and read the revision; an Outcome when that already decides.
+
+    ``found`` is filled in as far as observing gets.
+    """
+    found = found if found is not None else Found()
     try:
         spec = parse_spec(view.spec)
     except SpecInvalid as exc:
@@ -110,6 +139,7 @@ def observe(
             event="Warning",
         )
         return report.outcome(Phase.FAILED, str(exc), permanent=True)
+    found.spec = spec
     try:
         migration_set = load_set(spec.migrations.set_name)
     except MigrationError as exc:
@@ -124,12 +154,14 @@ def observe(
     try:
         conninfo = database_conninfo(spec, view, runtime)
     except CredentialsUnavailable as exc:
+        found.problem = str(exc)
         reason = Reason(exc.reason)
         report.condition(
             ConditionType.DATABASE_REACHABLE, "False", reason, str(exc), event="Warning"
         )
         return _waiting(report, str(exc), settings)
     except NoPrimary as exc:
+        found.problem = str(exc)
         report.condition(
             ConditionType.DATABASE_REACHABLE,
             "False",
@@ -138,9 +170,11 @@ def observe(
             event="Warning",
         )
         return _waiting(report, str(exc), settings)
+    found.conninfo = conninfo
     try:
         schema = read_status(conninfo, migration_set)
     except MigrationError as exc:
+        found.problem = str(exc)
         report.condition(
             ConditionType.DATABASE_REACHABLE,
             "False",
@@ -149,6 +183,7 @@ def observe(
             event="Warning",
         )
         return _waiting(report, str(exc), settings)
+    found.reachable = True
     recovered = report.condition(
         ConditionType.DATABASE_REACHABLE,
         "True",
@@ -244,9 +279,45 @@ def _record_schema(
 
 
 def reconcile_schema(view: ResourceView, runtime: Runtime, settings: Settings) -> Outcome:
-    """Bring the database to the spec's target revision and report the result."""
+    """Bring the database to the spec's target revision and write the result (the schema
+    aspect alone, as one pass: for runs without a cluster, such as the demo)."""
     report = StatusReport(view, runtime)
-    observed = observe(view, runtime, settings, report)
+    result = schema_aspect(view, runtime, settings, report)
+    report.commit()
+    return result.outcome
+
+
+def schema_aspect(
+    view: ResourceView,
+    runtime: Runtime,
+    settings: Settings,
+    report: StatusReport,
+    *,
+    act_on_failed: bool = True,
+) -> SchemaResult:
+    """The schema part of a pass; its findings go into ``report`` (not written here)."""
+    found = Found()
+    return SchemaResult(_schema(view, runtime, settings, report, found, act_on_failed), found)
+
+
+def _still_failed(report: StatusReport, view: ResourceView) -> Outcome | None:
+    """The last failure again, when it was at this generation and nothing asks to retry."""
+    before = report.before
+    if before.phase != Phase.FAILED or before.observed_generation != view.generation:
+        return None
+    message = before.message or "failed; change the spec to try again"
+    return report.outcome(Phase.FAILED, message, permanent=True)
+
+
+def _schema(
+    view: ResourceView,
+    runtime: Runtime,
+    settings: Settings,
+    report: StatusReport,
+    found: Found,
+    act_on_failed: bool,
+) -> Outcome:
+    observed = observe(view, runtime, settings, report, found)
     if isinstance(observed, Outcome):
         return observed
     schema, target = observed.schema, observed.target
@@ -260,6 +331,10 @@ def reconcile_schema(view: ResourceView, runtime: Runtime, settings: Settings) -
         return report.outcome(Phase.DEGRADED, message, retry_after=_retry_delay(settings))
     if schema.current_revision == target:
         return _at_target(report, observed)
+    if not act_on_failed:
+        still = _still_failed(report, view)
+        if still is not None:
+            return still
     return _move(view, runtime, settings, report, observed)
 
 
@@ -288,6 +363,13 @@ def _options(
         approved=approved_revisions(view.annotations),
         actor=f"dbkeeper:{view.namespace}/{view.name}",
     )
+
+
+def _abandon_grace(settings: Settings) -> float:
+    """How long a move may go on once its pass is abandoned: most of the shutdown time,
+    leaving a few seconds to stop the child and exit."""
+    total = settings.shutdown_timeout.total_seconds()
+    return max(0.0, total - min(5.0, total / 2))
 
 
 def _move(
@@ -327,18 +409,6 @@ def _move(
             view, "Warning" if event_type == "Warning" else "Normal", reason, event.message
         )
 
-    report = StatusReport(
-        ResourceView(
-            view.namespace,
-            view.name,
-            view.generation,
-            view.spec,
-            report.status.to_patch(),
-            view.annotations,
-            view.uid,
-        ),
-        runtime,
-    )
     try:
         result = migrate_isolated(
             observed.conninfo,
@@ -346,6 +416,8 @@ def _move(
             _options(view, observed.spec, target, settings),
             hooks=runtime.migration_hooks(view, observed.spec, observed.conninfo),
             on_event=forward,
+            abandoned=runtime.abandoned(),
+            abandon_grace=_abandon_grace(settings),
         )
     except MigrationError as exc:
         return _failed(report, runtime, settings, observed, running, exc)
@@ -392,7 +464,7 @@ def _failed(
         )
     )
     report.condition(ConditionType.SCHEMA_CURRENT, "False", reason, message)
-    if exc.reason in _RETRYABLE:
+    if exc.transient:
         if exc.reason == "DatabaseUnreachable":
             report.condition(
                 ConditionType.DATABASE_REACHABLE, "False", Reason.DATABASE_UNREACHABLE, message

@@ -1,15 +1,19 @@
-"""The one place a reconciler's findings become the resource's status and Events.
+"""The one place a pass's findings become the resource's status and Events.
 
-A :class:`StatusReport` starts from the status last written, collects conditions and
-fields, and writes them in one patch: with the phase and Ready (:meth:`StatusReport.write`)
-or, for the pooler and backups, leaving those as they are
-(:meth:`StatusReport.write_aspects`). A Warning or Normal Event is posted when a
-condition changes (status or reason), not on every pass, so a resource that waits for a
-Secret does not flood its Events.
+A :class:`StatusReport` starts from the status the pass read, collects conditions and
+fields from every aspect, and :meth:`StatusReport.commit` writes them: one merge patch
+of what changed, conditional on the resourceVersion that was read. On a conflict the
+resource is read again and the pass's changes are merged onto it (fields the pass
+changed, conditions by type: :func:`rebase_status`), then written again, so no writer's
+condition is ever lost. A Warning or Normal Event is posted when a condition changes
+(status or reason), not on every pass, so a resource that waits for a Secret does not
+flood its Events.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Any
 
 from dbkeeper.api import (
@@ -20,10 +24,20 @@ from dbkeeper.api import (
     find_condition,
     set_condition,
 )
-from dbkeeper.reconcile.runtime import EventType, Outcome, ResourceView, Runtime
-from dbkeeper.reconcile.status_patch import minimal_patch
+from dbkeeper.reconcile.runtime import EventType, Outcome, ResourceView, Runtime, StatusConflict
+from dbkeeper.reconcile.status_patch import minimal_patch, rebase_status
+
+log = logging.getLogger(__name__)
 
 ConditionStatus = str
+
+# Conflicts in a row before a write gives up (each one means someone else wrote the
+# resource between our read and our write; the next pass writes again anyway).
+MAX_CONFLICTS = 5
+
+
+class ResourceGone(Exception):
+    """The resource was deleted while its status was being written."""
 
 
 class StatusReport:
@@ -33,10 +47,6 @@ class StatusReport:
         self.before = DatabaseSchemaStatus.from_raw(view.status)
         self.status = self.before
         self.now = runtime.now()
-
-    @property
-    def conditions_before(self) -> DatabaseSchemaStatus:
-        return self.before
 
     def condition(
         self,
@@ -76,8 +86,8 @@ class StatusReport:
     def update(self, **fields: Any) -> None:
         self.status = self.status.model_copy(update=fields)
 
-    def write(self, phase: Phase, message: str) -> None:
-        """Write everything collected, with the phase and a summary for people."""
+    def settle(self, phase: Phase, message: str) -> None:
+        """Record the phase, Ready and a summary for people (written by :meth:`commit`)."""
         ready = phase == Phase.READY
         self.condition(
             ConditionType.READY,
@@ -86,21 +96,41 @@ class StatusReport:
             message,
         )
         self.update(phase=phase, message=message, observed_generation=self.view.generation)
-        self._send()
 
-    def write_aspects(self) -> None:
-        """Write the collected conditions and fields, leaving phase and Ready as they are.
+    def write(self, phase: Phase, message: str) -> None:
+        """Settle the phase and write everything collected now (a move announcing itself)."""
+        self.settle(phase, message)
+        self.commit()
 
-        For reconcilers of one aspect (the pooler, the backups) that run after the schema
-        reconciler has decided the phase; nothing is written when nothing changed.
+    def commit(self) -> None:
+        """Write what this report changed, conflict-safe; nothing when nothing changed.
+
+        Raises :class:`ResourceGone` when the resource was deleted meanwhile, and
+        :class:`StatusConflict` after :data:`MAX_CONFLICTS` conflicts in a row.
         """
-        if self.status != self.before:
-            self._send()
+        view, base = self.view, self.before
+        for _ in range(MAX_CONFLICTS):
+            target = rebase_status(self.before, self.status, base)
+            patch = minimal_patch(base.to_patch(), target.to_patch())
+            if not patch:
+                self._written(view, target)
+                return
+            try:
+                version = self.runtime.write_status(view, patch)
+            except StatusConflict:
+                log.debug("status of %s changed since it was read; merging again", view.key)
+                fresh = self.runtime.refresh(view)
+                if fresh is None:
+                    raise ResourceGone(view.key) from None
+                view, base = fresh, DatabaseSchemaStatus.from_raw(fresh.status)
+                continue
+            self._written(dataclasses.replace(view, resource_version=version), target)
+            return
+        raise StatusConflict(f"status of {view.key} kept changing; not written")
 
-    def _send(self) -> None:
-        patch = minimal_patch(self.before.to_patch(), self.status.to_patch())
-        if patch:
-            self.runtime.write_status(self.view, patch)
+    def _written(self, view: ResourceView, status: DatabaseSchemaStatus) -> None:
+        self.view = dataclasses.replace(view, status=status.to_patch())
+        self.before = self.status = status
 
     def _ready_reason(self, phase: Phase) -> Reason:
         # The first False (else Unknown) condition other than Ready explains why not.
@@ -118,7 +148,8 @@ class StatusReport:
         retry_after: float | None = None,
         permanent: bool = False,
     ) -> Outcome:
-        self.write(phase, message)
+        """Settle the phase and say how the pass ended; :meth:`commit` writes it."""
+        self.settle(phase, message)
         return Outcome(
             phase=phase.value,
             retry_after=retry_after,

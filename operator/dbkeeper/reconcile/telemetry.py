@@ -1,8 +1,8 @@
 """Publish what the reconcilers found as Prometheus metrics (operator only).
 
 Metrics follow the status: whatever is written to a resource's status is also
-published, so the two never disagree. The database health probe runs with each
-periodic re-check.
+published, so the two never disagree. The database health probe runs at the end of
+every pass that reached the database.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from dbkeeper import metrics
-from dbkeeper.api import SpecInvalid, parse_spec
-from dbkeeper.health import probe_database
+from dbkeeper.conninfo import ConnInfo
+from dbkeeper.health import DatabaseHealth, probe_database
 from dbkeeper.reconcile.backup_metrics import forget_backups
-from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
-from dbkeeper.reconcile.runtime import ResourceView, Runtime
+from dbkeeper.reconcile.runtime import ResourceView
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +74,10 @@ def _publish(view: ResourceView, status: Mapping[str, Any]) -> None:
         )
 
 
-def probe_health(view: ResourceView, runtime: Runtime) -> None:
-    """Probe the resource's database and publish its health (up, connections, …)."""
-    try:
-        spec = parse_spec(view.spec)
-        conninfo = database_conninfo(spec, view, runtime)
-    except (SpecInvalid, CredentialsUnavailable, NoPrimary):
-        return
-    health = probe_database(conninfo)
+def probe_health(view: ResourceView, conninfo: ConnInfo | None, problem: str) -> None:
+    """Publish the database's health (up, connections, …): probed when the pass reached
+    it, down (with ``problem``) when it did not, so ``database_up`` never lags behind."""
+    health = probe_database(conninfo) if conninfo is not None else DatabaseHealth.down(problem)
     try:
         metrics.set_database_health(view.namespace, view.name, health)
     except ValueError:

@@ -118,6 +118,8 @@ def test_settings(**overrides: Any) -> Settings:
         "health_port": 0,
         "workers": 32,
         "advisory_lock_wait": timedelta(seconds=30),
+        # Below the harness's stop bound: a stopping operator abandons its passes first.
+        "shutdown_timeout": timedelta(seconds=6),
     }
     values.update(overrides)
     return Settings(**values)

@@ -22,11 +22,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dbkeeper.local.postgres import free_port
+from dbkeeper.manifests.pooler import pooler_name
 from dbkeeper.pooler.local import LocalPgBouncer
 from dbkeeper.pooler.render import UserEntry
 from dbkeeper.pooler.scram import scram_verifier
 from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings
-from dbkeeper.reconcile.pooler_workload import pooler_name, verifier_salt
+from dbkeeper.reconcile.pooler_workload import verifier_salt
 from tests.integration.pooler.conftest import BackgroundQuery, make_temp_dir
 from tests.k8s.harness import Cluster
 from tests.k8s.scenarios.conftest import (

@@ -6,13 +6,12 @@ from typing import Any
 
 from dbkeeper.api import parse_spec
 from dbkeeper.manifests import HASH_ANNOTATION
-from dbkeeper.manifests.pooler import PoolerTlsSecrets, build_pooler_secret
+from dbkeeper.manifests.pooler import PoolerTlsSecrets, build_pooler_secret, pooler_name
 from dbkeeper.pooler.scram import verifier_matches
 from dbkeeper.reconcile.pooler_workload import (
     PooledRole,
     pgbouncer_settings,
     pooler_input,
-    pooler_name,
     pooler_tls_secrets,
 )
 from dbkeeper.reconcile.runtime import ResourceView
