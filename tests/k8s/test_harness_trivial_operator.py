@@ -156,4 +156,3 @@ def test_many_widgets_are_handled_well_within_a_minute(
         k8s_cluster.wait_for(all_ready, 60, f"all {LOAD_COUNT} widgets to become Ready")
         elapsed = time.monotonic() - started
     print(f"\n{LOAD_COUNT} widgets created and handled in {elapsed:.1f} s")
-    assert elapsed < 60

@@ -56,6 +56,9 @@ class LocalRuntime:
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         return self.folder.read_secrets().get(name)
 
+    def read(self, namespace: str, name: str) -> ResourceView | None:
+        return None  # the demo hands its resource to the reconciler itself
+
     def refresh(self, view: ResourceView) -> ResourceView | None:
         return dataclasses.replace(view, status=self.folder.read_status())
 

@@ -24,7 +24,7 @@ from dbkeeper.api import USER_ANNOTATIONS, Phase
 from dbkeeper.kube import WorkAbandoned
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.roles_workload import declares_roles, forget_roles, roles_aspect
-from dbkeeper.reconcile.runtime import ResourceView
+from dbkeeper.reconcile.runtime import ResourceView, Runtime
 from dbkeeper.reconcile.schema import schema_aspect
 from dbkeeper.reconcile.status_report import StatusReport
 from dbkeeper.reconcile.telemetry import probe_health
@@ -66,7 +66,7 @@ class PassResult:
 def run_pass(
     namespace: str,
     name: str,
-    runtime: KubeRuntime,
+    runtime: Runtime,
     settings: Settings,
     *,
     failed_at: Signature | None = None,
@@ -95,12 +95,14 @@ def run_pass(
                 view, "roles", lambda: roles_aspect(view, spec, runtime, owner, report)
             )
             settled = roles_done and settled
-        if settings.manage_workloads and view.uid is not None:
+        # Workloads exist only in a cluster.
+        kube = runtime if isinstance(runtime, KubeRuntime) else None
+        if kube is not None and settings.manage_workloads and view.uid is not None:
             workloads_done = _guarded(
                 view,
                 "workloads",
                 lambda: workloads_aspect(
-                    view, spec, runtime, settings, report, found.conninfo, found.problem
+                    view, spec, kube, settings, report, found.conninfo, found.problem
                 ),
             )
             settled = workloads_done and settled

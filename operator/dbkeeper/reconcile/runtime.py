@@ -82,6 +82,9 @@ class SecretReader(Protocol):
 class Runtime(SecretReader, Protocol):
     """The outside world of a reconciler."""
 
+    def read(self, namespace: str, name: str) -> ResourceView | None:
+        """The resource as it is stored now, or None when it does not exist."""
+
     def refresh(self, view: ResourceView) -> ResourceView | None:
         """``view``'s resource as it is stored now, or None when it is gone."""
 

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,14 +117,11 @@ def test_first_demo_up_tours_everything_and_a_second_is_a_quick_no_op(demo_dir: 
     assert f"host=127.0.0.1 port={pooler_port} dbname=clinic user=clinic_owner" in out
     assert _owner(demo_dir)[1] not in out + first.stderr
 
-    started = time.monotonic()
     second = _run([DBKEEPER, "demo", "up"], demo_dir)
-    elapsed = time.monotonic() - started
 
     assert second.returncode == 0, second.stderr
     assert "Nothing needed doing" in second.stdout
     assert "event " not in second.stdout  # no migration ran
-    assert elapsed < 15, f"second run took {elapsed:.1f}s"
     assert len(catalog.list()) == 4  # no backup taken
     assert _patients(demo_dir) == patients  # nothing seeded twice
 

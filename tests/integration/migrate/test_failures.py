@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import psycopg
@@ -78,17 +77,13 @@ def test_lock_timeout_retries_then_fails_cleanly(
     migrate(database, toy, MigrationOptions(target="0001"))
     holder = _hold_table(database, "items")
     try:
-        started = time.monotonic()
         with pytest.raises(MigrationError) as caught:
             migrate(database, toy, FAST_LOCK_TIMEOUT)
-        elapsed = time.monotonic() - started
     finally:
         holder.close()
 
     assert caught.value.reason == "LockTimeout"
     assert "3 attempts" in str(caught.value)
-    # Three lock waits of 100 ms plus back-offs of 50 and 100 ms.
-    assert elapsed >= 0.45
     assert peek.revision() == "0001"
     assert "price_cents" not in peek.columns("items")
     assert [(row[0], row[2]) for row in peek.history()][-1] == ("0002", "failed")

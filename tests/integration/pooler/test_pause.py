@@ -89,10 +89,8 @@ def test_pause_gives_up_after_its_bound_and_leaves_the_pool_resumed(
     with connect_client(pooler, pooler_role) as holder:
         holder.execute("BEGIN")
         holder.execute("SELECT 1")  # an open transaction PAUSE would have to wait for
-        started = time.monotonic()
         with pytest.raises(PauseTimeout, match="resumed"), paused(admin, ALIAS, wait=0.5):
             step_ran = True
-        assert time.monotonic() - started < 3
         assert not step_ran
         assert not _is_paused(admin)
         holder.execute("COMMIT")

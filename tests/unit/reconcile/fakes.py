@@ -1,0 +1,199 @@
+"""Fakes of the seams a pass talks through, for state-machine tests without I/O.
+
+- :class:`FakeRuntime`: one stored DatabaseSchema with a resourceVersion that moves on
+  every write, merge-patch status writes that are refused (409) when the version they
+  carry is stale, Secrets, Events; ``before_write`` lets a test change the resource
+  between a pass's read and its write, the way another writer (a user, kopf) would.
+- :class:`FakeEngine`: the database as the schema aspect sees it (its revision, drift,
+  whether it answers) and the moves asked of it, patched over the engine functions the
+  schema aspect calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from dbkeeper.api import DatabaseSchemaSpec
+from dbkeeper.conninfo import ConnInfo
+from dbkeeper.migrate import (
+    MigrationError,
+    MigrationEvent,
+    MigrationOptions,
+    MigrationResult,
+    MigrationSet,
+    SchemaStatus,
+)
+from dbkeeper.migrate.status import DriftItem
+from dbkeeper.reconcile import schema as schema_module
+from dbkeeper.reconcile.runtime import EventType, ResourceView, StatusConflict
+from dbkeeper.reconcile.status_patch import merge_patch
+
+NAMESPACE = "health"
+NAME = "clinic"
+SECRET = "clinic-owner"
+
+
+def resource(target: str = "head", generation: int = 1, **migrations: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "dbkeeper.dev/v1alpha1",
+        "kind": "DatabaseSchema",
+        "metadata": {
+            "name": NAME,
+            "namespace": NAMESPACE,
+            "uid": "uid-1",
+            "generation": generation,
+            "resourceVersion": "1",
+            "annotations": {},
+        },
+        "spec": {
+            "database": {
+                "host": "db.example",
+                "name": "clinic",
+                "credentialsSecret": SECRET,
+                "sslMode": "disable",
+            },
+            "migrations": {"set": "healthcare", "targetRevision": target, **migrations},
+        },
+    }
+
+
+@dataclass
+class FakeRuntime:
+    """A :class:`~dbkeeper.reconcile.runtime.Runtime` over one stored resource."""
+
+    stored: dict[str, Any] | None = field(default_factory=resource)
+    secrets: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {SECRET: {"username": "owner", "password": "pw-not-shown"}}
+    )
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    writes: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: int = 0
+    before_write: Callable[[], None] | None = None
+    """Runs once, just before the next status write is looked at."""
+    clock: datetime = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    # --- what a test does to the stored resource -----------------------------------
+    def edit(self, change: Callable[[dict[str, Any]], None], *, spec: bool = False) -> None:
+        """Change the stored resource as another writer would; bumps its version."""
+        assert self.stored is not None
+        change(self.stored)
+        metadata = self.stored["metadata"]
+        metadata["resourceVersion"] = str(int(metadata["resourceVersion"]) + 1)
+        if spec:
+            metadata["generation"] += 1
+
+    @property
+    def status(self) -> dict[str, Any]:
+        assert self.stored is not None
+        return dict(self.stored.get("status") or {})
+
+    def conditions(self) -> dict[str, dict[str, Any]]:
+        return {c["type"]: c for c in self.status.get("conditions", [])}
+
+    def reasons(self) -> list[str]:
+        return [reason for _, reason, _ in self.events]
+
+    # --- the Runtime protocol ------------------------------------------------------
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        found = self.secrets.get(name)
+        return None if found is None else dict(found)
+
+    def read(self, namespace: str, name: str) -> ResourceView | None:
+        return None if self.stored is None else ResourceView.from_body(self.stored)
+
+    def refresh(self, view: ResourceView) -> ResourceView | None:
+        return self.read(view.namespace, view.name)
+
+    def write_status(self, view: ResourceView, patch: Mapping[str, Any]) -> str | None:
+        hook, self.before_write = self.before_write, None
+        if hook is not None:
+            hook()
+        if self.stored is None:
+            raise StatusConflict("gone")
+        metadata = self.stored["metadata"]
+        if (
+            view.resource_version is not None
+            and view.resource_version != metadata["resourceVersion"]
+        ):
+            self.conflicts += 1
+            raise StatusConflict("the object has been modified")
+        self.writes.append(dict(patch))
+        self.stored["status"] = merge_patch(self.stored.get("status") or {}, patch)
+        metadata["resourceVersion"] = str(int(metadata["resourceVersion"]) + 1)
+        return str(metadata["resourceVersion"])
+
+    def event(self, view: ResourceView, event_type: EventType, reason: str, message: str) -> None:
+        self.events.append((event_type, reason, message))
+
+    def apply(self, view: ResourceView, obj: Mapping[str, Any]) -> str:
+        raise AssertionError("the state-machine tests own no Kubernetes objects")
+
+    def now(self) -> datetime:
+        self.clock += timedelta(seconds=1)
+        return self.clock
+
+    def migration_hooks(
+        self, view: ResourceView, spec: DatabaseSchemaSpec, conninfo: ConnInfo
+    ) -> None:
+        return None
+
+    def abandoned(self) -> threading.Event | None:
+        return None
+
+
+@dataclass
+class FakeEngine:
+    """The database behind the schema aspect: its revision, and the moves asked of it."""
+
+    migration_set: MigrationSet
+    current: str | None = None
+    up: bool = True
+    drift: list[DriftItem] = field(default_factory=list)
+    refuse: MigrationError | None = None
+    """Raised by the next move instead of moving."""
+    during_move: Callable[[], None] | None = None
+    moves: list[MigrationOptions] = field(default_factory=list)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+        monkeypatch.setattr(schema_module, "read_status", self.read_status)
+        monkeypatch.setattr(schema_module, "migrate_isolated", self.migrate)
+        return self
+
+    def read_status(self, conninfo: ConnInfo, migration_set: MigrationSet) -> SchemaStatus:
+        if not self.up:
+            raise MigrationError(
+                "DatabaseUnreachable", f"cannot connect to {conninfo.describe()}: refused"
+            )
+        return SchemaStatus(
+            migration_set=migration_set.name,
+            current_revision=self.current,
+            head_revision=migration_set.head,
+            drift=list(self.drift),
+        )
+
+    def migrate(
+        self,
+        conninfo: ConnInfo,
+        migration_set: MigrationSet,
+        options: MigrationOptions,
+        hooks: object = None,
+        on_event: Callable[[MigrationEvent], None] | None = None,
+        **_: object,
+    ) -> MigrationResult:
+        self.moves.append(options)
+        if self.during_move is not None:
+            self.during_move()
+        if self.refuse is not None:
+            refused, self.refuse = self.refuse, None
+            raise refused
+        before = self.current
+        self.current = None if options.target == "base" else options.target
+        if on_event is not None:
+            on_event(MigrationEvent("finished", f"at {self.current}"))
+        return MigrationResult(migration_set.name, before, self.current, (), timedelta(0))
