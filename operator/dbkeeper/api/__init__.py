@@ -34,7 +34,6 @@ from dbkeeper.api.spec import (
     DatabaseSpec,
     DeletionPolicy,
     Endpoint,
-    LintMode,
     MigrationsSpec,
     PersistentVolumeClaimRef,
     PoolerClientTls,
@@ -62,6 +61,7 @@ from dbkeeper.api.status import (
     set_condition,
 )
 from dbkeeper.api.validation import FieldError, SpecInvalid, parse_spec
+from dbkeeper.vocabulary import LintMode
 
 __all__ = [
     "ANNOTATION_APPROVED_REVISIONS",

@@ -32,10 +32,10 @@ from dbkeeper.api.scalars import (
     invalid,
     split_host_and_port,
 )
+from dbkeeper.vocabulary import ROLE_KINDS, LintMode
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 VERIFYING_SSL_MODES = frozenset({"verify-ca", "verify-full"})
-LintMode = Literal["off", "warn", "block"]
 
 
 def _lint_mode_hint(value: object) -> object:
@@ -449,7 +449,7 @@ class RolesSpec(SpecModel):
     def _check(self) -> Self:
         secrets: dict[str, str] = {}
         usernames: dict[str, str] = {}
-        for kind in ("owner", "app", "readonly", "auditor"):
+        for kind in ROLE_KINDS:
             role: RoleSpec | None = getattr(self, kind)
             if role is None:
                 continue

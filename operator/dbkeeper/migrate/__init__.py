@@ -20,8 +20,8 @@ from dbkeeper.migrate.history import HistoryEntry
 from dbkeeper.migrate.isolated import HooksFactory, migrate_isolated
 from dbkeeper.migrate.lint import IGNORED_RULES, RISKY_RULES, LintFinding, lint_sql
 from dbkeeper.migrate.lock import MIGRATION_LOCK_KEY
-from dbkeeper.migrate.options import LINT_MODES, LintMode, MigrationHooks, MigrationOptions
-from dbkeeper.migrate.plan import MovePlan, Step, plan_move
+from dbkeeper.migrate.options import LINT_MODES, LintMode, MigrationOptions
+from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, plan_move
 from dbkeeper.migrate.runner import migrate
 from dbkeeper.migrate.sets import MigrationSet, Revision, load_set, load_set_from_path
 from dbkeeper.migrate.status import DriftItem, SchemaStatus, read_history, read_status

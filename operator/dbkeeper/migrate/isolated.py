@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Protocol, cast
 from dbkeeper.conninfo import ConnInfo, redact
 from dbkeeper.migrate.errors import REASONS, MigrationError, Reason
 from dbkeeper.migrate.events import MigrationEvent, MigrationResult
-from dbkeeper.migrate.options import MigrationHooks, MigrationOptions
+from dbkeeper.migrate.options import MigrationOptions
+from dbkeeper.migrate.plan import MigrationHooks
 from dbkeeper.migrate.runner import migrate
 from dbkeeper.migrate.sets import MigrationSet, load_set_from_path
 

@@ -1,17 +1,12 @@
-"""What a caller asks of a migration, and the hooks it can plug around it."""
+"""What a caller asks of a migration (the hooks it can plug around one: :mod:`.plan`)."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal, Protocol
 
-if TYPE_CHECKING:
-    from dbkeeper.migrate.plan import MovePlan, Step
-
-LintMode = Literal["off", "warn", "block"]
-LINT_MODES: tuple[LintMode, ...] = ("off", "warn", "block")
+from dbkeeper.vocabulary import LINT_MODES as LINT_MODES
+from dbkeeper.vocabulary import LintMode as LintMode
 
 
 @dataclass(frozen=True)
@@ -28,15 +23,3 @@ class MigrationOptions:
     lint_mode: LintMode = "warn"
     approved: frozenset[str] = field(default_factory=frozenset)
     actor: str = "dbkeeper"
-
-
-class MigrationHooks(Protocol):
-    """Callbacks the operator plugs around a move (backups, pooler pauses)."""
-
-    def before_move(self, plan: MovePlan) -> str | None:
-        """Called once before the first change; returns a backup id, raising aborts."""
-        ...
-
-    def around_step(self, step: Step) -> AbstractContextManager[None]:
-        """Wraps each revision's transaction, e.g. to pause the pooler when risky."""
-        ...

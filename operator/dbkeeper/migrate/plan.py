@@ -6,8 +6,9 @@ Given a connection, the plan starts from the database's current revision, else f
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.migrate.alembic_bridge import current_revision, render_step
@@ -175,3 +176,15 @@ def plan_move(
             current = current_revision(connection)
             connection.rollback()
     return build_plan(migration_set, current, options)
+
+
+class MigrationHooks(Protocol):
+    """Callbacks the operator plugs around a move (backups, pooler pauses)."""
+
+    def before_move(self, plan: MovePlan) -> str | None:
+        """Called once before the first change; returns a backup id, raising aborts."""
+        ...
+
+    def around_step(self, step: Step) -> AbstractContextManager[None]:
+        """Wraps each revision's transaction, e.g. to pause the pooler when risky."""
+        ...

@@ -24,8 +24,8 @@ from dbkeeper.migrate.errors import MigrationError
 from dbkeeper.migrate.events import EventKind, MigrationEvent, MigrationResult
 from dbkeeper.migrate.history import NewHistoryEntry, Outcome, ensure_history_table, record
 from dbkeeper.migrate.lock import migration_lock
-from dbkeeper.migrate.options import MigrationHooks, MigrationOptions
-from dbkeeper.migrate.plan import MovePlan, Step, build_plan
+from dbkeeper.migrate.options import MigrationOptions
+from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, build_plan
 from dbkeeper.migrate.sets import MigrationSet
 from dbkeeper.migrate.status import status_of
 

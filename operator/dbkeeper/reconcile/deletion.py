@@ -9,9 +9,10 @@ set's own downgrades, which removes every object the set created and the data in
 from __future__ import annotations
 
 from dbkeeper.api import SpecInvalid, parse_spec
-from dbkeeper.migrate import MigrationError, MigrationOptions, load_set, migrate_isolated
+from dbkeeper.migrate import MigrationError, load_set, migrate_isolated
 from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
 from dbkeeper.reconcile.runtime import Outcome, ResourceView, Runtime
+from dbkeeper.reconcile.schema import move_options
 from dbkeeper.reconcile.telemetry import forget
 from dbkeeper.settings import Settings
 
@@ -47,20 +48,10 @@ def _finalize(view: ResourceView, runtime: Runtime, settings: Settings) -> Outco
     try:
         conninfo = database_conninfo(spec, view, runtime)
         migration_set = load_set(spec.migrations.set_name)
-        options = MigrationOptions(
-            target="base",
-            allow_downgrade=True,
-            lock_timeout=spec.migrations.lock_timeout,
-            statement_timeout=spec.migrations.statement_timeout,
-            lock_retries=spec.migrations.lock_retries,
-            advisory_lock_wait=settings.advisory_lock_wait,
-            lint_mode="off",
-            actor=f"dbkeeper:{view.namespace}/{view.name}:delete",
-        )
         migrate_isolated(
             conninfo,
             migration_set,
-            options,
+            move_options(view, spec, None, settings, dropping=True),
             hooks=runtime.migration_hooks(view, spec, conninfo),
         )
     except (CredentialsUnavailable, NoPrimary, MigrationError) as exc:

@@ -24,11 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
 from dbkeeper.api import API_VERSION, KIND, ConditionType, DatabaseSchemaSpec, PoolerStatus, Reason
-from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.conninfo import ConnInfo
 from dbkeeper.manifests import HASH_ANNOTATION
 from dbkeeper.manifests.pooler import (
     PoolerObjectsInput,
@@ -46,7 +43,10 @@ from dbkeeper.reconcile.connection import PASSWORD_KEY, USERNAME_KEY
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.runtime import ResourceView
 from dbkeeper.reconcile.status_report import StatusReport
+from dbkeeper.security import SecurityError
+from dbkeeper.security.rotation import store_verifiers
 from dbkeeper.settings import Settings
+from dbkeeper.vocabulary import ROLE_KINDS
 
 POOLER_KINDS = ("Deployment", "Service", "ConfigMap", "Secret")
 
@@ -221,7 +221,7 @@ def pooled_roles(
     found = {owner.user: PooledRole(owner.user, owner.password)}
     missing: list[str] = []
     roles = spec.roles
-    for kind in ("owner", "app", "readonly", "auditor"):
+    for kind in ROLE_KINDS:
         role = getattr(roles, kind) if roles is not None else None
         if role is None:
             continue
@@ -238,36 +238,14 @@ def pooled_roles(
 def set_role_verifiers(
     server: ConnInfo, roles: tuple[PooledRole, ...], inp: PoolerObjectsInput
 ) -> None:
-    """Store each role's userlist verifier in PostgreSQL, logged in as that role.
-
-    PgBouncer logs in to the server with the verifier it holds, so the server must hold
-    the very same string. ``ALTER ROLE CURRENT_USER PASSWORD`` is allowed to every role
-    and leaves the password itself unchanged.
-    """
+    """Give each pooled role, in PostgreSQL, the verifier the pooler's userlist holds."""
     verifiers = {user.name: user.verifier for user in inp.users}
-    for role in roles:
-        target = ConnInfo(
-            host=server.host,
-            port=server.port,
-            dbname=server.dbname,
-            user=role.name,
-            password=role.password,
-            sslmode=server.sslmode,
-            sslrootcert=server.sslrootcert,
-            connect_timeout=server.connect_timeout,
+    try:
+        store_verifiers(
+            server, [(role.name, role.password, verifiers[role.name]) for role in roles]
         )
-        try:
-            with psycopg.connect(target.dsn(), autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(
-                        sql.Literal(verifiers[role.name])
-                    )
-                )
-        except psycopg.Error as exc:
-            raise PoolerUnavailable(
-                Reason.POOLER_NOT_READY,
-                f"cannot give role {role.name} the pooler's verifier: {redact(str(exc)).strip()}",
-            ) from None
+    except SecurityError as exc:
+        raise PoolerUnavailable(Reason.POOLER_NOT_READY, exc.message) from None
 
 
 def _current_hash(runtime: KubeRuntime, kind: str, namespace: str, name: str) -> str | None:

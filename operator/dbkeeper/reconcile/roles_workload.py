@@ -27,9 +27,7 @@ from dataclasses import dataclass
 
 from dbkeeper.api import ConditionType, DatabaseSchemaSpec, Reason
 from dbkeeper.conninfo import ConnInfo
-from dbkeeper.healthcare.models import PATIENT_DATA_TABLES
 from dbkeeper.migrate import MigrationError, load_set
-from dbkeeper.reconcile.role_passwords import changed_passwords, verifiers_readable
 from dbkeeper.reconcile.role_secrets import RoleSecretUnusable, declared_roles
 from dbkeeper.reconcile.runtime import ResourceView, Runtime
 from dbkeeper.reconcile.status_report import StatusReport
@@ -47,11 +45,10 @@ from dbkeeper.security import (
     read_audit_state,
     rotate_password,
 )
+from dbkeeper.security.passwords import changed_passwords, verifiers_readable
 
 log = logging.getLogger(__name__)
 
-# Tables whose reads are audited, per migration set; a set not named here declares none.
-PATIENT_TABLES_OF_SET: Mapping[str, tuple[str, ...]] = {"healthcare": PATIENT_DATA_TABLES}
 
 _SENTENCES_SHOWN = 10
 
@@ -194,11 +191,11 @@ def _audit_state(
     app = next((role for role in target.roles if role.kind == "app"), None)
     if app is None or spec.roles is None or spec.roles.app is None:
         return "spec.roles.app is not set: read auditing follows the application role"
-    tables = PATIENT_TABLES_OF_SET.get(target.migration_set)
-    if tables is None:
+    tables = target.privileges.read_audited
+    if not tables:
         return (
-            f"migration set {target.migration_set} declares no patient-data tables: reads "
-            "are not audited"
+            f"migration set {target.migration_set} declares no tables whose reads are "
+            "audited (read_audit in its privileges.yaml): reads are not audited"
         )
     state = read_audit_state(target.admin, target.database, tables)
     if state.code == "PgauditNotLoaded" or (state.active and not reconfigure):

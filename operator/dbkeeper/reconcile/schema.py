@@ -348,20 +348,31 @@ def _at_target(report: StatusReport, observed: Observed) -> Outcome:
     return report.outcome(Phase.READY, message)
 
 
-def _options(
-    view: ResourceView, spec: DatabaseSchemaSpec, target: str | None, settings: Settings
+def move_options(
+    view: ResourceView,
+    spec: DatabaseSchemaSpec,
+    target: str | None,
+    settings: Settings,
+    *,
+    dropping: bool = False,
 ) -> MigrationOptions:
+    """The engine's options for a move of ``view``'s database to ``target``.
+
+    ``dropping``: the move of ``deletionPolicy: Drop`` (down to base, consented by the
+    policy itself, no lint: it only runs the set's own downgrades).
+    """
     migrations = spec.migrations
+    actor = f"dbkeeper:{view.namespace}/{view.name}"
     return MigrationOptions(
         target=target if target is not None else "base",
-        allow_downgrade=migrations.allow_downgrade,
+        allow_downgrade=True if dropping else migrations.allow_downgrade,
         lock_timeout=migrations.lock_timeout,
         statement_timeout=migrations.statement_timeout,
         lock_retries=migrations.lock_retries,
         advisory_lock_wait=settings.advisory_lock_wait,
-        lint_mode=migrations.lint,
+        lint_mode="off" if dropping else migrations.lint,
         approved=approved_revisions(view.annotations),
-        actor=f"dbkeeper:{view.namespace}/{view.name}",
+        actor=f"{actor}:delete" if dropping else actor,
     )
 
 
@@ -413,7 +424,7 @@ def _move(
         result = migrate_isolated(
             observed.conninfo,
             observed.migration_set,
-            _options(view, observed.spec, target, settings),
+            move_options(view, observed.spec, target, settings),
             hooks=runtime.migration_hooks(view, observed.spec, observed.conninfo),
             on_event=forward,
             abandoned=runtime.abandoned(),

@@ -12,15 +12,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import yaml
 
 from dbkeeper.security.errors import SecurityError
+from dbkeeper.vocabulary import ROLE_KINDS as ROLE_KINDS
+from dbkeeper.vocabulary import RoleKind as RoleKind
 
 PRIVILEGES_FILE: Final = "privileges.yaml"
-RoleKind = Literal["owner", "app", "readonly", "auditor"]
-ROLE_KINDS: Final[tuple[RoleKind, ...]] = ("owner", "app", "readonly", "auditor")
+
 
 DATABASE_PRIVILEGES: Final = frozenset({"CONNECT", "CREATE", "TEMPORARY"})
 SCHEMA_PRIVILEGES: Final = frozenset({"USAGE", "CREATE"})
@@ -51,6 +52,8 @@ class PrivilegeDeclaration:
     schemas: tuple[str, ...]
     table_groups: Mapping[str, tuple[str, ...]]
     roles: Mapping[RoleKind, RolePrivileges]
+    read_audited: tuple[str, ...] = ()
+    """Tables whose reads by the application role are audited (``read_audit``: a group)."""
 
     def for_kind(self, kind: RoleKind) -> RolePrivileges:
         """A role class's privileges; a class the file leaves out may hold nothing."""
@@ -185,11 +188,11 @@ def parse_privileges(text: str, source: Path) -> PrivilegeDeclaration:
     except yaml.YAMLError as exc:
         raise reader.fail("", f"is not valid YAML: {exc}") from None
     document = reader.mapping(raw, "the document")
-    unknown = sorted(set(document) - {"version", "schemas", "tables", "roles"})
+    keys = ("version", "schemas", "tables", "roles", "read_audit")
+    unknown = sorted(set(document) - set(keys))
     if unknown:
         raise reader.fail(
-            "the document",
-            f"has unknown key {', '.join(unknown)}; allowed: version, schemas, tables, roles",
+            "the document", f"has unknown key {', '.join(unknown)}; allowed: {', '.join(keys)}"
         )
     if document.get("version") != 1:
         raise reader.fail("version", "must be 1")
@@ -207,7 +210,18 @@ def parse_privileges(text: str, source: Path) -> PrivilegeDeclaration:
         for kind in ROLE_KINDS
         if kind in roles_raw
     }
-    return PrivilegeDeclaration(source=source, schemas=schemas, table_groups=groups, roles=roles)
+    audited = document.get("read_audit")
+    if audited is not None and (not isinstance(audited, str) or audited not in groups):
+        raise reader.fail(
+            "read_audit", f"must name one of the table groups ({', '.join(sorted(groups))})"
+        )
+    return PrivilegeDeclaration(
+        source=source,
+        schemas=schemas,
+        table_groups=groups,
+        roles=roles,
+        read_audited=groups[audited] if audited is not None else (),
+    )
 
 
 def load_privileges(migration_set_path: Path) -> PrivilegeDeclaration:

@@ -10,7 +10,8 @@ connections.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 
 import psycopg
 from psycopg import sql
@@ -67,3 +68,25 @@ def with_verifier(users: Iterable[UserEntry], role: str, verifier: str) -> list[
     """A pooler userlist where ``role`` has ``verifier`` (added when it was missing)."""
     entries = [entry for entry in users if entry.name != role]
     return [*entries, UserEntry(role, verifier)]
+
+
+def store_verifiers(server: ConnInfo, roles: Sequence[tuple[str, str, str]]) -> None:
+    """Store each ``(role, password, verifier)``'s verifier in PostgreSQL, logged in as
+    that role.
+
+    PgBouncer logs in to the server with the verifier it holds, so the server must hold
+    the very same string. ``ALTER ROLE CURRENT_USER PASSWORD`` is allowed to every role
+    and leaves the password itself unchanged.
+    """
+    for role, password, verifier in roles:
+        target = dataclasses.replace(server, user=role, password=password)
+        try:
+            with psycopg.connect(target.dsn(), autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(sql.Literal(verifier))
+                )
+        except psycopg.Error as exc:
+            raise SecurityError(
+                "ApplyFailed",
+                f"cannot give role {role} the pooler's verifier: {first_line(exc)}",
+            ) from None

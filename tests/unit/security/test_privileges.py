@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dbkeeper.healthcare.models import APPLICATION_TABLES, AUDIT_SCHEMA
+from dbkeeper.healthcare.models import APPLICATION_TABLES, AUDIT_SCHEMA, PATIENT_DATA_TABLES
 from dbkeeper.migrate import load_set
 from dbkeeper.security import PrivilegeDeclaration, SecurityError, load_privileges, parse_privileges
 
@@ -91,3 +91,19 @@ def test_a_missing_file_is_refused_with_its_path(tmp_path: Path) -> None:
 def test_privileges_are_case_insensitive() -> None:
     parsed = parse_privileges(BASE + "  app: {tables: {app: [select]}}\n", SOURCE)
     assert parsed.for_kind("app").tables == {"public.things": frozenset({"SELECT"})}
+
+
+def test_healthcare_audits_reads_of_exactly_the_patient_data_tables(
+    healthcare: PrivilegeDeclaration,
+) -> None:
+    assert healthcare.read_audited == tuple(f"public.{t}" for t in PATIENT_DATA_TABLES)
+
+
+def test_read_audit_names_a_table_group() -> None:
+    parsed = parse_privileges("read_audit: app\n" + BASE, SOURCE)
+    assert parsed.read_audited == ("public.things",)
+    assert parse_privileges(BASE, SOURCE).read_audited == ()
+    with pytest.raises(
+        SecurityError, match=r"read_audit must name one of the table groups \(app\)"
+    ):
+        parse_privileges("read_audit: patients\n" + BASE, SOURCE)

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import psycopg
 
 from dbkeeper.conninfo import ConnInfo
-from dbkeeper.security import RoleDeclaration, RoleDrift
 from dbkeeper.security.connection import admin_connection
+from dbkeeper.security.roles import RoleDeclaration, RoleDrift
 
 _REFUSED_LOGIN = ("password authentication failed", "SASL authentication failed")
 
