@@ -20,7 +20,7 @@ from dbkeeper.conninfo import ConnInfo
 from dbkeeper.pooler.local import LocalPgBouncer, admin_console_for, find_pgbouncer
 from dbkeeper.pooler.render import UserEntry
 from dbkeeper.pooler.settings import PgBouncerSettings, PoolerSettingsError
-from dbkeeper.reconcile.pooler_workload import pgbouncer_settings
+from dbkeeper.reconcile.pooler_input import pgbouncer_settings
 
 PID_FILE = "pgbouncer.pid"
 DEFAULT_PORT = 6432

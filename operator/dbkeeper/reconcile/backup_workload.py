@@ -10,7 +10,6 @@ conditions ``BackupHealthy`` and ``RestoreVerified``.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
 from dbkeeper.api import (
@@ -30,8 +29,8 @@ from dbkeeper.manifests.backup import (
     build_verify_cronjob,
     verify_cronjob_name,
 )
+from dbkeeper.reconcile.backup_input import job_selector, job_settings, on_demand_job_name
 from dbkeeper.reconcile.backup_jobs import (
-    BACKUP_COMPONENT,
     VERIFY_COMPONENT,
     JobRun,
     backup_verdict,
@@ -41,27 +40,11 @@ from dbkeeper.reconcile.backup_jobs import (
 )
 from dbkeeper.reconcile.backup_metrics import publish_backups
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
-from dbkeeper.reconcile.pooler_workload import owner_reference
 from dbkeeper.reconcile.runtime import ResourceView
 from dbkeeper.reconcile.status_report import StatusReport
 from dbkeeper.settings import Settings
 
 _CONFLICT = 409
-
-
-def job_selector(resource_name: str) -> str:
-    """Labels of every backup and drill Job of one resource (scheduled or on request)."""
-    return (
-        "app.kubernetes.io/name=dbkeeper,"
-        f"app.kubernetes.io/instance={resource_name},"
-        f"app.kubernetes.io/component in ({BACKUP_COMPONENT},{VERIFY_COMPONENT})"
-    )
-
-
-def on_demand_job_name(resource_name: str, request: str) -> str:
-    """One Job name per request value, so asking twice with one value makes one Job."""
-    digest = hashlib.sha256(request.encode()).hexdigest()[:10]
-    return f"{resource_name}-backup-now-{digest}"
 
 
 def _endpoint(spec: DatabaseSchemaSpec, primary: ConnInfo | None) -> tuple[str, int]:
@@ -71,35 +54,6 @@ def _endpoint(spec: DatabaseSchemaSpec, primary: ConnInfo | None) -> tuple[str, 
         return primary.host, primary.port
     endpoints = spec.database.endpoints()
     return endpoints[0].host, endpoints[0].port
-
-
-def job_settings(
-    view: ResourceView,
-    spec: DatabaseSchemaSpec,
-    backup: BackupSpec,
-    claim_name: str,
-    host: str,
-    port: int,
-    settings: Settings,
-) -> BackupJobSettings:
-    """What the backup pods are built from (pure)."""
-    max_age = backup.retention.max_age
-    return BackupJobSettings(
-        resource_name=view.name,
-        namespace=view.namespace,
-        image=settings.image,
-        database_host=host,
-        database_port=port,
-        database_name=spec.database.name,
-        credentials_secret=spec.database.credentials_secret,
-        claim_name=claim_name,
-        owner_reference=owner_reference(view),
-        keep_last=backup.retention.keep_last,
-        max_age=None if max_age is None else f"{int(max_age.total_seconds())}s",
-        jobs=backup.jobs,
-        sslmode=spec.database.ssl_mode,
-        suspend=backup.suspend,
-    )
 
 
 def reconcile_backups(

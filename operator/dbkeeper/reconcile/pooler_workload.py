@@ -1,14 +1,10 @@
 """The pooler of one DatabaseSchema in a cluster: its four objects, its roles, its status.
 
 From ``spec.pooler`` and the credentials Secrets this builds the PgBouncer settings and
-userlist (:func:`pooler_input`, pure), gives each pooled role the SCRAM verifier that is
-in the userlist, applies ConfigMap, Secret, Deployment and Service, and reports
-``PoolerReady`` from the Deployment's ready replicas. Disabling the pooler deletes the
-objects again.
-
-Verifiers use a salt derived from the resource and the role, so the same password gives
-the same verifier on every pass: the Secret's hash stays put and nothing is rolled or
-re-keyed until a password really changes.
+userlist (:mod:`dbkeeper.reconcile.pooler_input`, pure), gives each pooled role the
+SCRAM verifier that is in the userlist, applies ConfigMap, Secret, Deployment and
+Service, and reports ``PoolerReady`` from the Deployment's ready replicas. Disabling the
+pooler deletes the objects again.
 
 TLS from ``spec.pooler.clientTls`` and ``serverTls``: the Secrets they name are mounted
 into the pods (:class:`PoolerTlsSecrets`) and pgbouncer.ini points at the mounted files.
@@ -19,12 +15,10 @@ keys are there and never copies their contents anywhere.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from dbkeeper.api import API_VERSION, KIND, ConditionType, DatabaseSchemaSpec, PoolerStatus, Reason
+from dbkeeper.api import ConditionType, DatabaseSchemaSpec, PoolerStatus, Reason
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.manifests import HASH_ANNOTATION
 from dbkeeper.manifests.pooler import (
@@ -36,11 +30,13 @@ from dbkeeper.manifests.pooler import (
     build_pooler_service,
     pooler_name,
 )
-from dbkeeper.pooler.render import UserEntry
-from dbkeeper.pooler.scram import SALT_BYTES, scram_verifier
-from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings, PoolerSettingsError
+from dbkeeper.pooler.settings import PoolerSettingsError
 from dbkeeper.reconcile.connection import PASSWORD_KEY, USERNAME_KEY
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
+from dbkeeper.reconcile.pooler_input import (
+    PooledRole,
+    pooler_input,
+)
 from dbkeeper.reconcile.runtime import ResourceView
 from dbkeeper.reconcile.status_report import StatusReport
 from dbkeeper.security import SecurityError
@@ -59,56 +55,12 @@ class PoolerUnavailable(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class PooledRole:
-    """A role that logs in through the pooler, with its password (never written out)."""
-
-    name: str
-    password: str
-
-    def __repr__(self) -> str:
-        return f"PooledRole({self.name!r})"
-
-
-def verifier_salt(namespace: str, resource: str, user: str) -> bytes:
-    """A fixed salt per resource and role, so a password always gives the same verifier."""
-    seed = f"dbkeeper-pooler:{namespace}/{resource}/{user}".encode()
-    return hashlib.sha256(seed).digest()[:SALT_BYTES]
-
-
-def owner_reference(view: ResourceView) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": view.name,
-        "uid": view.uid or "",
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 # Where each TLS Secret is named in the resource, for messages a user can act on.
 _TLS_SECRET_FIELDS = {
     "client_certificate": "pooler.clientTls.certificateSecret",
     "client_ca": "pooler.clientTls.caSecret",
     "server_ca": "pooler.serverTls.caSecret",
 }
-
-
-def pooler_tls_secrets(spec: DatabaseSchemaSpec) -> PoolerTlsSecrets:
-    """The TLS Secrets the pooler pods mount: only those the chosen sslModes use.
-
-    Client TLS off means no client Secret is needed, even when one is still named; the
-    server CA is mounted whenever server TLS may be used, so moving between require and
-    the verify modes is a reload, not a restart.
-    """
-    client, server = spec.pooler.client_tls, spec.pooler.server_tls
-    client_on = client.ssl_mode != "disable"
-    return PoolerTlsSecrets(
-        client_certificate=client.certificate_secret if client_on else None,
-        client_ca=client.ca_secret if client_on else None,
-        server_ca=server.ca_secret if server.ssl_mode != "disable" else None,
-    )
 
 
 def check_tls_secrets(namespace: str, tls: PoolerTlsSecrets, runtime: KubeRuntime) -> None:
@@ -131,85 +83,6 @@ def check_tls_secrets(namespace: str, tls: PoolerTlsSecrets, runtime: KubeRuntim
                 f"{where} has no {' or '.join(absent)} (PEM text); "
                 f"needed keys: {', '.join(mount.files)}",
             )
-
-
-def pgbouncer_settings(spec: DatabaseSchemaSpec, host: str, port: int) -> PgBouncerSettings:
-    """``spec.pooler`` as PgBouncer settings, pooling ``spec.database.name`` at host:port.
-
-    TLS files are named where the pods mount them (see :func:`pooler_tls_secrets`).
-    """
-    pooler = spec.pooler
-    name = spec.database.name
-    return PgBouncerSettings(
-        databases=(DatabaseTarget(alias=name, host=host, port=port, dbname=name),),
-        listen_port=pooler.port,
-        pool_mode=pooler.pool_mode,
-        default_pool_size=pooler.default_pool_size,
-        min_pool_size=pooler.min_pool_size,
-        reserve_pool_size=pooler.reserve_pool_size,
-        max_client_conn=pooler.max_client_connections,
-        max_db_connections=pooler.max_database_connections,
-        query_wait_timeout=pooler.query_wait_timeout.total_seconds(),
-        server_idle_timeout=pooler.server_idle_timeout.total_seconds(),
-        server_tls_sslmode=pooler.server_tls.ssl_mode,
-        client_tls_sslmode=pooler.client_tls.ssl_mode,
-        **pooler_tls_secrets(spec).file_settings(),
-    )
-
-
-def _resources(spec: DatabaseSchemaSpec) -> dict[str, dict[str, str]] | None:
-    wanted = spec.pooler.resources
-    if wanted is None:
-        return None
-    result: dict[str, dict[str, str]] = {}
-    for kind in ("requests", "limits"):
-        values = getattr(wanted, kind)
-        if values is None:
-            continue
-        amounts = {k: str(v) for k, v in (("cpu", values.cpu), ("memory", values.memory)) if v}
-        if amounts:
-            result[kind] = amounts
-    return result or None
-
-
-def pooler_input(
-    view: ResourceView,
-    spec: DatabaseSchemaSpec,
-    host: str,
-    port: int,
-    roles: tuple[PooledRole, ...],
-    settings: Settings,
-    admin_user: str | None = None,
-) -> PoolerObjectsInput:
-    """Everything the pooler's objects are built from (pure; raises PoolerSettingsError).
-
-    ``admin_user`` (one of ``roles``) may use the pods' admin console.
-    """
-    pgbouncer = pgbouncer_settings(spec, host, port)
-    if admin_user is not None:
-        pgbouncer = pgbouncer.updated({"admin_users": (admin_user,)})
-    users = tuple(
-        UserEntry(
-            role.name,
-            scram_verifier(role.password, salt=verifier_salt(view.namespace, view.name, role.name)),
-        )
-        for role in roles
-    )
-    extra: dict[str, Any] = {}
-    resources = _resources(spec)
-    if resources is not None:
-        extra["resources"] = resources
-    return PoolerObjectsInput(
-        name=pooler_name(view.name),
-        namespace=view.namespace,
-        owner_reference=owner_reference(view),
-        settings=pgbouncer,
-        users=users,
-        image=settings.image,
-        replicas=spec.pooler.replicas,
-        tls=pooler_tls_secrets(spec),
-        **extra,
-    )
 
 
 def pooled_roles(

@@ -27,7 +27,7 @@ from dbkeeper.pooler.local import LocalPgBouncer
 from dbkeeper.pooler.render import UserEntry
 from dbkeeper.pooler.scram import scram_verifier
 from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings
-from dbkeeper.reconcile.pooler_workload import verifier_salt
+from dbkeeper.reconcile.pooler_input import verifier_salt
 from tests.integration.pooler.conftest import BackgroundQuery, make_temp_dir
 from tests.k8s.harness import Cluster
 from tests.k8s.scenarios.conftest import (

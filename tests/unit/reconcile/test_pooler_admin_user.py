@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dbkeeper.api import parse_spec
 from dbkeeper.manifests.pooler import build_pooler_configmap
-from dbkeeper.reconcile.pooler_workload import PooledRole, pooler_input
+from dbkeeper.reconcile.pooler_input import PooledRole, pooler_input
 from dbkeeper.reconcile.runtime import ResourceView
 from dbkeeper.settings import Settings
 

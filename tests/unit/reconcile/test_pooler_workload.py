@@ -8,7 +8,7 @@ from dbkeeper.api import parse_spec
 from dbkeeper.manifests import HASH_ANNOTATION
 from dbkeeper.manifests.pooler import PoolerTlsSecrets, build_pooler_secret, pooler_name
 from dbkeeper.pooler.scram import verifier_matches
-from dbkeeper.reconcile.pooler_workload import (
+from dbkeeper.reconcile.pooler_input import (
     PooledRole,
     pgbouncer_settings,
     pooler_input,
