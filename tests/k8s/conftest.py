@@ -1,8 +1,11 @@
-"""Fixtures for tests against a Kubernetes API: emulated here, real with a kubeconfig.
+"""Fixtures for tests against a Kubernetes API: a real control plane of our own.
 
-- `k8s_cluster`: a fresh emulated API per test (dbkeeper's CRD registered when
-  crds/databaseschema.yaml exists). With DBKEEPER_E2E_KUBECONFIG set it wraps that real
-  cluster instead, so the same scenario tests run against kind.
+- `k8s_cluster`: a fresh control plane per test (etcd, kube-apiserver and
+  kube-controller-manager from `.tools/bin`, see tests/k8s/control_plane.py), with
+  dbkeeper's CRD applied. Tests marked `k8s_emulator` get the emulated API instead
+  (the emulator's own tests, and scenarios whose pods must run: until the harness
+  runs pods, they fake pod and Job status there). With DBKEEPER_E2E_KUBECONFIG set it
+  wraps that real cluster instead, so the same scenario tests run against kind.
 - `run_operator`: starts kopf operators in threads against `k8s_cluster`; every run still
   going is stopped at teardown.
 - `widget_crd_path`: a small CRD of the emulator's own tests.
@@ -20,6 +23,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from tests.k8s.control_plane import ControlPlane
 from tests.k8s.emulator import KubernetesApiEmulator
 from tests.k8s.harness import (
     Cluster,
@@ -79,6 +83,17 @@ def k8s_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Clus
             yield cluster
         finally:
             cluster.close()
+        return
+
+    if marker is None:
+        with ControlPlane(tmp_path / "control-plane") as plane:
+            cluster = Cluster(plane.kubeconfig)
+            try:
+                for crd in [DBKEEPER_CRD_PATH, *extra_crds]:
+                    cluster.apply_crds(crd, timeout=60)
+                yield cluster
+            finally:
+                cluster.close()
         return
 
     emulator = KubernetesApiEmulator(**options)

@@ -133,7 +133,8 @@ def resource_schema() -> dict[str, Any]:
                 "description": "Versioned schema of this representation of an object.",
             },
             "kind": {"type": "string", "description": "The REST resource this object represents."},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            # The API server refuses anything but the type here (metadata is its own).
+            "metadata": {"type": "object"},
             "spec": model_schema(DatabaseSchemaSpec, keep_defaults=True),
             "status": status,
         },

@@ -3,7 +3,6 @@ nothing is applied twice."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ import psycopg
 import pytest
 
 from dbkeeper.local.postgres import LocalPostgres
+from dbkeeper.metrics import REGISTRY
+from tests.k8s.conftest import REPO_ROOT
 from tests.k8s.harness import Cluster
 from tests.k8s.scenarios.conftest import (
     OwnedDatabase,
@@ -90,16 +91,26 @@ def test_twenty_resources_in_five_namespaces_are_not_held_up_by_a_slow_one(
     assert [r for r, _ in _applied_rows(slow)] == ["0001"]
 
 
-@pytest.mark.skipif(
-    not (os.environ.get("DBKEEPER_TEST_PEERING") or os.environ.get("DBKEEPER_E2E_KUBECONFIG")),
-    reason="kopf peering on the emulated API is timing-sensitive under load (now and then "
-    "both replicas stay paused); it runs against a real cluster, or with "
-    "DBKEEPER_TEST_PEERING=1. Two replicas without peering are covered below.",
-)
+PEERING_CRDS = REPO_ROOT / "charts" / "dbkeeper" / "crds" / "kopf-peerings.yaml"
+
+
+def _peering(cluster: Cluster, name: str) -> None:
+    """kopf's peering CRDs as the chart ships them, and the peering object it creates."""
+    cluster.apply_crds(PEERING_CRDS, timeout=60)
+    cluster.create(
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+    )
+
+
+def _successful_passes() -> float:
+    return REGISTRY.get_sample_value("dbkeeper_reconcile_total", {"outcome": "success"}) or 0.0
+
+
 def test_two_operator_replicas_with_peering_apply_each_revision_once(
     k8s_cluster: Cluster, start_dbkeeper: Any, pg_cluster: LocalPostgres, fixture_sets: None
 ) -> None:
     databases = [create_owned_database(pg_cluster) for _ in range(3)]
+    _peering(k8s_cluster, "dbkeeper")
     with (
         start_dbkeeper(peering="dbkeeper", priority=10),
         start_dbkeeper(peering="dbkeeper", priority=20),
@@ -124,9 +135,13 @@ def test_two_unpeered_operators_still_never_apply_a_revision_twice(
 ) -> None:
     # Without peering both instances handle the resource; the engine's advisory lock
     # is what keeps the database safe.
+    before = _successful_passes()
     with start_dbkeeper(), start_dbkeeper():
         _deploy(k8s_cluster, "split", "brain", owned_database, "toy")
         wait_for_phase(k8s_cluster, "split", "brain", "Ready", timeout=60)
-        time.sleep(2)  # let the slower instance finish its own pass
+        # Both instances have finished a pass over the resource: the slower one too.
+        k8s_cluster.wait_for(
+            lambda: _successful_passes() - before >= 2, 60, "a finished pass of each instance"
+        )
     succeeded = [r for r, o in _applied_rows(owned_database) if o == "succeeded"]
     assert succeeded == ["0001", "0002", "0003", "0004"]

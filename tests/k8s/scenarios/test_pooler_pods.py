@@ -40,6 +40,10 @@ from tests.k8s.scenarios.conftest import (
     wait_for_phase,
 )
 
+# Its pods must run (pooler readiness, Job outcomes): until the test harness runs pods,
+# this scenario fakes their status on the emulated API.
+pytestmark = pytest.mark.k8s_emulator()
+
 SETS = Path(__file__).resolve().parents[2] / "fixtures" / "migration_sets"
 NAMESPACE = "pooled"
 NAME = "clinic"

@@ -32,6 +32,10 @@ from tests.k8s.scenarios.conftest import (
     wait_for_phase,
 )
 
+# Its pods must run (pooler readiness, Job outcomes): until the test harness runs pods,
+# this scenario fakes their status on the emulated API.
+pytestmark = pytest.mark.k8s_emulator()
+
 NAMESPACE = "workloads"
 NAME = "clinic"
 POOLER = f"{NAME}-pooler"
