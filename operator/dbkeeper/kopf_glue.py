@@ -37,6 +37,7 @@ from dbkeeper.logs import configure_logging
 from dbkeeper.reconcile.deletion import finalize_schema
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.passes import PassResult, Signature, run_pass, signature_of
+from dbkeeper.reconcile.permissions import describe_missing, missing_permissions
 from dbkeeper.reconcile.runtime import Outcome, ResourceView, StatusConflict
 from dbkeeper.reconcile.status_report import ResourceGone
 from dbkeeper.settings import Settings
@@ -101,10 +102,14 @@ def configure(kopf_settings: kopf.OperatorSettings, memo: kopf.Memo) -> Operator
     server = None
     if settings.metrics_port and memo.get("metrics", True):
         server = metrics.start_metrics_server(settings.metrics_port)
+    kube = KubeClient()
     context = OperatorContext(
-        settings, KubeRuntime(KubeClient(), settings), server, kopf_settings.execution.executor
+        settings, KubeRuntime(kube, settings), server, kopf_settings.execution.executor
     )
     memo[MEMO_KEY] = context
+    missing = missing_permissions(kube, settings.namespaces)
+    if missing:
+        log.error(describe_missing(missing, bool(settings.namespaces)))
     log.info(
         "dbkeeper operator configured: %s, %d workers, re-check every %ss",
         "namespaces " + ",".join(settings.namespaces) if settings.namespaces else "cluster-wide",

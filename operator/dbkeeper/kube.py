@@ -78,6 +78,22 @@ API_CALLS: dict[str, frozenset[str]] = {
 }
 
 
+# What kopf itself does with the resources (watching, finalizers, annotations, Events).
+KOPF_CALLS: dict[str, frozenset[str]] = {
+    KIND: frozenset({"list", "watch", "patch"}),
+    "Event": frozenset({"create"}),
+}
+
+
+def required_calls() -> dict[str, frozenset[str]]:
+    """Every (kind, verbs) the running operator needs: its own calls and kopf's."""
+    kinds = set(API_CALLS) | set(KOPF_CALLS)
+    return {
+        kind: API_CALLS.get(kind, frozenset()) | KOPF_CALLS.get(kind, frozenset())
+        for kind in sorted(kinds)
+    }
+
+
 class KubeError(Exception):
     """The API answered with an error status."""
 
@@ -260,6 +276,28 @@ class KubeClient:
             return "unchanged"
         self.patch(obj["kind"], metadata.get("namespace"), metadata["name"], obj)
         return "updated"
+
+    def allowed(self, verb: str, kind: str, namespace: str | None) -> bool | None:
+        """Whether this client may ``verb`` ``kind`` in ``namespace`` (None: in every
+        namespace), by the API server's own authorizer (a SelfSubjectAccessReview, which
+        Kubernetes allows every authenticated user); None when the server cannot say."""
+        where = KINDS[kind]
+        attributes = {"verb": verb, "group": where.group, "resource": where.plural}
+        if namespace is not None:
+            attributes["namespace"] = namespace
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        try:
+            answer = self._request(
+                "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review
+            )
+        except KubeError:
+            return None
+        allowed = ((answer or {}).get("status") or {}).get("allowed")
+        return allowed if isinstance(allowed, bool) else None
 
     def post_event(self, ref: ObjectRef, event_type: str, reason: str, message: str) -> None:
         """Post a core/v1 Event about ``ref``; the message is redacted and bounded."""

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from tests.k8s.chart_install import install_chart
 from tests.k8s.control_plane import ControlPlane
 from tests.k8s.emulator import KubernetesApiEmulator
 from tests.k8s.harness import (
@@ -43,6 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "k8s_emulator(request_log_limit=64, crds=[]): options of the emulated Kubernetes API",
+    )
+    config.addinivalue_line(
+        "markers", "k8s_chart(values={}): Helm values the chart is installed with"
     )
 
 
@@ -86,9 +90,15 @@ def k8s_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Clus
         return
 
     if marker is None:
+        chart = request.node.get_closest_marker("k8s_chart")
+        values: dict[str, Any] = dict(chart.kwargs.get("values", {})) if chart else {}
         with ControlPlane(tmp_path / "control-plane") as plane:
             cluster = Cluster(plane.kubeconfig)
             try:
+                # The chart brings the CRDs and the operator's RBAC; operators started by
+                # the tests log in as its ServiceAccount.
+                installed = install_chart(cluster, tmp_path, values)
+                cluster.operator_kubeconfig = installed.kubeconfig
                 for crd in [DBKEEPER_CRD_PATH, *extra_crds]:
                     cluster.apply_crds(crd, timeout=60)
                 yield cluster

@@ -179,6 +179,9 @@ class Cluster:
     def __init__(self, kubeconfig_path: Path, server: EmulatorServer | None = None) -> None:
         self.kubeconfig_path = kubeconfig_path
         self.server = server
+        self.operator_kubeconfig: Path | None = None
+        """How operators log in: the chart's ServiceAccount where the chart is installed,
+        else the administrator's kubeconfig."""
         self._api = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(kubeconfig_path), persist_config=False
         )
@@ -503,7 +506,8 @@ class OperatorRun:
         self.namespaces = None if namespaces is None else list(namespaces)
         self.peering = peering
         self.priority = priority
-        self.env = {"KUBECONFIG": str(cluster.kubeconfig_path), **(env or {})}
+        self.kubeconfig = cluster.operator_kubeconfig or cluster.kubeconfig_path
+        self.env = {"KUBECONFIG": str(self.kubeconfig), **(env or {})}
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.logs = LogCapture(log_level)
@@ -537,7 +541,7 @@ class OperatorRun:
         except BaseException:
             self.stop(check=False)
             raise
-        kopf.on.login(registry=self.registry)(_login_with_kubeconfig(self.cluster.kubeconfig_path))
+        kopf.on.login(registry=self.registry)(_login_with_kubeconfig(self.kubeconfig))
         root = logging.getLogger()
         self._saved_root_level = root.level
         root.setLevel(min(root.level or logging.WARNING, self.logs.level))

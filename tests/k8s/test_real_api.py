@@ -87,8 +87,19 @@ def test_kubectl_get_shows_the_printer_columns(k8s_cluster: Cluster) -> None:
 
 
 def test_kubectl_explain_reads_the_schema(k8s_cluster: Cluster) -> None:
-    explained = kubectl(k8s_cluster, "explain", "databaseschema.spec.migrations")
+    # The server publishes a new CRD's OpenAPI a moment after it is served.
+    explained = k8s_cluster.wait_for(
+        lambda: (
+            result
+            if (
+                result := kubectl(k8s_cluster, "explain", "databaseschema.spec.migrations")
+            ).returncode
+            == 0
+            else None
+        ),
+        90,
+        "kubectl explain to find the DatabaseSchema schema",
+    )
 
-    assert explained.returncode == 0, explained.stderr
     for field in ("targetRevision", "allowDowngrade", "lockTimeout"):
         assert field in explained.stdout

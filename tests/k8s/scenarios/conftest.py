@@ -161,7 +161,7 @@ def start_dbkeeper(run_operator: RunOperator) -> Any:
             peering=peering,
             priority=priority,
             memo={
-                "settings": test_settings(**overrides),
+                "settings": test_settings(namespaces=tuple(namespaces or ()), **overrides),
                 "metrics": bool(overrides.get("metrics_port")),
             },
         )

@@ -12,7 +12,6 @@ import pytest
 
 from dbkeeper.local.postgres import LocalPostgres
 from dbkeeper.metrics import REGISTRY
-from tests.k8s.conftest import REPO_ROOT
 from tests.k8s.harness import Cluster
 from tests.k8s.scenarios.conftest import (
     OwnedDatabase,
@@ -91,17 +90,6 @@ def test_twenty_resources_in_five_namespaces_are_not_held_up_by_a_slow_one(
     assert [r for r, _ in _applied_rows(slow)] == ["0001"]
 
 
-PEERING_CRDS = REPO_ROOT / "charts" / "dbkeeper" / "crds" / "kopf-peerings.yaml"
-
-
-def _peering(cluster: Cluster, name: str) -> None:
-    """kopf's peering CRDs as the chart ships them, and the peering object it creates."""
-    cluster.apply_crds(PEERING_CRDS, timeout=60)
-    cluster.create(
-        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
-    )
-
-
 def _successful_passes() -> float:
     return REGISTRY.get_sample_value("dbkeeper_reconcile_total", {"outcome": "success"}) or 0.0
 
@@ -109,8 +97,9 @@ def _successful_passes() -> float:
 def test_two_operator_replicas_with_peering_apply_each_revision_once(
     k8s_cluster: Cluster, start_dbkeeper: Any, pg_cluster: LocalPostgres, fixture_sets: None
 ) -> None:
+    # The chart (two replicas by default) brings kopf's peering CRDs and the
+    # ClusterKopfPeering object both replicas join.
     databases = [create_owned_database(pg_cluster) for _ in range(3)]
-    _peering(k8s_cluster, "dbkeeper")
     with (
         start_dbkeeper(peering="dbkeeper", priority=10),
         start_dbkeeper(peering="dbkeeper", priority=20),

@@ -34,7 +34,7 @@ def test_the_operator_command_reconciles_and_serves_health_and_metrics(
     metrics_port, health_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DBKEEPER_")},
-        "KUBECONFIG": str(k8s_cluster.kubeconfig_path),
+        "KUBECONFIG": str(k8s_cluster.operator_kubeconfig or k8s_cluster.kubeconfig_path),
         "DBKEEPER_METRICS_PORT": str(metrics_port),
         "DBKEEPER_HEALTH_PORT": str(health_port),
         "DBKEEPER_RECHECK_INTERVAL": "2s",
