@@ -87,19 +87,12 @@ def test_kubectl_get_shows_the_printer_columns(k8s_cluster: Cluster) -> None:
 
 
 def test_kubectl_explain_reads_the_schema(k8s_cluster: Cluster) -> None:
+    def explained() -> subprocess.CompletedProcess[str] | None:
+        result = kubectl(k8s_cluster, "explain", "databaseschema.spec.migrations")
+        return result if result.returncode == 0 else None
+
     # The server publishes a new CRD's OpenAPI a moment after it is served.
-    explained = k8s_cluster.wait_for(
-        lambda: (
-            result
-            if (
-                result := kubectl(k8s_cluster, "explain", "databaseschema.spec.migrations")
-            ).returncode
-            == 0
-            else None
-        ),
-        90,
-        "kubectl explain to find the DatabaseSchema schema",
-    )
+    found = k8s_cluster.wait_for(explained, 90, "kubectl explain to find the schema")
 
     for field in ("targetRevision", "allowDowngrade", "lockTimeout"):
-        assert field in explained.stdout
+        assert field in found.stdout
