@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 
+from dbkeeper.manifests.pooler import pooler_name
 from dbkeeper.migrate import load_set
 from tests.k8s.harness import Cluster
 from tests.k8s.scenarios.conftest import (
@@ -138,3 +139,48 @@ def test_delete_with_retain_releases_the_finalizer_and_keeps_schema_and_data(
         kept = conn.execute("SELECT count(*) FROM organizations WHERE name = 'Kept Clinic'")
         assert kept.fetchone() == (1,)
     assert "Retained" in event_reasons(k8s_cluster, NAMESPACE, "clinic")
+
+
+def _pooler_objects(k8s_cluster: Cluster) -> dict[str, bool]:
+    name = pooler_name("clinic")
+    kinds = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"), ("v1", "Secret"))
+    return {kind: k8s_cluster.get(api, kind, NAMESPACE, name) is not None for api, kind in kinds}
+
+
+def test_deleting_the_resource_lets_the_garbage_collector_remove_its_pooler(
+    k8s_cluster: Cluster, start_dbkeeper: Any, owned_database: OwnedDatabase
+) -> None:
+    k8s_cluster.ensure_namespace(NAMESPACE)
+    k8s_cluster.create(
+        secret_manifest(NAMESPACE, "clinic-owner", owned_database.username, owned_database.password)
+    )
+    manifest = schema_manifest(NAMESPACE, "clinic", owned_database, "clinic-owner")
+    manifest["spec"]["pooler"] = {"enabled": True, "replicas": 1}
+    with start_dbkeeper():
+        k8s_cluster.create(manifest)
+        wait_for_phase(k8s_cluster, NAMESPACE, "clinic", "Ready", timeout=90)
+        k8s_cluster.wait_for(
+            lambda: all(_pooler_objects(k8s_cluster).values()), 60, "the pooler's objects"
+        )
+        # The controller-manager runs the Deployment: a ReplicaSet and its pod exist
+        # (the pod stays Pending here, no kubelet runs it).
+        k8s_cluster.wait_for(
+            lambda: k8s_cluster.list("v1", "Pod", NAMESPACE), 60, "the pooler's pod"
+        )
+        k8s_cluster.delete(API_VERSION, KIND, NAMESPACE, "clinic")
+        k8s_cluster.wait_for(
+            lambda: k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "clinic") is None or None,
+            60,
+            "the resource to be gone",
+        )
+    # Owned through ownerReferences: the real garbage collector removes them all.
+    k8s_cluster.wait_for(
+        lambda: not any(_pooler_objects(k8s_cluster).values()) or None,
+        120,
+        f"the garbage collector to remove the pooler (now: {_pooler_objects(k8s_cluster)})",
+    )
+    k8s_cluster.wait_for(
+        lambda: not k8s_cluster.list("v1", "Pod", NAMESPACE) or None, 120, "its pods to go"
+    )
+    # deletionPolicy Retain: the database keeps its schema.
+    assert _revision_of(owned_database) == load_set("healthcare").head
