@@ -4,7 +4,7 @@ Options: ``--only latency,pooler`` (default: all), ``--scale N`` patients for th
 workload (default 100000), ``--duration S`` seconds per latency cell, ``--repeat N``
 alternating rounds of the overhead benchmarks, ``--backup-scale N`` patients in the
 database the backup benchmark dumps, ``--operator-count N`` resources for the operator
-total, ``--results DIR``.
+total, ``--operator-real-count N`` resources on the real control plane, ``--results DIR``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class RunOptions:
     backup_scale: int
     operator_latency_count: int
     operator_count: int
+    operator_real_count: int
 
 
 Runner = Callable[[BenchCluster, RunOptions, Callable[[str], None]], BenchmarkResult]
@@ -83,12 +84,21 @@ def _operator(
     return run_operator_scale(cluster, options.operator_latency_count, options.operator_count, log)
 
 
+def _operator_real_api(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
+    from benchmarks.operator_real_api import run_operator_real_api
+
+    return run_operator_real_api(cluster, options.operator_real_count, log)
+
+
 BENCHMARKS: dict[str, Runner] = {
     "latency": _latency,
     "pooler": _pooler,
     "engine": _engine,
     "backup": _backup,
     "operator": _operator,
+    "operator-real-api": _operator_real_api,
 }
 
 
@@ -174,6 +184,12 @@ def parser() -> argparse.ArgumentParser:
         help="resources created at once for the total time (default 200)",
     )
     p.add_argument(
+        "--operator-real-count",
+        type=positive_int,
+        default=1000,
+        help="resources for the real control plane's total and idle CPU (default 1000)",
+    )
+    p.add_argument(
         "--results",
         type=Path,
         default=RESULTS_DIR,
@@ -191,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         backup_scale=args.backup_scale or min(args.scale, 20_000),
         operator_latency_count=args.operator_latency_count,
         operator_count=args.operator_count,
+        operator_real_count=args.operator_real_count,
     )
     started = time.monotonic()
 

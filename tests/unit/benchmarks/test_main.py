@@ -13,7 +13,14 @@ def test_selection_keeps_the_suite_order() -> None:
 
 
 def test_no_selection_means_every_benchmark() -> None:
-    assert selection(None) == ["latency", "pooler", "engine", "backup", "operator"]
+    assert selection(None) == [
+        "latency",
+        "pooler",
+        "engine",
+        "backup",
+        "operator",
+        "operator-real-api",
+    ]
 
 
 def test_an_unknown_benchmark_is_named_with_the_choices() -> None:
