@@ -206,6 +206,10 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
                 raise error.__cause__ or error from None
         except ApiStatusError as error:
             return aiohttp.web.json_response(error.status_body(), status=error.code)
+        except ConnectionResetError:
+            # The client went away mid-answer (a stopping operator closing its watch): not
+            # a failure of the server, and there is nobody left to answer.
+            raise
         except Exception as error:
             if not isinstance(error, kmock.KubernetesError):
                 self.internal_errors.append(error)
