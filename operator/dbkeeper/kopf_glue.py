@@ -36,7 +36,7 @@ from dbkeeper.kube import KubeClient, KubeError, WorkAbandoned
 from dbkeeper.logs import configure_logging
 from dbkeeper.reconcile.deletion import finalize_schema
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
-from dbkeeper.reconcile.passes import PassResult, Signature, run_pass, signature_of
+from dbkeeper.reconcile.passes import PassResult, Signature, run_pass, view_signature
 from dbkeeper.reconcile.permissions import describe_missing, missing_permissions
 from dbkeeper.reconcile.runtime import Outcome, ResourceView, StatusConflict
 from dbkeeper.reconcile.status_report import ResourceGone
@@ -134,30 +134,22 @@ def context_of(memo: kopf.Memo) -> OperatorContext:
     return context
 
 
-def _key(body: Mapping[str, Any]) -> str:
-    metadata = body.get("metadata") or {}
-    return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
-
-
 def wake(memo: kopf.Memo, body: Mapping[str, Any]) -> None:
     """Wake the resource's loop when its inputs differ from what its last pass read.
 
     Status writes (our own included) change neither, so they wake nothing.
     """
     context: OperatorContext | None = memo.get(MEMO_KEY)
-    loop = context.loops.get(_key(body)) if context is not None else None
-    if loop is None:
-        return
-    metadata = body.get("metadata") or {}
-    inputs = signature_of(int(metadata.get("generation") or 0), metadata.get("annotations") or {})
-    if inputs != loop.seen:
+    view = ResourceView.from_body(body)
+    loop = context.loops.get(view.key) if context is not None else None
+    if loop is not None and view_signature(view) != loop.seen:
         loop.wake.set()
 
 
 async def run_loop(body: Mapping[str, Any], memo: kopf.Memo, stopped: Any) -> None:
     """The resource's loop, until kopf stops its daemon; see the module docstring."""
     context = context_of(memo)
-    key = _key(body)
+    key = ResourceView.from_body(body).key
     loop = context.loops.get(key)
     if loop is None or loop.abandoned.is_set():
         loop = context.loops[key] = ResourceLoop(key)

@@ -173,7 +173,7 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        self._await(etcd, lambda: _http_ok(f"{self.etcd_url}/health"), "etcd", deadline)
+        self._await(etcd, lambda: _answers(f"{self.etcd_url}/health"), "etcd", deadline)
 
     def _service_account_keys(self) -> tuple[Path, Path]:
         key, public = self.workdir / "sa.key", self.workdir / "sa.pub"
@@ -231,17 +231,7 @@ class ControlPlane:
         self.ca_file.write_text(blocks[-1].strip() + "\n-----END CERTIFICATE-----\n")
 
     def _ready(self) -> bool:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # the CA is read from cert-dir once it exists
-        request = urllib.request.Request(
-            f"{self.url}/readyz", headers={"Authorization": f"Bearer {self.token}"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5, context=context) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return _answers(f"{self.url}/readyz", self.token)
 
     def _write_kubeconfig(self) -> None:
         self.kubeconfig.write_text(
@@ -272,26 +262,23 @@ class ControlPlane:
         )
         self._await(
             manager,
-            lambda: _https_ok(f"https://127.0.0.1:{port}/healthz"),
+            lambda: _answers(f"https://127.0.0.1:{port}/healthz"),
             "kube-controller-manager to be healthy",
             deadline,
         )
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _https_ok(url: str) -> bool:
+def _answers(url: str, token: str | None = None) -> bool:
+    """Whether ``url`` answers 200; HTTPS certificates are not checked (self-signed
+    health endpoints, and the API server's CA is only read once it is up)."""
     context = ssl.create_default_context()
     context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # a self-signed health endpoint
+    context.verify_mode = ssl.CERT_NONE
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=5, context=context) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=5, context=context
+        ) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
