@@ -6,6 +6,8 @@
   (the emulator's own tests, and scenarios whose pods must run: until the harness
   runs pods, they fake pod and Job status there). With DBKEEPER_E2E_KUBECONFIG set it
   wraps that real cluster instead, so the same scenario tests run against kind.
+- `kubelet`: the cluster's one node, which runs pods of the dbkeeper image as local
+  processes (tests/k8s/pod_runner.py). Without it pods stay Pending.
 - `run_operator`: starts kopf operators in threads against `k8s_cluster`; every run still
   going is stopped at teardown.
 - `widget_crd_path`: a small CRD of the emulator's own tests.
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from dbkeeper.local.postgres import find_pg_bindir
 from tests.k8s.chart_install import install_chart
 from tests.k8s.control_plane import ControlPlane
 from tests.k8s.emulator import KubernetesApiEmulator
@@ -33,11 +36,16 @@ from tests.k8s.harness import (
     OperatorRun,
     write_kubeconfig,
 )
+from tests.k8s.pod_runner import PodRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBKEEPER_CRD_PATH = REPO_ROOT / "crds" / "databaseschema.yaml"
 WIDGET_CRD_PATH = Path(__file__).parent / "fixtures" / "widgets-crd.yaml"
 E2E_KUBECONFIG_VARIABLE = "DBKEEPER_E2E_KUBECONFIG"
+# The image of the pooler and backup pods of the operators the tests run: the only image
+# the test node runs. (The chart's own operator pods use the chart's image and stay
+# Pending: the operator under test runs in the test process.)
+WORKLOAD_IMAGE = "dbkeeper:under-test"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -117,6 +125,18 @@ def k8s_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Clus
         finally:
             cluster.close()
     assert not emulator.internal_errors, f"the emulated API failed: {emulator.internal_errors!r}"
+
+
+@pytest.fixture
+def kubelet(k8s_cluster: Cluster, tmp_path: Path) -> Iterator[PodRunner]:
+    """The cluster's node: runs the pods of the image the operator puts in its pods
+    (tests/k8s/pod_runner.py); every pod is stopped at teardown."""
+    if k8s_cluster.server is not None:
+        raise RuntimeError("pods run only on the real control plane")
+    with PodRunner(
+        k8s_cluster.kubeconfig_path, tmp_path / "node", WORKLOAD_IMAGE, find_pg_bindir()
+    ) as runner:
+        yield runner
 
 
 @pytest.fixture

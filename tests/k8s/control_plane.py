@@ -3,9 +3,11 @@
 The binaries are built from pinned Go modules by ``tools/kube/build.sh`` (``make tools``)
 into ``.tools/bin``. :class:`ControlPlane` starts them on free loopback ports in a
 folder of its own, with RBAC authorization, the default admission plugins plus Pod
-Security, service-account token signing, and a static token for an administrator
+Security ("restricted" enforced by default), service-account token
+signing, and a static token for an administrator
 (group ``system:masters``), and writes a kubeconfig for that administrator. There is no
-kubelet and no scheduler: pods are stored and stay Pending unless a test runs them.
+kubelet and no scheduler: pods are stored and stay Pending unless the test's node runs
+them (tests/k8s/pod_runner.py).
 
 Stopping goes in reverse order (controller-manager, API server, etcd): an API server
 whose etcd went first takes minutes to exit.
@@ -33,6 +35,19 @@ SERVICE_CIDR = "10.0.0.0/24"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 START_TIMEOUT = 180.0
 STOP_GRACE = 20.0
+# Pod Security "restricted" is enforced everywhere but kube-system, as a hardened cluster
+# does: every pod the operator or the chart creates must meet it.
+ADMISSION_CONFIG = """\
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    defaults: {enforce: restricted, enforce-version: latest, warn: restricted, warn-version: latest}
+    exemptions: {usernames: [], runtimeClasses: [], namespaces: [kube-system]}
+"""
 
 
 class ControlPlaneError(RuntimeError):
@@ -204,6 +219,8 @@ class ControlPlane:
         tokens.write_text(f"{self.token},admin,admin,system:masters\n")
         tokens.chmod(0o600)
         self.api_port = _free_port()
+        admission = self.workdir / "admission.yaml"
+        admission.write_text(ADMISSION_CONFIG)
         apiserver = self._spawn(
             "kube-apiserver",
             [
@@ -221,6 +238,7 @@ class ControlPlane:
                 f"--token-auth-file={tokens}",
                 "--authorization-mode=RBAC",
                 "--enable-admission-plugins=PodSecurity",
+                f"--admission-control-config-file={admission}",
                 "--allow-privileged=false",
             ],
         )

@@ -190,6 +190,11 @@ class Cluster:
         self._custom_kinds: set[tuple[str, str]] = set()
 
     @property
+    def api_client(self) -> kubernetes.client.ApiClient:
+        client: kubernetes.client.ApiClient = self._api
+        return client
+
+    @property
     def emulator(self) -> KubernetesApiEmulator:
         if self.server is None:
             raise RuntimeError("this cluster is a real one; there is no emulator to inspect")

@@ -18,7 +18,7 @@ from psycopg import sql
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres
 from dbkeeper.settings import Settings
-from tests.k8s.conftest import RunOperator
+from tests.k8s.conftest import WORKLOAD_IMAGE, RunOperator
 from tests.k8s.harness import Cluster, OperatorRun
 from tests.secret_watch import watched
 
@@ -115,6 +115,7 @@ def test_settings(**overrides: Any) -> Settings:
         "recheck_interval": timedelta(seconds=1),
         "retry_delay": timedelta(milliseconds=500),
         "metrics_port": 0,
+        "image": WORKLOAD_IMAGE,
         "health_port": 0,
         "workers": 32,
         "advisory_lock_wait": timedelta(seconds=30),

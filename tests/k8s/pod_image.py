@@ -1,0 +1,93 @@
+"""The dbkeeper image as the test kubelet runs it: the Dockerfile's final stage gives the
+entrypoint, default arguments, environment and user; the host gives the files.
+
+The programs the image ships are found on the host instead: `dbkeeper` from the test's
+virtual environment, PostgreSQL's client programs from the PostgreSQL the tests use,
+`pgbouncer` and `setpriv` from the system. `keep` lists what of the host a container's
+user must still reach once the pod's volumes are mounted (see tests/k8s/pod_launch.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    uid: int = 0
+    gid: int = 0
+
+    @classmethod
+    def from_dockerfile(cls, path: Path = DOCKERFILE) -> ImageConfig:
+        """Reads the final stage's ENTRYPOINT, CMD, ENV and USER (exec and key=value forms)."""
+        lines = _logical_lines(path.read_text(encoding="utf-8"))
+        final = max(i for i, line in enumerate(lines) if line.upper().startswith("FROM "))
+        entrypoint: tuple[str, ...] = ()
+        cmd: tuple[str, ...] = ()
+        env: dict[str, str] = {}
+        uid = gid = 0
+        for line in lines[final + 1 :]:
+            keyword, _, rest = line.partition(" ")
+            keyword = keyword.upper()
+            if keyword == "ENTRYPOINT":
+                entrypoint = tuple(json.loads(rest))
+            elif keyword == "CMD":
+                cmd = tuple(json.loads(rest))
+            elif keyword == "ENV":
+                for pair in shlex.split(rest):
+                    key, _, value = pair.partition("=")
+                    env[key] = value
+            elif keyword == "USER":
+                user, _, group = rest.strip().partition(":")
+                uid, gid = int(user), int(group or user)
+        return cls(entrypoint, cmd, env, uid, gid)
+
+
+def _logical_lines(text: str) -> list[str]:
+    lines: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append((pending + stripped).strip())
+        pending = ""
+    return lines
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """The image's configuration with the host's programs on PATH."""
+
+    config: ImageConfig
+    pg_bindir: Path
+
+    @property
+    def path(self) -> str:
+        venv_bin = Path(sys.executable).parent
+        return f"{venv_bin}:{self.pg_bindir}:{SYSTEM_PATH}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**self.config.env, "PATH": self.path}
+
+    @property
+    def keep(self) -> list[str]:
+        paths = {sys.prefix, sys.base_prefix, str(REPO_ROOT), str(self.pg_bindir)}
+        return sorted(paths)
