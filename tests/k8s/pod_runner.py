@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -120,7 +120,11 @@ class PodRunner:
         for thread in self._threads:
             thread.join(WATCH_SECONDS + 5)
         if self._cgroups is not None:
-            shutil.rmtree(self._cgroups, ignore_errors=True)
+            # cgroup folders go with rmdir only, children first, once their processes are gone.
+            for child in sorted(self._cgroups.iterdir()):
+                if child.is_dir():
+                    with contextlib.suppress(OSError):
+                        child.rmdir()
             with contextlib.suppress(OSError):
                 self._cgroups.rmdir()
         self.cluster.close()

@@ -47,9 +47,14 @@ class ServiceUser:
 
 def service_user() -> ServiceUser:
     """The user server processes run as: ourselves, or ``postgres`` when we are root."""
-    if os.geteuid() != 0:
-        entry = pwd.getpwuid(os.geteuid())
-        return ServiceUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
+    uid = os.geteuid()
+    if uid != 0:
+        # A pod may run as any uid (OpenShift assigns one), with no passwd entry for it.
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        return ServiceUser(uid, os.getegid(), name)
     name = os.environ.get("DBKEEPER_SERVICE_USER", "postgres")
     try:
         entry = pwd.getpwnam(name)
