@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import contextlib
 import threading
 import uuid
 from collections.abc import Iterator

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pwd
 
 import pytest
@@ -14,9 +15,9 @@ def test_a_uid_without_a_passwd_entry_runs_as_itself(monkeypatch: pytest.MonkeyP
     def unknown(uid: int) -> pwd.struct_passwd:
         raise KeyError(f"getpwuid(): uid not found: {uid}")
 
-    monkeypatch.setattr(module.os, "geteuid", lambda: 1000650000)
-    monkeypatch.setattr(module.os, "getegid", lambda: 0)
-    monkeypatch.setattr(module.pwd, "getpwuid", unknown)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000650000)
+    monkeypatch.setattr(os, "getegid", lambda: 0)
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
 
     user = module.service_user()
 
@@ -25,7 +26,7 @@ def test_a_uid_without_a_passwd_entry_runs_as_itself(monkeypatch: pytest.MonkeyP
 
 
 def test_root_needs_the_named_system_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setenv("DBKEEPER_SERVICE_USER", "no-such-user-here")
 
     with pytest.raises(RuntimeError, match="no-such-user-here"):

@@ -22,7 +22,7 @@ import pytest
 from dbkeeper.local.postgres import free_port
 from dbkeeper.pooler.scram import verifier_matches
 from tests.integration.security.certificates import make_ca, make_server_cert
-from tests.k8s.harness import Cluster, OperatorRun
+from tests.k8s.harness import Cluster
 from tests.k8s.pod_runner import PodRunner
 from tests.k8s.scenarios.conftest import API_VERSION, KIND, OwnedDatabase
 from tests.k8s.scenarios.workloads import (
@@ -84,7 +84,7 @@ def test_enabled_pooler_gets_four_valid_owned_objects_and_no_plaintext_password(
     lines = base64.b64decode(secret["data"]["userlist.txt"]).decode().splitlines()
     assert lines, "the userlist names the owner"
     assert all(re.fullmatch(r'"[^"]+" "SCRAM-SHA-256\$[^"]+"', line) for line in lines)
-    owner_line = next(l for l in lines if l.startswith(f'"{workload.database.username}"'))
+    owner_line = next(x for x in lines if x.startswith(f'"{workload.database.username}"'))
     verifier = owner_line.split('" "')[1].rstrip('"')
     assert verifier_matches(password, verifier)
     with psycopg.connect(workload.database.admin.dsn()) as conn:
@@ -156,8 +156,9 @@ def test_a_pool_size_change_is_reloaded_by_the_running_pod_and_a_port_change_rol
 
     workload.patch_spec({"pooler": {"defaultPoolSize": 30}})
     workload.cluster.wait_for(
-        lambda: workload.pooler_console(port).show_config()["default_pool_size"].value == "30"
-        or None,
+        lambda: (
+            workload.pooler_console(port).show_config()["default_pool_size"].value == "30" or None
+        ),
         60,
         "the running pgbouncer to reload the new pool size from its mounted ConfigMap",
     )
@@ -171,7 +172,7 @@ def test_a_pool_size_change_is_reloaded_by_the_running_pod_and_a_port_change_rol
     new_port = free_port()
     workload.patch_spec({"pooler": {"port": new_port}})
     workload.cluster.wait_for(
-        lambda: listening(new_port) and not listening(port) or None,
+        lambda: (listening(new_port) and not listening(port)) or None,
         120,
         "the rollout to a pod on the new port, and the old pod to be gone",
     )
