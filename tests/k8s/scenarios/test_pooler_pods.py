@@ -1,16 +1,15 @@
 """The operator reaches the pooler's pods: it PAUSEs them around risky revisions and
 exports their pool metrics.
 
-Nothing runs pods against the emulated API, so the test plays the cluster: a real
-pgbouncer runs locally in front of the test's database, and the test creates a Pod
-object with the pooler's labels, status Running and Ready, IP 127.0.0.1 and the
-pgbouncer's port. Like the pooler the operator renders, that pgbouncer lets the schema
-owner into its admin console and holds the verifier the operator derives for the owner.
+On the test control plane: the pooler pod the operator's Deployment asks for really runs
+on the test node (`dbkeeper pooler serve` → pgbouncer on 127.0.0.1 and the resource's
+pooler port), and the tests talk to it as clients and through its admin console, which
+the rendered configuration opens to the schema owner.
 """
 
 from __future__ import annotations
 
-import shutil
+import copy
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,126 +21,49 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dbkeeper.local.postgres import free_port
-from dbkeeper.manifests.pooler import pooler_name
-from dbkeeper.pooler.local import LocalPgBouncer
-from dbkeeper.pooler.render import UserEntry
-from dbkeeper.pooler.scram import scram_verifier
-from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings
-from dbkeeper.reconcile.pooler_input import verifier_salt
-from tests.integration.pooler.conftest import BackgroundQuery, make_temp_dir
+from tests.integration.pooler.conftest import BackgroundQuery
 from tests.k8s.harness import Cluster
-from tests.k8s.scenarios.conftest import (
-    API_VERSION,
-    KIND,
-    OwnedDatabase,
-    schema_manifest,
-    secret_manifest,
-    status_of,
-    wait_for_phase,
-)
-
-# Its pods must run (pooler readiness, Job outcomes): until the test harness runs pods,
-# this scenario fakes their status on the emulated API.
-pytestmark = pytest.mark.k8s_emulator()
+from tests.k8s.pod_runner import PodRunner
+from tests.k8s.scenarios.conftest import API_VERSION, KIND, OwnedDatabase
+from tests.k8s.scenarios.workloads import NAME, NAMESPACE, POOLER, Workload
 
 SETS = Path(__file__).resolve().parents[2] / "fixtures" / "migration_sets"
-NAMESPACE = "pooled"
-NAME = "clinic"
-POOLER = pooler_name(NAME)
 
 
 @dataclass(frozen=True)
 class PooledSetup:
-    """The resource at revision 0001 with one ready pooler pod backed by ``pgbouncer``."""
+    """The resource at revision 0001 of ``gated_risky`` with one ready pooler pod."""
 
-    cluster: Cluster
-    database: OwnedDatabase
-    pgbouncer: LocalPgBouncer
+    workload: Workload
+    port: int
     metrics_port: int
 
+    @property
+    def cluster(self) -> Cluster:
+        return self.workload.cluster
+
+    @property
+    def database(self) -> OwnedDatabase:
+        return self.workload.database
+
     def client(self) -> psycopg.Connection[Any]:
-        info = self.pgbouncer.client_conninfo(
-            self.database.conninfo.dbname, self.database.username, self.database.password
-        )
-        return psycopg.connect(info.dsn(), prepare_threshold=None, autocommit=True)
+        return self.workload.pooler_client(self.port)
 
     def paused(self) -> bool:
         alias = self.database.conninfo.dbname
-        databases = self.pgbouncer.admin_console().show_databases()
+        databases = self.workload.pooler_console(self.port).show_databases()
         return next(db.paused for db in databases if db.name == alias)
 
     def clients_waiting(self) -> int:
         alias = self.database.conninfo.dbname
-        pools = self.pgbouncer.admin_console().show_pools()
+        pools = self.workload.pooler_console(self.port).show_pools()
         return sum(p.clients_waiting for p in pools if p.database == alias)
-
-
-def _start_pgbouncer(database: OwnedDatabase, folder: Path) -> LocalPgBouncer:
-    owner, target = database.username, database.conninfo
-    settings = PgBouncerSettings(
-        databases=(DatabaseTarget(target.dbname, target.host, target.port, target.dbname),),
-        listen_port=free_port(),
-        server_tls_sslmode="disable",
-        server_login_retry=0.5,
-        server_connect_timeout=2.0,
-        query_wait_timeout=60.0,
-        admin_users=(owner,),
-    )
-    # The verifier the operator gives the owner, so this pgbouncer can log in as it.
-    salt = verifier_salt(NAMESPACE, NAME, owner)
-    users = [UserEntry(owner, scram_verifier(database.password, salt=salt))]
-    pgbouncer = LocalPgBouncer(folder, settings, users)
-    pgbouncer.start()
-    return pgbouncer
-
-
-def _create_ready_pod(cluster: Cluster, port: int, name: str = f"{POOLER}-7d4b9-x2k8q") -> None:
-    deployment = cluster.wait_for(
-        lambda: cluster.get("apps/v1", "Deployment", NAMESPACE, POOLER), 30, "the pooler"
-    )
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    cluster.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "pgbouncer",
-                        "image": "dbkeeper:test",
-                        "ports": [{"name": "pgbouncer", "containerPort": port}],
-                    }
-                ]
-            },
-        }
-    )
-    cluster.patch(
-        "v1",
-        "Pod",
-        NAMESPACE,
-        name,
-        {
-            "status": {
-                "phase": "Running",
-                "podIP": "127.0.0.1",
-                "conditions": [{"type": "Ready", "status": "True"}],
-            }
-        },
-        subresource="status",
-    )
-
-
-def _wait_verifier_set(cluster: Cluster) -> None:
-    # The pooler's Secret is applied only after PostgreSQL holds the owner's verifier.
-    cluster.wait_for(
-        lambda: cluster.get("v1", "Secret", NAMESPACE, POOLER), 30, "the pooler's Secret"
-    )
 
 
 @pytest.fixture
 def pooled(
     k8s_cluster: Cluster,
+    kubelet: PodRunner,
     start_dbkeeper: Any,
     owned_database: OwnedDatabase,
     monkeypatch: pytest.MonkeyPatch,
@@ -149,39 +71,19 @@ def pooled(
     monkeypatch.setenv("DBKEEPER_MIGRATIONS_DIR", str(SETS))
     with psycopg.connect(owned_database.conninfo.dsn(), autocommit=True) as conn:
         conn.execute("CREATE TABLE public.gate (open boolean)")
-    folder = make_temp_dir("dbkeeper-test-pooler-pod-")
-    pgbouncer = _start_pgbouncer(owned_database, folder)
-    metrics_port = free_port()
-    try:
-        with start_dbkeeper(metrics_port=metrics_port):
-            k8s_cluster.ensure_namespace(NAMESPACE)
-            k8s_cluster.create(
-                secret_manifest(
-                    NAMESPACE, "clinic-owner", owned_database.username, owned_database.password
-                )
-            )
-            manifest = schema_manifest(
-                NAMESPACE,
-                NAME,
-                owned_database,
-                "clinic-owner",
-                migration_set="gated_risky",
-                target="0001",
-                lint="warn",
-                pauseRiskyRevisions=True,
-            )
-            manifest["spec"]["pooler"] = {"enabled": True, "port": pgbouncer.port}
-            k8s_cluster.create(manifest)
-            _create_ready_pod(k8s_cluster, pgbouncer.port)
-            _wait_verifier_set(k8s_cluster)
-            wait_for_phase(k8s_cluster, NAMESPACE, NAME, "Ready")
-            try:
-                yield PooledSetup(k8s_cluster, owned_database, pgbouncer, metrics_port)
-            finally:
-                _open_gate(owned_database)
-    finally:
-        pgbouncer.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    metrics_port, port = free_port(), free_port()
+    with start_dbkeeper(metrics_port=metrics_port):
+        workload = Workload(k8s_cluster, owned_database)
+        workload.create(
+            migration_set="gated_risky",
+            migrations={"target": "0001", "lint": "warn", "pauseRiskyRevisions": True},
+            pooler={"enabled": True, "replicas": 1, "port": port},
+        )
+        workload.wait_condition("PoolerReady", "True", "PoolerReady", timeout=90)
+        try:
+            yield PooledSetup(workload, port, metrics_port)
+        finally:
+            _open_gate(owned_database)
 
 
 def _open_gate(database: OwnedDatabase) -> None:
@@ -203,9 +105,15 @@ def _scrape(port: int, metric: str) -> float | None:
     return None
 
 
-def _at(cluster: Cluster, revision: str) -> bool:
-    status = status_of(cluster, NAMESPACE, NAME)
+def _at(workload: Workload, revision: str) -> bool:
+    status = workload.status()
     return status.get("phase") == "Ready" and status.get("currentRevision") == revision
+
+
+def _move_to_0002(cluster: Cluster) -> None:
+    cluster.patch(
+        API_VERSION, KIND, NAMESPACE, NAME, {"spec": {"migrations": {"targetRevision": "0002"}}}
+    )
 
 
 def test_pool_metrics_of_the_ready_pods_are_exported(pooled: PooledSetup) -> None:
@@ -215,7 +123,7 @@ def test_pool_metrics_of_the_ready_pods_are_exported(pooled: PooledSetup) -> Non
 
         pooled.cluster.wait_for(
             lambda: _scrape(pooled.metrics_port, "dbkeeper_pooler_clients_active") == 2 or None,
-            20,
+            30,
             "dbkeeper_pooler_clients_active to count the two clients",
         )
         servers = sum(
@@ -232,46 +140,83 @@ def test_a_risky_revision_runs_while_the_pool_is_paused_and_the_pool_is_resumed_
     cluster = pooled.cluster
     with pooled.client() as client:
         assert not pooled.paused()
-        cluster.patch(
-            API_VERSION, KIND, NAMESPACE, NAME, {"spec": {"migrations": {"targetRevision": "0002"}}}
-        )
+        _move_to_0002(cluster)
 
         # 0002 waits for the gate, and only a risky revision is paused around: the pool
         # is paused while 0002 is in progress.
-        cluster.wait_for(lambda: pooled.paused() or None, 20, "the pool to be paused")
+        cluster.wait_for(lambda: pooled.paused() or None, 30, "the pool to be paused")
         query = BackgroundQuery(client, "SELECT 1")
         cluster.wait_for(
-            lambda: pooled.clients_waiting() >= 1 or None, 10, "the client's query to wait"
+            lambda: pooled.clients_waiting() >= 1 or None, 20, "the client's query to wait"
         )
         assert not query.done
 
         _open_gate(pooled.database)
         cluster.wait_for(
-            lambda: _at(cluster, "0002") or None, 30, "the resource to be Ready at 0002"
+            lambda: _at(pooled.workload, "0002") or None, 60, "the resource to be Ready at 0002"
         )
         assert not pooled.paused(), "the pool is resumed after the move"
         assert query.join(10) == (1,), "the waiting query ran once the pool resumed"
+
+
+def _report_ready_pod_without_a_console(cluster: Cluster, name: str) -> None:
+    """A pod that looks like the pooler's and says it is ready, but nothing answers on its
+    port (its image is not one the test node runs; the test reports its status, as a
+    node with a broken network would)."""
+    deployment = cluster.get("apps/v1", "Deployment", NAMESPACE, POOLER)
+    assert deployment is not None
+    template = copy.deepcopy(deployment["spec"]["template"])
+    # Without the ReplicaSet's pod-template-hash label no ReplicaSet adopts it.
+    spec = template["spec"]
+    spec["containers"][0]["image"] = "unreachable.example/pgbouncer:0"
+    spec["containers"][0]["ports"][0]["containerPort"] = free_port()
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "labels": template["metadata"]["labels"],
+            },
+            "spec": spec,
+        }
+    )
+    cluster.patch(
+        "v1",
+        "Pod",
+        NAMESPACE,
+        name,
+        {
+            "status": {
+                "phase": "Running",
+                "podIP": "127.0.0.1",
+                "conditions": [{"type": "Ready", "status": "True"}],
+            }
+        },
+        subresource="status",
+    )
 
 
 def test_a_pod_whose_console_does_not_answer_is_skipped_with_a_warning_and_the_move_goes_on(
     pooled: PooledSetup,
 ) -> None:
     cluster = pooled.cluster
-    silent = f"{POOLER}-7d4b9-silent"
-    _create_ready_pod(cluster, free_port(), name=silent)  # nothing listens there
-    cluster.patch(
-        API_VERSION, KIND, NAMESPACE, NAME, {"spec": {"migrations": {"targetRevision": "0002"}}}
-    )
+    silent = f"{POOLER}-silent"
+    _report_ready_pod_without_a_console(cluster, silent)
+    _move_to_0002(cluster)
 
     def skipped() -> dict[str, Any] | None:
         events = cluster.events(NAMESPACE, NAME)
         return next((e for e in events if e["reason"] == "PoolerPauseSkipped"), None)
 
-    event = cluster.wait_for(skipped, 20, "a PoolerPauseSkipped event")
+    event = cluster.wait_for(skipped, 30, "a PoolerPauseSkipped event")
     assert event["type"] == "Warning"
     assert silent in event["message"]
-    cluster.wait_for(lambda: pooled.paused() or None, 20, "the reachable pod to be paused")
+    cluster.wait_for(lambda: pooled.paused() or None, 30, "the reachable pod to be paused")
     _open_gate(pooled.database)
-    cluster.wait_for(lambda: _at(cluster, "0002") or None, 30, "the resource to be Ready at 0002")
+    cluster.wait_for(
+        lambda: _at(pooled.workload, "0002") or None, 60, "the resource to be Ready at 0002"
+    )
     assert not pooled.paused()
     assert pooled.database.password not in event["message"]

@@ -48,16 +48,30 @@ class Workload:
     cluster: Cluster
     database: OwnedDatabase
 
-    def create(self, **spec: Any) -> None:
-        """The resource at the first revision of the healthcare set (a short migration:
-        these scenarios are about workloads) with ``spec`` sections added."""
+    def create(
+        self,
+        *,
+        migration_set: str = "healthcare",
+        migrations: dict[str, Any] | None = None,
+        **spec: Any,
+    ) -> None:
+        """The resource with ``spec`` sections added; by default at the first revision of
+        the healthcare set (a short migration: these scenarios are about workloads)."""
         self.cluster.ensure_namespace(NAMESPACE)
         if self.cluster.get("v1", "Secret", NAMESPACE, SECRET) is None:
             self.cluster.create(
                 secret_manifest(NAMESPACE, SECRET, self.database.username, self.database.password)
             )
+        options = dict(migrations or {})
+        target = options.pop("target", None) or load_set(migration_set).ids[0]
         manifest = schema_manifest(
-            NAMESPACE, NAME, self.database, SECRET, target=load_set("healthcare").ids[0]
+            NAMESPACE,
+            NAME,
+            self.database,
+            SECRET,
+            migration_set=migration_set,
+            target=target,
+            **options,
         )
         manifest["spec"].update(spec)
         self.cluster.create(manifest)
