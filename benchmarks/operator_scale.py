@@ -1,12 +1,13 @@
-"""Operator scale on the emulated Kubernetes API: create->Ready latency, totals, memory.
+"""Operator scale on the test control plane: create->Ready latency, totals, memory.
 
-dbkeeper's operator (``dbkeeper operator``, its own process) watches an emulated API
-(tests/k8s: KMock with the bounded request log) and reconciles DatabaseSchemas whose
-databases are already at the target revision, so there is nothing to migrate: what is
-measured is the operator's own path (read the Secret, connect, read the revision, write
-status). In the same run a trivial kopf operator (tests/k8s/trivial_operator.py, also its
-own process, ``kopf run``) handles Widgets on a fresh emulator of the same kind: its
-figures are the floor that kopf and the emulator alone cost.
+dbkeeper's operator (``dbkeeper operator``, its own process) watches a real control
+plane (etcd + kube-apiserver + kube-controller-manager from ``make tools``, see
+tests/k8s/control_plane.py) and reconciles DatabaseSchemas whose databases are already
+at the target revision, so there is nothing to migrate: what is measured is the
+operator's own path (read the Secret, connect, read the revision, write status). In the
+same run a trivial kopf operator (tests/k8s/trivial_operator.py, also its own process,
+``kopf run``) handles Widgets on a fresh control plane of the same kind: its figures are
+the floor that kopf and the API server alone cost.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from tests.k8s.emulator import KubernetesApiEmulator
-from tests.k8s.harness import Cluster, EmulatorServer, write_kubeconfig
+from tests.k8s.control_plane import ControlPlane
+from tests.k8s.harness import Cluster
 
 from benchmarks.environment import BenchCluster
 from benchmarks.report import BenchmarkResult, Cell, TargetCheck
@@ -95,12 +96,12 @@ def _rss_mb(pid: int) -> tuple[float, float]:
 
 
 @contextmanager
-def emulated_api(work: Path, crd: Path) -> Iterator[Cluster]:
-    emulator = KubernetesApiEmulator()
-    emulator.register_crd(crd)
-    with EmulatorServer(emulator) as server:
-        cluster = Cluster(write_kubeconfig(work / f"kubeconfig-{crd.stem}", server.url), server)
+def control_plane(work: Path, crd: Path) -> Iterator[Cluster]:
+    """A fresh control plane serving ``crd``; the cluster's client is its administrator."""
+    with ControlPlane(work / f"control-plane-{crd.stem}") as plane:
+        cluster = Cluster(plane.kubeconfig)
         try:
+            cluster.apply_crds(crd, timeout=60)
             yield cluster
         finally:
             cluster.close()
@@ -261,7 +262,7 @@ def run_operator_scale(
     bindir = Path(sys.executable).parent
 
     log("operator: trivial kopf handler")
-    with emulated_api(work, WIDGET_CRD) as api:
+    with control_plane(work, WIDGET_CRD) as api:
         for namespace in namespaces:
             api.ensure_namespace(namespace)
         env = {**base_env, "KUBECONFIG": str(api.kubeconfig_path), "PYTHONPATH": str(REPO_ROOT)}
@@ -273,7 +274,7 @@ def run_operator_scale(
             )  # fmt: skip
 
     log("operator: dbkeeper")
-    with emulated_api(work, SCHEMA_CRD) as api:
+    with control_plane(work, SCHEMA_CRD) as api:
         for namespace in namespaces:
             api.ensure_namespace(namespace)
             api.create(_secret(namespace, OWNER_ROLE, cluster.client_password))
@@ -314,7 +315,7 @@ def build_result(ours: ScaleFigures, trivial: ScaleFigures) -> BenchmarkResult:
     ]  # fmt: skip
     return BenchmarkResult(
         name="operator",
-        title="Operator scale on the emulated API (own processes)",
+        title="Operator scale on the test control plane (own processes)",
         columns=[
             "operator",
             "one by one",

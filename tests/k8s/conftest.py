@@ -1,18 +1,18 @@
 """Fixtures for tests against a Kubernetes API: a real control plane of our own.
 
 - `k8s_cluster`: a fresh control plane per test (etcd, kube-apiserver and
-  kube-controller-manager from `.tools/bin`, see tests/k8s/control_plane.py), with
-  dbkeeper's CRD applied. Tests marked `k8s_emulator` get the emulated API instead
-  (the emulator's own tests, and scenarios whose pods must run: until the harness
-  runs pods, they fake pod and Job status there). With DBKEEPER_E2E_KUBECONFIG set it
-  wraps that real cluster instead, so the same scenario tests run against kind.
+  kube-controller-manager from `.tools/bin`, see tests/k8s/control_plane.py) with the Helm
+  chart installed (CRDs, RBAC; tests/k8s/chart_install.py). Operators the tests start log
+  in as the chart's ServiceAccount. With DBKEEPER_E2E_KUBECONFIG set it wraps that real
+  cluster instead, so the same scenario tests run against kind.
 - `kubelet`: the cluster's one node, which runs pods of the dbkeeper image as local
   processes (tests/k8s/pod_runner.py). Without it pods stay Pending.
 - `run_operator`: starts kopf operators in threads against `k8s_cluster`; every run still
   going is stopped at teardown.
-- `widget_crd_path`: a small CRD of the emulator's own tests.
 
-Options per test: `@pytest.mark.k8s_emulator(request_log_limit=None, crds=[path, ...])`.
+Markers: `@pytest.mark.k8s_chart(values={...})` installs the chart with those values;
+`@pytest.mark.k8s_crds(path, ...)` applies more CRDs, and operators then log in as the
+administrator (the chart's RBAC knows nothing of them).
 """
 
 from __future__ import annotations
@@ -28,14 +28,7 @@ import pytest
 from dbkeeper.local.postgres import find_pg_bindir
 from tests.k8s.chart_install import install_chart
 from tests.k8s.control_plane import ControlPlane
-from tests.k8s.emulator import KubernetesApiEmulator
-from tests.k8s.harness import (
-    Cluster,
-    EmulatorServer,
-    HandlerTargets,
-    OperatorRun,
-    write_kubeconfig,
-)
+from tests.k8s.harness import Cluster, HandlerTargets, OperatorRun
 from tests.k8s.pod_runner import PodRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,8 +43,7 @@ WORKLOAD_IMAGE = "dbkeeper:under-test"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers",
-        "k8s_emulator(request_log_limit=64, crds=[]): options of the emulated Kubernetes API",
+        "markers", "k8s_crds(path, ...): more CRDs; operators log in as the administrator"
     )
     config.addinivalue_line(
         "markers", "k8s_chart(values={}): Helm values the chart is installed with"
@@ -73,66 +65,45 @@ class RunOperator(Protocol):
 
 
 @pytest.fixture
-def widget_crd_path() -> Path:
-    return WIDGET_CRD_PATH
-
-
-@pytest.fixture
 def k8s_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """A Kubernetes API for one test: emulated, or the real cluster of the e2e kubeconfig."""
-    marker = request.node.get_closest_marker("k8s_emulator")
-    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
-    extra_crds: list[Path] = [Path(p) for p in options.pop("crds", [])]
+    """A Kubernetes API for one test: a fresh control plane, or the e2e kubeconfig's."""
+    marker = request.node.get_closest_marker("k8s_crds")
+    extra_crds: list[Path] = [Path(p) for p in marker.args] if marker else []
 
     real_kubeconfig = os.environ.get(E2E_KUBECONFIG_VARIABLE)
     if real_kubeconfig:
         # A real cluster (kind): not exercised on the machines these tests are written on.
         cluster = Cluster(Path(real_kubeconfig))
         for crd in [DBKEEPER_CRD_PATH, *extra_crds]:
-            if crd.exists():
-                cluster.apply_crds(crd)
+            cluster.apply_crds(crd)
         try:
             yield cluster
         finally:
             cluster.close()
         return
 
-    if marker is None:
-        chart = request.node.get_closest_marker("k8s_chart")
-        values: dict[str, Any] = dict(chart.kwargs.get("values", {})) if chart else {}
-        with ControlPlane(tmp_path / "control-plane") as plane:
-            cluster = Cluster(plane.kubeconfig)
-            try:
-                # The chart brings the CRDs and the operator's RBAC; operators started by
-                # the tests log in as its ServiceAccount.
-                installed = install_chart(cluster, tmp_path, values)
-                cluster.operator_kubeconfig = installed.kubeconfig
-                for crd in [DBKEEPER_CRD_PATH, *extra_crds]:
-                    cluster.apply_crds(crd, timeout=60)
-                yield cluster
-            finally:
-                cluster.close()
-        return
-
-    emulator = KubernetesApiEmulator(**options)
-    for crd in [DBKEEPER_CRD_PATH, *extra_crds]:
-        if crd.exists():
-            emulator.register_crd(crd)
-    with EmulatorServer(emulator) as server:
-        cluster = Cluster(write_kubeconfig(tmp_path / "kubeconfig", server.url), server=server)
+    chart = request.node.get_closest_marker("k8s_chart")
+    values: dict[str, Any] = dict(chart.kwargs.get("values", {})) if chart else {}
+    with ControlPlane(tmp_path / "control-plane") as plane:
+        cluster = Cluster(plane.kubeconfig, etcd_url=plane.etcd_url)
         try:
+            # The chart brings the CRDs and the operator's RBAC; operators started by the
+            # tests log in as its ServiceAccount.
+            installed = install_chart(cluster, tmp_path, values)
+            cluster.operator_kubeconfig = None if extra_crds else installed.kubeconfig
+            for crd in [DBKEEPER_CRD_PATH, *extra_crds]:
+                cluster.apply_crds(crd, timeout=60)
             yield cluster
         finally:
             cluster.close()
-    assert not emulator.internal_errors, f"the emulated API failed: {emulator.internal_errors!r}"
 
 
 @pytest.fixture
 def kubelet(k8s_cluster: Cluster, tmp_path: Path) -> Iterator[PodRunner]:
     """The cluster's node: runs the pods of the image the operator puts in its pods
     (tests/k8s/pod_runner.py); every pod is stopped at teardown."""
-    if k8s_cluster.server is not None:
-        raise RuntimeError("pods run only on the real control plane")
+    if k8s_cluster.etcd_url is None:
+        raise RuntimeError("pods run only on the test control plane")
     with PodRunner(
         k8s_cluster.kubeconfig_path, tmp_path / "node", WORKLOAD_IMAGE, find_pg_bindir()
     ) as runner:

@@ -15,6 +15,8 @@ whose etcd went first takes minutes to exit.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
 import signal
@@ -24,9 +26,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
@@ -300,3 +303,44 @@ def _answers(url: str, token: str | None = None) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def etcd_history(etcd_url: str, timeout: float = 60.0) -> list[tuple[str, bytes]]:
+    """Every version of every key written to etcd since it started, deleted ones too, as
+    (key, value): what the API server ever stored, in its storage encoding (protobuf for
+    built-in kinds, JSON for custom resources; Secret data as raw bytes). The API server
+    compacts etcd's history every 5 minutes; a compacted stretch is read as it is now."""
+
+    def post(path: str, body: Mapping[str, object]) -> Any:
+        request = urllib.request.Request(
+            f"{etcd_url}{path}", data=json.dumps(body).encode(), method="POST"
+        )
+        return urllib.request.urlopen(request, timeout=timeout)
+
+    everything = {"key": _b64(b"\0"), "range_end": _b64(b"\0")}
+    with post("/v3/kv/range", everything) as answer:
+        now = json.load(answer)
+    revision = int(now["header"]["revision"])
+    found: list[tuple[str, bytes]] = [
+        (base64.b64decode(kv["key"]).decode(), base64.b64decode(kv.get("value", "")))
+        for kv in now.get("kvs", [])
+    ]
+    seen = 0
+    watch = {"create_request": {**everything, "start_revision": 1}}
+    with post("/v3/watch", watch) as stream:
+        for line in stream:
+            result = json.loads(line).get("result", {})
+            if result.get("canceled") or result.get("compact_revision"):
+                break  # compacted: only what the range above read is left
+            for event in result.get("events", []):
+                kv = event["kv"]
+                value = base64.b64decode(kv.get("value", ""))
+                found.append((base64.b64decode(kv["key"]).decode(), value))
+                seen = max(seen, int(kv["mod_revision"]))
+            if seen >= revision:
+                break
+    return found
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()

@@ -1,11 +1,8 @@
 """The machinery behind the Kubernetes test fixtures.
 
-- `EmulatorServer` serves a `KubernetesApiEmulator` on a free localhost port from a thread
-  with its own event loop, so the test (sync) and the operator (its own loop) talk to it
-  over real HTTP.
-- `Cluster` is the test's own client of a cluster (emulated, or real with a kubeconfig):
-  create/get/patch/delete/list any kind by apiVersion and kind, Events, polling waits, and
-  a dump of every stored object for secret-leak scans.
+- `Cluster` is the test's own client of a cluster (the test control plane, or a real one
+  with a kubeconfig): create/get/patch/delete/list any kind by apiVersion and kind,
+  Events, polling waits, and everything the API server stored, for secret-leak scans.
 - `OperatorRun` runs a kopf operator (handler modules or files) in a thread with its own
   event loop against a cluster, logging in with the cluster's kubeconfig, waits until it
   is ready, captures its logs, and stops it with kopf's stop flag within a bound.
@@ -21,7 +18,6 @@ import itertools
 import json
 import logging
 import os
-import socket
 import sys
 import threading
 import time
@@ -31,115 +27,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import aiohttp.web
 import kopf
 import kubernetes.client
 import kubernetes.config
 import yaml
 
-from tests.k8s.emulator import KubernetesApiEmulator
+from tests.k8s.control_plane import etcd_history
 
 T = TypeVar("T")
 Body = dict[str, Any]
 HandlerTargets = Sequence[str | types.ModuleType] | types.ModuleType | str
-
-# ---- the emulated API server ----------------------------------------------------------------
-
-
-class EmulatorServer:
-    """An emulator served over HTTP on 127.0.0.1 from a background thread."""
-
-    def __init__(self, emulator: KubernetesApiEmulator) -> None:
-        self.emulator = emulator
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="k8s-emulator", daemon=True)
-
-    def __enter__(self) -> EmulatorServer:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread.start()
-        if not self._started.wait(timeout) or self._failure is not None:
-            raise RuntimeError(f"the emulated API did not start: {self._failure!r}")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._loop is not None and self._stopping is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise RuntimeError(f"the emulated API did not stop within {timeout} s")
-
-    def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
-        """Run `fn` in the server's event loop (between requests) and return its result."""
-        if self._loop is None:
-            raise RuntimeError("the emulated API is not running")
-
-        async def invoke() -> T:
-            return fn()
-
-        future = asyncio.run_coroutine_threadsafe(invoke(), self._loop)
-        return future.result(timeout)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as error:
-            self._failure = error
-            self._started.set()
-        finally:
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
-        async with self.emulator:
-            # Cancel a watch's handler when its client goes away instead of keeping it open.
-            server = aiohttp.web.Server(self.emulator, handler_cancellation=True, access_log=None)
-            runner = aiohttp.web.ServerRunner(server, shutdown_timeout=2.0)
-            await runner.setup()
-            site = aiohttp.web.SockSite(runner, self._socket)
-            await site.start()
-            self._started.set()
-            try:
-                await self._stopping.wait()
-            finally:
-                await self.emulator.close_watches()
-                await runner.cleanup()
-
-
-def write_kubeconfig(path: Path, server_url: str, namespace: str = "default") -> Path:
-    """A kubeconfig whose only context points at `server_url` without credentials."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "dbkeeper-emulator", "cluster": {"server": server_url}}],
-        "users": [{"name": "dbkeeper-test", "user": {}}],
-        "contexts": [
-            {
-                "name": "dbkeeper-emulator",
-                "context": {
-                    "cluster": "dbkeeper-emulator",
-                    "user": "dbkeeper-test",
-                    "namespace": namespace,
-                },
-            }
-        ],
-        "current-context": "dbkeeper-emulator",
-    }
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
 
 # ---- the test's own client -------------------------------------------------------------------
 
@@ -161,24 +58,14 @@ class ApiError(Exception):
         return list(self.body.get("details", {}).get("causes", []))
 
 
-# Kinds scanned for stored objects on a real cluster (where there is no emulator to ask).
-_SCANNED_KINDS = (
-    ("v1", "Secret"),
-    ("v1", "ConfigMap"),
-    ("v1", "Event"),
-    ("v1", "Service"),
-    ("apps/v1", "Deployment"),
-    ("batch/v1", "Job"),
-    ("batch/v1", "CronJob"),
-)
-
-
 class Cluster:
-    """A Kubernetes API, emulated (`server` given) or real, as the test's client sees it."""
+    """A Kubernetes API as the test's client (an administrator) sees it."""
 
-    def __init__(self, kubeconfig_path: Path, server: EmulatorServer | None = None) -> None:
+    def __init__(self, kubeconfig_path: Path, etcd_url: str | None = None) -> None:
         self.kubeconfig_path = kubeconfig_path
-        self.server = server
+        self.etcd_url = etcd_url
+        """The control plane's etcd, where the test started it (None for a cluster of a
+        kubeconfig)."""
         self.operator_kubeconfig: Path | None = None
         """How operators log in: the chart's ServiceAccount where the chart is installed,
         else the administrator's kubeconfig."""
@@ -193,12 +80,6 @@ class Cluster:
     def api_client(self) -> kubernetes.client.ApiClient:
         client: kubernetes.client.ApiClient = self._api
         return client
-
-    @property
-    def emulator(self) -> KubernetesApiEmulator:
-        if self.server is None:
-            raise RuntimeError("this cluster is a real one; there is no emulator to inspect")
-        return self.server.emulator
 
     def close(self) -> None:
         self._api.close()
@@ -385,16 +266,12 @@ class Cluster:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 
-    def all_stored_objects(self) -> builtins.list[Body]:
-        """Everything the API stores: on the emulator, every version of every object ever
-        written (deleted ones too); on a real cluster (untested here), the current objects
-        of common kinds and of the CRDs applied through `apply_crds`."""
-        if self.server is not None:
-            return self.server.call(self.server.emulator.stored_objects)
-        objects: builtins.list[Body] = []
-        for api_version, kind in (*_SCANNED_KINDS, *sorted(self._custom_kinds)):
-            objects.extend(self.list(api_version, kind))
-        return objects
+    def stored_history(self) -> builtins.list[tuple[str, bytes]]:
+        """Every version of every object the API server wrote to etcd, deleted ones too,
+        as (etcd key, stored bytes); see `control_plane.etcd_history`."""
+        if self.etcd_url is None:
+            raise RuntimeError("only the test control plane's etcd can be read")
+        return etcd_history(self.etcd_url)
 
 
 # ---- a kopf operator in a thread ---------------------------------------------------------

@@ -1,19 +1,26 @@
 """Start one container of a test pod: run as root inside a fresh mount namespace
-(``unshare --mount --propagation private``), it mounts the pod's volumes at their
-``mountPath``, makes the host's Python reachable for the container's user, applies
-``readOnlyRootFilesystem``, joins the pod's cgroup and then becomes the container's
-process through ``setpriv`` (user, groups, no-new-privileges, no capabilities).
+(``unshare --mount --propagation private``), it builds the container's root, mounts the
+pod's volumes in it, joins the pod's cgroup, enters the root and then becomes the
+container's process through ``setpriv`` (user, groups, no-new-privileges, no
+capabilities).
 
-Usage: ``python pod_launch.py SPEC.json``; the spec is written by tests/k8s/pod_runner.py.
+Usage: ``python pod_launch.py SPEC.json``; the spec is written by tests/k8s/pod_worker.py.
 Standard library only: it runs before anything of the project is importable for the
 container's user.
 
-The "image" of a test pod is the host's filesystem. Two things of the host must stay
-reachable once the volumes are mounted and the user is dropped: the test's Python and
-the project (``keep`` paths). A volume mounted over one of them (an ``emptyDir`` at
+The "image" of a test pod is the host's filesystem, seen through an overlay: the
+container's root is the host's root as a read-only lower layer with a private tmpfs
+above it, so mount points the pod needs (``/backups``, ``/etc/pgbouncer/config``) and
+anything it writes land in the overlay and vanish with the container; the host is not
+changed. ``/proc``, ``/sys`` and the host's other mounts are bound in; ``/dev`` is a
+small tmpfs with the usual device nodes. ``readOnlyRootFilesystem`` makes the overlay
+read-only once the volumes are mounted.
+
+Two things of the host must stay reachable for the container's user: the test's Python
+and the project (``keep`` paths). A volume mounted over one of them (an ``emptyDir`` at
 ``/tmp`` while the project lives under ``/tmp``) hides it, and a folder on the way to it
-that others may not enter (``/root``) bars it; both are mended inside the namespace
-only: a world-readable tmpfs over the barring folder, then the kept path bound back
+that others may not enter (``/root``) bars it; both are mended inside the container's
+root only: a world-readable tmpfs over the barring folder, then the kept path bound back
 at its own place.
 """
 
@@ -31,6 +38,7 @@ MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -89,6 +97,56 @@ def _join_cgroup(folder: str | None) -> None:
         Path(folder, "cgroup.procs").write_text("0\n")
 
 
+def _host_mounts(own_root: str) -> list[str]:
+    """The host's mount points but ``/``, outermost only (binding them recursively brings
+    the rest), leaving out ``/dev`` (built anew) and the container's own root."""
+    points: set[str] = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point != "/":
+            points.add(point)
+
+    def inside(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+    outermost = [p for p in points if not any(q != p and inside(p, q) for q in points)]
+    return sorted(p for p in outermost if not inside(p, "/dev") and not inside(p, own_root))
+
+
+def _build_root(scratch: str) -> str:
+    """The container's root: the host's root under a private writable layer."""
+    _mount("tmpfs", scratch, "tmpfs", 0, "mode=755")
+    for name in ("upper", "work", "root"):
+        os.mkdir(f"{scratch}/{name}")
+    root = f"{scratch}/root"
+    layers = f"lowerdir=/,upperdir={scratch}/upper,workdir={scratch}/work"
+    _mount("overlay", root, "overlay", 0, layers)
+    for point in _host_mounts(scratch):
+        fd = os.open(point, os.O_PATH)
+        _make_target(root + point, is_dir=os.path.isdir(point))
+        _bind(fd, root + point, read_only=False)
+        os.close(fd)
+    dev = f"{root}/dev"
+    os.makedirs(dev, exist_ok=True)
+    _mount("tmpfs", dev, "tmpfs", 0, "mode=755")
+    for name in DEVICES:
+        fd = os.open(f"/dev/{name}", os.O_PATH)
+        Path(dev, name).touch()
+        _bind(fd, f"{dev}/{name}", read_only=False)
+        os.close(fd)
+    for name in ("pts", "shm"):
+        os.mkdir(f"{dev}/{name}")
+    _mount("tmpfs", f"{dev}/shm", "tmpfs", 0, "mode=1777")
+    for link, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, f"{dev}/{link}")
+    return root
+
+
 def main(spec_path: str) -> None:
     spec: dict[str, Any] = json.loads(Path(spec_path).read_text())
     uid, gid = int(spec["uid"]), int(spec["gid"])
@@ -106,6 +164,11 @@ def main(spec_path: str) -> None:
     kept = [(os.open(path, os.O_PATH), path) for path in spec["keep"]]
     barring = sorted({b for _, p in kept if (b := _barring_folder(p, uid, groups)) is not None})
 
+    # Entered first, so that paths (and their symlinks: /var/run -> /run) resolve inside
+    # it; the sources are reached through their descriptors, via /proc.
+    _join_cgroup(spec.get("cgroup"))
+    os.chroot(_build_root(spec["scratch"]))
+    os.chdir("/")
     for fd, target, read_only, is_dir in mounts:
         _make_target(target, is_dir)
         _bind(fd, target, read_only)
@@ -117,8 +180,6 @@ def main(spec_path: str) -> None:
             _bind(fd, path, read_only=True)
     if spec["readOnlyRootFilesystem"]:
         _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY, "")
-    _join_cgroup(spec.get("cgroup"))
-
     os.chdir(spec["workingDir"])
     command = ["setpriv", f"--reuid={uid}", f"--regid={gid}"]
     command.append(f"--groups={','.join(str(g) for g in sorted(groups))}")

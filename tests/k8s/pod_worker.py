@@ -304,7 +304,10 @@ class PodWorker(threading.Thread):
                 "readOnly": False,
             }
         )
+        scratch = self.folder / f"{container.name}.{container.restarts}.root"
+        scratch.mkdir(exist_ok=True)
         return {
+            "scratch": str(scratch),
             "mounts": mounts,
             "keep": self.image.keep,
             "uid": uid,

@@ -1,4 +1,4 @@
-"""A kopf operator runs unmodified against the emulated API through the harness.
+"""A kopf operator runs unmodified against the test control plane through the harness.
 
 The operator is `tests.k8s.trivial_operator`: it marks Widgets Ready, stores a result,
 posts an Event and holds a finalizer until its delete handler ran.
@@ -17,7 +17,7 @@ import pytest
 from tests.k8s.conftest import WIDGET_CRD_PATH, RunOperator
 from tests.k8s.harness import Cluster
 
-pytestmark = pytest.mark.k8s_emulator(crds=[WIDGET_CRD_PATH])
+pytestmark = pytest.mark.k8s_crds(WIDGET_CRD_PATH)
 
 WIDGETS = "test.dbkeeper.dev/v1"
 OPERATOR = "tests.k8s.trivial_operator"

@@ -103,15 +103,15 @@ def test_a_pod_gets_its_env_volumes_and_user_and_its_exit_code_and_message_are_r
     script = """
         import os, pathlib, sys
         found = [os.environ["GREETING"], os.environ["PHRASE"], os.environ["WORD"]]
-        found.append(pathlib.Path("/etc/settings/file.txt").read_text())
+        found.append(pathlib.Path("/etc/dbkeeper-test-settings/file.txt").read_text())
         found.append(f"{os.getuid()}:{os.getgid()}:{sorted(os.getgroups())}")
         try:
             pathlib.Path("/written-by-a-pod").write_text("x")
             found.append("root writable")
         except OSError as error:
             found.append(f"root errno {error.errno}")
-        pathlib.Path("/scratch/note").write_text("kept")
-        found.append(pathlib.Path("/scratch/note").read_text())
+        pathlib.Path("/dbkeeper-test-scratch/note").write_text("kept")
+        found.append(pathlib.Path("/dbkeeper-test-scratch/note").read_text())
         pathlib.Path("/dev/termination-log").write_text("|".join(found))
         print("some log line")
         sys.exit(3)
@@ -127,8 +127,8 @@ def test_a_pod_gets_its_env_volumes_and_user_and_its_exit_code_and_message_are_r
             {"name": "WORD", "valueFrom": {"secretKeyRef": {"name": "words", "key": "word"}}},
         ],
         volumeMounts=[
-            {"name": "settings", "mountPath": "/etc/settings", "readOnly": True},
-            {"name": "scratch", "mountPath": "/scratch"},
+            {"name": "settings", "mountPath": "/etc/dbkeeper-test-settings", "readOnly": True},
+            {"name": "scratch", "mountPath": "/dbkeeper-test-scratch"},
         ],
     )
     spec = _pod_spec(
@@ -163,7 +163,10 @@ def test_a_pod_gets_its_env_volumes_and_user_and_its_exit_code_and_message_are_r
         "root errno 30",  # EROFS: readOnlyRootFilesystem
         "kept",
     ]
-    assert not Path("/written-by-a-pod").exists()
+    # The pod's root is an overlay of the host's: neither what it wrote nor its mount
+    # points reach the host.
+    for path in ("/written-by-a-pod", "/etc/dbkeeper-test-settings", "/dbkeeper-test-scratch"):
+        assert not Path(path).exists(), path
     assert "some log line" in kubelet.logs(NAMESPACE, "probe", "main")
 
 

@@ -568,7 +568,9 @@ class DatabaseSchemaSpec(SpecModel):
     deletion_policy: DeletionPolicy = Field(
         default="Retain",
         description="What happens to the database when the resource is deleted: Retain "
-        "(left as it is) or Drop (the database is dropped; its backups are kept).",
+        "(left as it is) or Drop (the schema is migrated down to base, which removes the "
+        "migration set's objects and their data; the database itself and its backups are "
+        "kept).",
     )
     backup: BackupSpec | None = Field(
         default=None, description="Backups and restore drills; none when absent."

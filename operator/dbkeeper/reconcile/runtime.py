@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     from dbkeeper.api import DatabaseSchemaSpec
     from dbkeeper.conninfo import ConnInfo
-    from dbkeeper.migrate import HooksFactory
+    from dbkeeper.reconcile.hooks import MoveSafeguards
 
 EventType = Literal["Normal", "Warning"]
 
@@ -108,10 +108,10 @@ class Runtime(SecretReader, Protocol):
 
     def migration_hooks(
         self, view: ResourceView, spec: DatabaseSchemaSpec, conninfo: ConnInfo
-    ) -> HooksFactory | None:
+    ) -> MoveSafeguards | None:
         """What to do around a move here: a backup first, pooler pauses around risky steps.
 
-        A picklable factory: moves run in a child process, which builds the hooks.
+        Picklable data: moves run in a child process, which builds the hooks from it.
         """
 
     def abandoned(self) -> threading.Event | None:

@@ -397,6 +397,15 @@ def _move(
         > observed.migration_set.position(schema.current_revision)
         else "downgrade"
     )
+    hooks = runtime.migration_hooks(view, observed.spec, observed.conninfo)
+    refusal = hooks.backup_unavailable if hooks is not None else None
+    if refusal is not None:
+        # Known before anything runs: the move is neither started nor announced.
+        message = f"not migrating to {describe(target)}: {refusal}"
+        report.condition(
+            ConditionType.SCHEMA_CURRENT, "False", Reason.BACKUP_BEFORE_MIGRATE_FAILED, message
+        )
+        return _waiting(report, message, settings)
     started = runtime.now()
     running = LastMigration(
         from_revision=schema.current_revision,
@@ -425,7 +434,7 @@ def _move(
             observed.conninfo,
             observed.migration_set,
             move_options(view, observed.spec, target, settings),
-            hooks=runtime.migration_hooks(view, observed.spec, observed.conninfo),
+            hooks=hooks,
             on_event=forward,
             abandoned=runtime.abandoned(),
             abandon_grace=_abandon_grace(settings),

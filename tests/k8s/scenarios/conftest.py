@@ -1,5 +1,5 @@
 """Fixtures of the operator scenarios: a database with its owner role, a Secret for it,
-and the dbkeeper operator running against the (emulated) API with short timings."""
+and the dbkeeper operator running against the test control plane with short timings."""
 
 from __future__ import annotations
 

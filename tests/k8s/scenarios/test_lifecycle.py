@@ -1,4 +1,4 @@
-"""A DatabaseSchema from creation to deletion, against the emulated API and real PostgreSQL."""
+"""A DatabaseSchema from creation to deletion, on the test control plane and real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from typing import Any
 
 import psycopg
 
+from dbkeeper.local.postgres import free_port
 from dbkeeper.manifests.pooler import pooler_name
 from dbkeeper.migrate import load_set
 from tests.k8s.harness import Cluster
+from tests.k8s.pod_runner import PodRunner
 from tests.k8s.scenarios.conftest import (
     API_VERSION,
     KIND,
@@ -18,6 +20,7 @@ from tests.k8s.scenarios.conftest import (
     secret_manifest,
     wait_for_phase,
 )
+from tests.k8s.scenarios.workloads import listening
 
 NAMESPACE = "health"
 
@@ -163,7 +166,7 @@ def test_deleting_the_resource_lets_the_garbage_collector_remove_its_pooler(
             lambda: all(_pooler_objects(k8s_cluster).values()), 60, "the pooler's objects"
         )
         # The controller-manager runs the Deployment: a ReplicaSet and its pod exist
-        # (the pod stays Pending here, no kubelet runs it).
+        # (the pod stays Pending: this test runs no node).
         k8s_cluster.wait_for(
             lambda: k8s_cluster.list("v1", "Pod", NAMESPACE), 60, "the pooler's pod"
         )
@@ -184,3 +187,44 @@ def test_deleting_the_resource_lets_the_garbage_collector_remove_its_pooler(
     )
     # deletionPolicy Retain: the database keeps its schema.
     assert _revision_of(owned_database) == load_set("healthcare").head
+
+
+def test_delete_with_drop_takes_the_schema_to_base_and_the_running_pooler_goes_with_it(
+    k8s_cluster: Cluster, kubelet: PodRunner, start_dbkeeper: Any, owned_database: OwnedDatabase
+) -> None:
+    k8s_cluster.ensure_namespace(NAMESPACE)
+    k8s_cluster.create(
+        secret_manifest(NAMESPACE, "clinic-owner", owned_database.username, owned_database.password)
+    )
+    port = free_port()
+    manifest = schema_manifest(NAMESPACE, "clinic", owned_database, "clinic-owner")
+    manifest["spec"]["deletionPolicy"] = "Drop"
+    manifest["spec"]["pooler"] = {"enabled": True, "replicas": 1, "port": port}
+    with start_dbkeeper():
+        k8s_cluster.create(manifest)
+        wait_for_phase(k8s_cluster, NAMESPACE, "clinic", "Ready", timeout=90)
+        k8s_cluster.wait_for(lambda: listening(port) or None, 90, "the pooler pod to listen")
+        k8s_cluster.delete(API_VERSION, KIND, NAMESPACE, "clinic")
+        k8s_cluster.wait_for(
+            lambda: k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "clinic") is None or None,
+            120,
+            "the resource to be gone",
+        )
+    k8s_cluster.wait_for(
+        lambda: not any(_pooler_objects(k8s_cluster).values()) or None,
+        120,
+        f"the garbage collector to remove the pooler (now: {_pooler_objects(k8s_cluster)})",
+    )
+    k8s_cluster.wait_for(
+        lambda: (not k8s_cluster.list("v1", "Pod", NAMESPACE) and not listening(port)) or None,
+        120,
+        "the pooler pod and its pgbouncer to go",
+    )
+    # deletionPolicy Drop: every object of the set is gone, the database itself stays.
+    with psycopg.connect(owned_database.conninfo.dsn()) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'alembic_version'"
+        ).fetchone()
+    assert tables == (0,)
+    assert "Dropped" in event_reasons(k8s_cluster, NAMESPACE, "clinic")

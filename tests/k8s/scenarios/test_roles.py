@@ -1,6 +1,6 @@
 """Roles, privileges, password rotation and read auditing managed from ``spec.roles``.
 
-Against the emulated API and real PostgreSQL (pgaudit preloaded). The credentials Secret
+On the test control plane and real PostgreSQL (pgaudit preloaded). The credentials Secret
 names a superuser that owns the test database: dbkeeper needs CREATEROLE to manage
 roles, and a superuser to compare stored passwords and to configure pgaudit.
 """

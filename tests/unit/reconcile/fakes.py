@@ -31,6 +31,7 @@ from dbkeeper.migrate import (
 )
 from dbkeeper.migrate.status import DriftItem
 from dbkeeper.reconcile import schema as schema_module
+from dbkeeper.reconcile.hooks import MoveSafeguards
 from dbkeeper.reconcile.runtime import EventType, ResourceView, StatusConflict
 from dbkeeper.reconcile.status_patch import merge_patch
 
@@ -77,6 +78,8 @@ class FakeRuntime:
     before_write: Callable[[], None] | None = None
     """Runs once, just before the next status write is looked at."""
     clock: datetime = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    safeguards: MoveSafeguards | None = None
+    """What ``migration_hooks`` answers (None: no backup, no pooler to pause)."""
 
     # --- what a test does to the stored resource -----------------------------------
     def edit(self, change: Callable[[dict[str, Any]], None], *, spec: bool = False) -> None:
@@ -140,8 +143,8 @@ class FakeRuntime:
 
     def migration_hooks(
         self, view: ResourceView, spec: DatabaseSchemaSpec, conninfo: ConnInfo
-    ) -> None:
-        return None
+    ) -> MoveSafeguards | None:
+        return self.safeguards
 
     def abandoned(self) -> threading.Event | None:
         return None

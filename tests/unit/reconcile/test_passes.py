@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from dbkeeper.conninfo import ConnInfo
 from dbkeeper.migrate import MigrationError, load_set
 from dbkeeper.migrate.status import DriftItem
+from dbkeeper.reconcile.hooks import MoveSafeguards
 from dbkeeper.reconcile.passes import PassResult, run_pass, view_signature
 from dbkeeper.reconcile.runtime import ResourceView
 from dbkeeper.settings import Settings
@@ -52,6 +54,29 @@ def test_a_new_resource_is_moved_to_head_and_reported_ready(engine: FakeEngine) 
     assert runtime.conditions()["Ready"]["status"] == "True"
     # The move announced itself (Migrating), then the pass wrote its end: two writes.
     assert [w.get("phase") for w in runtime.writes] == ["Migrating", "Ready"]
+
+
+def test_a_backup_that_cannot_be_taken_refuses_the_move_without_announcing_it(
+    engine: FakeEngine,
+) -> None:
+    unavailable = "backupBeforeMigrate is set but the operator cannot write to claim backups"
+    runtime = FakeRuntime(
+        safeguards=MoveSafeguards(
+            database=ConnInfo("db.example", 5432, "clinic", "owner"),
+            backup_unavailable=unavailable,
+        )
+    )
+
+    result = one_pass(runtime)
+
+    assert engine.moves == [], "nothing ran"
+    assert result.phase == "Pending"
+    assert result.retry_after is not None
+    current = runtime.conditions()["SchemaCurrent"]
+    assert (current["status"], current["reason"]) == ("False", "BackupBeforeMigrateFailed")
+    assert unavailable in current["message"]
+    assert "lastMigration" not in runtime.status, "no move was started"
+    assert [w.get("phase") for w in runtime.writes] == ["Pending"], "no Migrating flash"
 
 
 def test_a_second_pass_with_nothing_to_do_writes_nothing(engine: FakeEngine) -> None:
