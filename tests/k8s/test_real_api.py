@@ -7,7 +7,6 @@ descriptions.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,18 +14,17 @@ import pytest
 import yaml
 
 from tests.k8s.conftest import REPO_ROOT
+from tests.k8s.control_plane import TOOLS_BIN
 from tests.k8s.harness import Cluster
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
-KUBECTL = shutil.which("kubectl")
-
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+# Built with the control plane by `make tools`, at the same version.
+KUBECTL = TOOLS_BIN / "kubectl"
 
 
 def kubectl(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    assert KUBECTL is not None
     return subprocess.run(
-        [KUBECTL, f"--kubeconfig={cluster.kubeconfig_path}", *args],
+        [str(KUBECTL), f"--kubeconfig={cluster.kubeconfig_path}", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the test control plane from pinned Go modules into <repo>/.tools/bin:
-#   etcd, kube-apiserver, kube-controller-manager
+#   etcd, kube-apiserver, kube-controller-manager, kubectl
 # Idempotent: a component is rebuilt only when its binary is missing or its
 # stamp file (.tools/bin/.kube-version / .etcd-version) does not match the
 # pinned inputs (versions, go.mod/go.sum, build flags, the Go toolchain).
@@ -69,7 +69,7 @@ up_to_date() { # <stamp file> <expected stamp> <binaries...>
 }
 
 need_kube=1; need_etcd=1
-up_to_date "${bin}/.kube-version" "${kube_stamp}" kube-apiserver kube-controller-manager && need_kube=0
+up_to_date "${bin}/.kube-version" "${kube_stamp}" kube-apiserver kube-controller-manager kubectl && need_kube=0
 up_to_date "${bin}/.etcd-version" "${etcd_stamp}" etcd && need_etcd=0
 if ((!need_kube && !need_etcd)); then
   echo "tools/kube: up to date (kubernetes ${k8s_version}, etcd ${etcd_version}) in ${bin}"
@@ -90,7 +90,7 @@ tmp="$(mktemp -d "${root}/.tools/build.XXXXXX")"
 trap 'rm -rf "${tmp}"' EXIT
 
 if ((need_kube)); then
-  echo "tools/kube: building kube-apiserver, kube-controller-manager ${k8s_version} (go ${go_version}, -p ${jobs}) ..."
+  echo "tools/kube: building kube-apiserver, kube-controller-manager, kubectl ${k8s_version} (go ${go_version}, -p ${jobs}) ..."
   start=${SECONDS}
   # Release date of the pinned tag, as a reproducible buildDate.
   build_date="$(cd "${here}" && go list -m -f '{{with .Time}}{{.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes)"
@@ -101,8 +101,9 @@ if ((need_kube)); then
     done
   fi
   (cd "${here}" && go build -p "${jobs}" -trimpath -tags "${tags}" -ldflags "${ldflags}" \
-      -o "${tmp}/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
-  mv -f "${tmp}/kube-apiserver" "${tmp}/kube-controller-manager" "${bin}/"
+      -o "${tmp}/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kubectl)
+  mv -f "${tmp}/kube-apiserver" "${tmp}/kube-controller-manager" "${tmp}/kubectl" "${bin}/"
   echo "${kube_stamp}" > "${bin}/.kube-version"
   echo "tools/kube: kubernetes ${k8s_version} built in $((SECONDS - start))s"
 fi
@@ -118,4 +119,5 @@ if ((need_etcd)); then
 fi
 
 "${bin}/kube-apiserver" --version
+"${bin}/kubectl" version --client | sed -n 1p
 "${bin}/etcd" --version | sed -n 1p

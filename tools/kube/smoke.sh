@@ -12,10 +12,10 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="$(cd "${here}/../.." && pwd)/.tools/bin"
-for b in etcd kube-apiserver kube-controller-manager; do
+for b in etcd kube-apiserver kube-controller-manager kubectl; do
   [[ -x "${bin}/${b}" ]] || { echo "smoke: ${bin}/${b} missing; run tools/kube/build.sh" >&2; exit 1; }
 done
-command -v kubectl >/dev/null || { echo "smoke: kubectl not on PATH" >&2; exit 1; }
+kubectl() { "${bin}/kubectl" "$@"; }
 
 dir="$(mktemp -d /tmp/kube-smoke.XXXXXX)"
 pids=()
