@@ -168,3 +168,13 @@ def start_dbkeeper(run_operator: RunOperator) -> Any:
         )
 
     return start
+
+
+@pytest.fixture
+def workload(k8s_cluster: Cluster, start_dbkeeper: Any, owned_database: OwnedDatabase) -> Any:
+    """The workload scenarios' resource (tests/k8s/scenarios/workloads.py), with the
+    operator running."""
+    from tests.k8s.scenarios.workloads import Workload  # it imports this module
+
+    with start_dbkeeper():
+        yield Workload(k8s_cluster, owned_database)

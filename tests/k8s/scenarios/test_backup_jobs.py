@@ -12,19 +12,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import psycopg
-import pytest
 from psycopg import sql
 
 from dbkeeper import metrics
 from tests.k8s.harness import Cluster
 from tests.k8s.pod_runner import PodRunner
-from tests.k8s.scenarios.conftest import API_VERSION, KIND, OwnedDatabase, wait_for_phase
+from tests.k8s.scenarios.conftest import API_VERSION, KIND, wait_for_phase
 from tests.k8s.scenarios.workloads import NAME, NAMESPACE, Workload, as_sent
 
 CLAIM = "clinic-backups"
@@ -32,14 +30,6 @@ BACKUP_NOW = "dbkeeper.dev/backup-now"
 JOB_LABELS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/name=dbkeeper"
 POD_USER = 65532  # the pods' runAsUser
 DBKEEPER = str(Path(sys.executable).with_name("dbkeeper"))
-
-
-@pytest.fixture
-def workload(
-    k8s_cluster: Cluster, start_dbkeeper: Any, owned_database: OwnedDatabase
-) -> Iterator[Workload]:
-    with start_dbkeeper():
-        yield Workload(k8s_cluster, owned_database)
 
 
 def _backup(**fields: Any) -> dict[str, Any]:

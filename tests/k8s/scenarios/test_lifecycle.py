@@ -150,6 +150,28 @@ def _pooler_objects(k8s_cluster: Cluster) -> dict[str, bool]:
     return {kind: k8s_cluster.get(api, kind, NAMESPACE, name) is not None for api, kind in kinds}
 
 
+def _delete_clinic(k8s_cluster: Cluster) -> None:
+    k8s_cluster.delete(API_VERSION, KIND, NAMESPACE, "clinic")
+    k8s_cluster.wait_for(
+        lambda: k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "clinic") is None or None,
+        120,
+        "the resource to be gone",
+    )
+
+
+def _wait_for_garbage_collection(k8s_cluster: Cluster) -> None:
+    """Owned through ownerReferences: the real garbage collector removes the pooler's
+    objects, then its ReplicaSet's pods."""
+    k8s_cluster.wait_for(
+        lambda: not any(_pooler_objects(k8s_cluster).values()) or None,
+        120,
+        f"the garbage collector to remove the pooler (now: {_pooler_objects(k8s_cluster)})",
+    )
+    k8s_cluster.wait_for(
+        lambda: not k8s_cluster.list("v1", "Pod", NAMESPACE) or None, 120, "its pods to go"
+    )
+
+
 def test_deleting_the_resource_lets_the_garbage_collector_remove_its_pooler(
     k8s_cluster: Cluster, start_dbkeeper: Any, owned_database: OwnedDatabase
 ) -> None:
@@ -170,21 +192,8 @@ def test_deleting_the_resource_lets_the_garbage_collector_remove_its_pooler(
         k8s_cluster.wait_for(
             lambda: k8s_cluster.list("v1", "Pod", NAMESPACE), 60, "the pooler's pod"
         )
-        k8s_cluster.delete(API_VERSION, KIND, NAMESPACE, "clinic")
-        k8s_cluster.wait_for(
-            lambda: k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "clinic") is None or None,
-            60,
-            "the resource to be gone",
-        )
-    # Owned through ownerReferences: the real garbage collector removes them all.
-    k8s_cluster.wait_for(
-        lambda: not any(_pooler_objects(k8s_cluster).values()) or None,
-        120,
-        f"the garbage collector to remove the pooler (now: {_pooler_objects(k8s_cluster)})",
-    )
-    k8s_cluster.wait_for(
-        lambda: not k8s_cluster.list("v1", "Pod", NAMESPACE) or None, 120, "its pods to go"
-    )
+        _delete_clinic(k8s_cluster)
+    _wait_for_garbage_collection(k8s_cluster)
     # deletionPolicy Retain: the database keeps its schema.
     assert _revision_of(owned_database) == load_set("healthcare").head
 
@@ -204,22 +213,9 @@ def test_delete_with_drop_takes_the_schema_to_base_and_the_running_pooler_goes_w
         k8s_cluster.create(manifest)
         wait_for_phase(k8s_cluster, NAMESPACE, "clinic", "Ready", timeout=90)
         k8s_cluster.wait_for(lambda: listening(port) or None, 90, "the pooler pod to listen")
-        k8s_cluster.delete(API_VERSION, KIND, NAMESPACE, "clinic")
-        k8s_cluster.wait_for(
-            lambda: k8s_cluster.get(API_VERSION, KIND, NAMESPACE, "clinic") is None or None,
-            120,
-            "the resource to be gone",
-        )
-    k8s_cluster.wait_for(
-        lambda: not any(_pooler_objects(k8s_cluster).values()) or None,
-        120,
-        f"the garbage collector to remove the pooler (now: {_pooler_objects(k8s_cluster)})",
-    )
-    k8s_cluster.wait_for(
-        lambda: (not k8s_cluster.list("v1", "Pod", NAMESPACE) and not listening(port)) or None,
-        120,
-        "the pooler pod and its pgbouncer to go",
-    )
+        _delete_clinic(k8s_cluster)
+    _wait_for_garbage_collection(k8s_cluster)
+    assert not listening(port), "the pod's pgbouncer went with it"
     # deletionPolicy Drop: every object of the set is gone, the database itself stays.
     with psycopg.connect(owned_database.conninfo.dsn()) as conn:
         tables = conn.execute(

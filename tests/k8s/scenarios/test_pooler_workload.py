@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ import pytest
 from dbkeeper.local.postgres import free_port
 from dbkeeper.pooler.scram import verifier_matches
 from tests.integration.security.certificates import make_ca, make_server_cert
-from tests.k8s.harness import Cluster
 from tests.k8s.pod_runner import PodRunner
-from tests.k8s.scenarios.conftest import API_VERSION, KIND, OwnedDatabase
+from tests.k8s.scenarios.conftest import API_VERSION, KIND
 from tests.k8s.scenarios.workloads import (
     NAME,
     NAMESPACE,
@@ -37,14 +35,6 @@ from tests.k8s.scenarios.workloads import (
 
 POOLER_KINDS = (("v1", "ConfigMap"), ("v1", "Secret"), ("apps/v1", "Deployment"), ("v1", "Service"))
 POOLER_PODS = f"app.kubernetes.io/name=pgbouncer,app.kubernetes.io/instance={POOLER}"
-
-
-@pytest.fixture
-def workload(
-    k8s_cluster: Cluster, start_dbkeeper: Any, owned_database: OwnedDatabase
-) -> Iterator[Workload]:
-    with start_dbkeeper():
-        yield Workload(k8s_cluster, owned_database)
 
 
 def _pooler_objects(workload: Workload) -> list[dict[str, Any]]:
