@@ -104,6 +104,12 @@ def kubelet(k8s_cluster: Cluster, tmp_path: Path) -> Iterator[PodRunner]:
     (tests/k8s/pod_runner.py); every pod is stopped at teardown."""
     if k8s_cluster.etcd_url is None:
         raise RuntimeError("pods run only on the test control plane")
+    if os.geteuid() != 0:
+        pytest.fail(
+            "the test node runs pods in mount namespaces as their runAsUser: run the tests "
+            "as root (CI does)",
+            pytrace=False,
+        )
     with PodRunner(
         k8s_cluster.kubeconfig_path, tmp_path / "node", WORKLOAD_IMAGE, find_pg_bindir()
     ) as runner:
