@@ -129,14 +129,19 @@ class Workload:
 def port_taken(port: int) -> Iterator[None]:
     """``port`` bound on every address but not listening: nobody else can bind it, and
     a connection to it is refused (so a probe fails instead of reaching this socket)."""
-    sockets = []
+    sockets: list[socket.socket] = []
     try:
         for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):  # noqa: S104
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((address, port))
-            sockets.append(sock)
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sockets.append(sock)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((address, port))
+            except OSError:
+                if family == socket.AF_INET:
+                    raise
+                # No IPv6 here: pgbouncer cannot listen there either.
         yield
     finally:
         for sock in sockets:
