@@ -74,7 +74,6 @@ class Cluster:
         )
         self.url: str = self._api.configuration.host
         self._resources: dict[tuple[str, str], tuple[str, bool]] = {}
-        self._custom_kinds: set[tuple[str, str]] = set()
 
     @property
     def api_client(self) -> kubernetes.client.ApiClient:
@@ -236,7 +235,6 @@ class Cluster:
             kind = crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:
                 api_version = f"{crd['spec']['group']}/{version['name']}"
-                self._custom_kinds.add((api_version, kind))
                 self.wait_for(
                     functools.partial(self._served, api_version, kind),
                     timeout,

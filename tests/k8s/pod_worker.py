@@ -176,7 +176,7 @@ class PodWorker(threading.Thread):
     def _live(self) -> None:
         (self.folder / "logs").mkdir(parents=True, exist_ok=True)
         self._report()
-        if not self._retrying(self._set_up_volumes):
+        if not self._retrying(self.volumes.set_up):
             return
         for container in self.init_containers:
             while not container.done and not self._halt.is_set():
@@ -213,9 +213,6 @@ class PodWorker(threading.Thread):
                     self.api.event(self.pod, "Warning", "FailedMount", warned)
             self._halt.wait(1.0)
         return False
-
-    def _set_up_volumes(self) -> None:
-        self.volumes.set_up()
 
     def _step(self, container: Container) -> None:
         """Start, watch, probe or restart one container."""
