@@ -51,7 +51,25 @@ class ConnInfo:
         return f"{self.user}@{self.host}:{self.port}/{self.dbname}"
 
 
+# Passwords this process was given, and the pieces a mis-spelt URL could scatter them
+# into (an unencoded '@' or '/' splits a password into "host" and "path" parts).
+_KNOWN_SECRETS: set[str] = set()
+_SECRET_PIECE = re.compile(r"[@/:?#&=\s]+")
+_MIN_PIECE = 4
+
+
+def remember_secret(value: str) -> None:
+    """Hide ``value``, and every piece of it of four characters or more, from now on."""
+    if not value:
+        return
+    _KNOWN_SECRETS.add(value)
+    _KNOWN_SECRETS.update(p for p in _SECRET_PIECE.split(value) if len(p) >= _MIN_PIECE)
+
+
 def redact(text: str) -> str:
     """Hide any password in a DSN, URL or error text before it is logged or shown."""
     text = _PASSWORD_IN_DSN.sub(r"\1***", text)
-    return _PASSWORD_IN_URL.sub(r"\1***\3", text)
+    text = _PASSWORD_IN_URL.sub(r"\1***\3", text)
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

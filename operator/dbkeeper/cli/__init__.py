@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from dbkeeper import __version__
 from dbkeeper.cli.common import CommandError, fail
@@ -39,8 +40,20 @@ def _modules_for(argv: Sequence[str] | None) -> list[str]:
     return list(_COMMAND_MODULES)  # --help, a typo: show every command
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes are one line on stderr, like every other error, and exit 2.
+
+    Sub-command parsers are of the same class (argparse creates them with the class of
+    the parser they hang from).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see: {self.prog} --help)", 2)
+        sys.exit(2)
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dbkeeper",
         description="Keep PostgreSQL databases healthy: migrations, pooling, backups.",
     )

@@ -10,15 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
-from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.conninfo import ConnInfo, redact, remember_secret
 
 Handler = Callable[[argparse.Namespace], int]
+
+_URL_SCHEMES = ("postgresql://", "postgres://")
+_QUOTED = re.compile(r'"[^"]*"')
+_MESSAGE_LIMIT = 500
 
 
 class CommandError(Exception):
@@ -29,8 +34,14 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line, without passwords, cut to a length a terminal shows."""
+    text = " ".join(redact(message).split())
+    return text if len(text) <= _MESSAGE_LIMIT else f"{text[: _MESSAGE_LIMIT - 1]}…"
+
+
 def fail(message: str, exit_code: int = 1) -> int:
-    print(f"dbkeeper: error: {redact(message)}", file=sys.stderr)
+    print(f"dbkeeper: error: {one_line(message)}", file=sys.stderr)
     return exit_code
 
 
@@ -61,11 +72,42 @@ def connection_from_args(args: argparse.Namespace) -> ConnInfo:
     return conninfo_from_dsn(dsn)
 
 
+def _remember_dsn_secrets(dsn: str) -> None:
+    """Whatever could be the password, however the DSN is spelt, never shows."""
+    for match in re.finditer(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn, re.IGNORECASE):
+        remember_secret(match.group(1).strip("'"))
+    if dsn.startswith(_URL_SCHEMES):
+        authority = dsn.split("://", 1)[1].split("?", 1)[0]
+        if "@" in authority:
+            userinfo = authority[: authority.rfind("@")]
+            if ":" in userinfo:
+                remember_secret(userinfo.split(":", 1)[1])
+
+
+def _libpq_reason(exc: BaseException) -> str:
+    """libpq's complaint without the fragments of the string it quotes back."""
+    lines = str(exc).strip().splitlines()
+    return _QUOTED.sub('"…"', lines[0]) if lines else type(exc).__name__
+
+
 def conninfo_from_dsn(dsn: str) -> ConnInfo:
+    _remember_dsn_secrets(dsn)
+    if dsn.startswith(_URL_SCHEMES) and dsn.split("?", 1)[0].count("@") > 1:
+        raise CommandError(
+            "the connection URL has more than one '@': percent-encode '@' in the user name "
+            "or password as %40 (and '/' as %2F, ':' as %3A)",
+            2,
+        )
     try:
         params = conninfo_to_dict(dsn)
     except Exception as exc:
-        raise CommandError(f"the connection string is not valid: {exc}", 2) from None
+        raise CommandError(
+            f"the connection string is not valid: {_libpq_reason(exc)}; quote values with "
+            "spaces in single quotes, or percent-encode special characters in a URL",
+            2,
+        ) from None
+    if params.get("password") is not None:
+        remember_secret(str(params["password"]))
     try:
         port = int(str(params.get("port") or 5432))
     except ValueError:

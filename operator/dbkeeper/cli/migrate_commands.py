@@ -38,6 +38,7 @@ from dbkeeper.migrate import (
     read_history,
     read_status,
 )
+from dbkeeper.migrate.interrupt import interrupts_raise
 from dbkeeper.migrate.lint import LintFinding
 from dbkeeper.migrate.plan import Step
 
@@ -200,8 +201,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 # -- helpers --------------------------------------------------------------------------
 
 
+# A move stopped by SIGTERM or SIGINT exits like an interrupted command does.
+_INTERRUPTED_EXIT = 130
+
+
 def _command_error(error: MigrationError) -> CommandError:
-    return CommandError(f"{error.message} [{error.reason}]", 1)
+    code = _INTERRUPTED_EXIT if error.reason == "Interrupted" else 1
+    return CommandError(f"{error.message} [{error.reason}]", code)
 
 
 def _load(args: argparse.Namespace) -> MigrationSet:
@@ -304,7 +310,8 @@ def run_migrate(args: argparse.Namespace) -> int:
             print(event.message, flush=True)
 
     try:
-        result = migrate(conninfo, migration_set, options, on_event=on_event)
+        with interrupts_raise():
+            result = migrate(conninfo, migration_set, options, on_event=on_event)
     except MigrationError as error:
         raise _command_error(error) from None
     data: dict[str, Any] = {**result.to_dict(), "events": [e.to_dict() for e in events]}

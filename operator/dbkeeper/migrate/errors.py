@@ -22,15 +22,17 @@ Reason = Literal[
     "BackupFailed",
     "InvalidMigrationSet",
     "LintUnavailable",
+    "Interrupted",
 ]
 
 REASONS: frozenset[str] = frozenset(get_args(Reason))
 
 # Failures that go away without a change of spec or files: retried with backoff. A
 # lock held by someone else is released in time; a backup destination that refused a
-# write may be fixed (mounted, emptied) without touching the resource.
+# write may be fixed (mounted, emptied) without touching the resource. An interrupted
+# move (SIGTERM, Ctrl-C) was rolled back and can simply run again.
 TRANSIENT_REASONS: frozenset[str] = frozenset(
-    {"DatabaseUnreachable", "LockBusy", "LockTimeout", "BackupFailed"}
+    {"DatabaseUnreachable", "LockBusy", "LockTimeout", "BackupFailed", "Interrupted"}
 )
 
 

@@ -32,9 +32,11 @@ from typing import TYPE_CHECKING, Protocol, cast
 from dbkeeper.conninfo import ConnInfo, redact
 from dbkeeper.migrate.errors import REASONS, MigrationError, Reason
 from dbkeeper.migrate.events import MigrationEvent, MigrationResult
+from dbkeeper.migrate.interrupt import Interrupted, interrupts_raise
 from dbkeeper.migrate.options import MigrationOptions
 from dbkeeper.migrate.plan import MigrationHooks
 from dbkeeper.migrate.runner import migrate
+from dbkeeper.migrate.session import end_session
 from dbkeeper.migrate.sets import MigrationSet, load_set_from_path
 
 if TYPE_CHECKING:
@@ -45,8 +47,8 @@ EventSink = Callable[[MigrationEvent], None]
 # How often the parent looks at the child while no message arrives: bounds how late a
 # timeout is noticed; a dead child is noticed at once through the closed pipe.
 _POLL_SECONDS = 0.1
-# After SIGTERM, how long the child gets before SIGKILL.
-_TERMINATE_GRACE_SECONDS = 5.0
+# After SIGTERM, how long the child gets to cancel, roll back and report before SIGKILL.
+_TERMINATE_GRACE_SECONDS = 10.0
 _MAX_TEXT_LENGTH = 2000
 
 
@@ -63,6 +65,13 @@ class HooksFactory(Protocol):
 @dataclass(frozen=True)
 class _Event:
     event: MigrationEvent
+
+
+@dataclass(frozen=True)
+class _Session:
+    """The server pid of the child's migrating session, sent once it is open."""
+
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,8 @@ class _Crashed:
     description: str
 
 
-_Message = _Event | _Result | _Refused | _Crashed
+_Message = _Event | _Session | _Result | _Refused | _Crashed
+_Outcome = _Result | _Refused | _Crashed
 
 
 def _one_line(exc: BaseException) -> str:
@@ -107,7 +117,29 @@ def _child_main(
     def forward(event: MigrationEvent) -> None:
         channel.send(_Event(event))
 
+    def session(pid: int) -> None:
+        channel.send(_Session(pid))
+
     outcome: _Message
+    # SIGTERM from the parent (a timeout, the operator stopping) cancels the running
+    # statement and rolls back, and the child reports that like any other outcome.
+    with interrupts_raise():
+        outcome = _move_in_child(
+            conninfo, set_path, set_name, options, hooks_factory, forward, session
+        )
+    channel.send(outcome)
+    channel.close()
+
+
+def _move_in_child(
+    conninfo: ConnInfo,
+    set_path: Path,
+    set_name: str,
+    options: MigrationOptions,
+    hooks_factory: HooksFactory | None,
+    forward: Callable[[MigrationEvent], None],
+    session: Callable[[int], None],
+) -> _Outcome:
     try:
         try:
             hooks = hooks_factory.build() if hooks_factory is not None else None
@@ -120,13 +152,17 @@ def _child_main(
                 f"changed: {_one_line(exc)}",
             ) from exc
         migration_set = load_set_from_path(set_path, name=set_name)
-        outcome = _Result(migrate(conninfo, migration_set, options, hooks, forward))
+        return _Result(migrate(conninfo, migration_set, options, hooks, forward, session))
     except MigrationError as error:
-        outcome = _Refused(error.reason, error.message, error.revision)
+        return _Refused(error.reason, error.message, error.revision)
+    except Interrupted as stop:
+        return _Refused(
+            "Interrupted",
+            f"interrupted by {stop.signal_name} before the migration started; nothing changed",
+            None,
+        )
     except Exception as exc:
-        outcome = _Crashed(_one_line(exc))
-    channel.send(outcome)
-    channel.close()
+        return _Crashed(_one_line(exc))
 
 
 def _exit_description(exitcode: int | None) -> str:
@@ -153,13 +189,20 @@ def _stop(process: BaseProcess, wait: float = 0.0) -> None:
 
 
 class _Supervisor:
-    """The parent's side: read the child's messages until it reports or goes away."""
+    """The parent's side: read the child's messages until it reports or goes away.
+
+    A child stopped for running out of time (or because the operator stops) gets SIGTERM
+    first, so it cancels its statement, rolls back and reports; one that has to be
+    killed, or dies on its own, leaves its server session behind for a moment, so the
+    parent makes sure that session ends (see :func:`end_session`) before it says the
+    revision in progress was rolled back.
+    """
 
     def __init__(
         self,
         process: BaseProcess,
         channel: Connection,
-        dbname: str,
+        conninfo: ConnInfo,
         on_event: EventSink | None,
         timeout: float | None,
         abandoned: threading.Event | None = None,
@@ -167,13 +210,15 @@ class _Supervisor:
     ) -> None:
         self.process = process
         self.channel = channel
-        self.dbname = dbname
+        self.conninfo = conninfo
+        self.dbname = conninfo.dbname
         self.on_event = on_event
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout if timeout is not None else None
         self.abandoned = abandoned
         self.abandon_grace = abandon_grace
         self.abandon_deadline: float | None = None
+        self.session_pid: int | None = None
 
     def _give_up_now(self) -> bool:
         """Whether the caller abandoned the move and its grace to finish has run out."""
@@ -184,60 +229,105 @@ class _Supervisor:
             self.abandon_deadline = now + self.abandon_grace
         return now >= self.abandon_deadline
 
-    def outcome(self) -> _Result | _Refused | _Crashed:
+    def outcome(self) -> _Outcome:
         while True:
             message = self._next()
-            if isinstance(message, _Event):
-                if self.on_event is not None:
-                    self.on_event(message.event)
-                continue
-            return message
+            if not self._take(message):
+                return cast(_Outcome, message)
+
+    def _take(self, message: _Message) -> bool:
+        """Handle an event or a session report; False for an outcome."""
+        if isinstance(message, _Event):
+            if self.on_event is not None:
+                self.on_event(message.event)
+            return True
+        if isinstance(message, _Session):
+            self.session_pid = message.pid
+            return True
+        return False
 
     def _next(self) -> _Message:
         while not self.channel.poll(self._wait()):
             if self._give_up_now():
-                _stop(self.process)
-                raise MigrationError(
-                    "RevisionFailed",
-                    f"the migration of {self.dbname} was abandoned (the operator is stopping) "
-                    f"after {self.abandon_grace:g}s of grace and its process was stopped; the "
-                    "revision in progress was not committed, the database stays at the last "
-                    "revision reported as applied",
+                return self._stop_child(
+                    f"was abandoned (the operator is stopping) after {self.abandon_grace:g}s "
+                    "of grace",
+                    "Interrupted",
                 )
             if self.deadline is not None and time.monotonic() >= self.deadline:
-                _stop(self.process)
-                raise MigrationError(
-                    "RevisionFailed",
-                    f"the migration of {self.dbname} did not finish within {self.timeout:g}s "
-                    "and its process was stopped; the revision in progress was rolled back, "
-                    "the database stays at the last revision reported as applied",
+                return self._stop_child(
+                    f"did not finish within {self.timeout:g}s", "RevisionFailed"
                 )
             if not self.process.is_alive():
                 # Its last words may still be in the pipe: the loop polls once more.
                 self.process.join()
                 if not self.channel.poll(0):
-                    raise self._died()
+                    raise self._died(_exit_description(self.process.exitcode))
         try:
             message: _Message = self.channel.recv()
         except (EOFError, OSError):
             # The child closed the pipe (or died) without a complete message.
             self.process.join(_TERMINATE_GRACE_SECONDS)
-            raise self._died() from None
+            raise self._died(_exit_description(self.process.exitcode)) from None
         return message
+
+    def _stop_child(self, why: str, reason: Reason) -> _Message:
+        """SIGTERM the child and wait for its report; kill it if none comes in time.
+
+        Returns the child's result if it finished after all; raises otherwise."""
+        self.process.terminate()
+        final = self._final_report(time.monotonic() + _TERMINATE_GRACE_SECONDS)
+        if isinstance(final, _Result):
+            return final
+        if isinstance(final, _Refused) and final.reason == "Interrupted":
+            raise MigrationError(
+                reason,
+                f"the migration of {self.dbname} {why} and was stopped: {final.message}",
+                final.revision,
+            )
+        if isinstance(final, _Refused):
+            raise MigrationError(_reason(final.reason), final.message, final.revision)
+        _stop(self.process)
+        raise self._died(f"{why} and did not stop when asked, so it was killed", reason)
+
+    def _final_report(self, deadline: float) -> _Outcome | None:
+        while time.monotonic() < deadline:
+            if not self.channel.poll(_POLL_SECONDS):
+                if not self.process.is_alive() and not self.channel.poll(0):
+                    return None
+                continue
+            try:
+                message: _Message = self.channel.recv()
+            except (EOFError, OSError):
+                return None
+            if not self._take(message):
+                return cast(_Outcome, message)
+        return None
 
     def _wait(self) -> float:
         if self.deadline is None:
             return _POLL_SECONDS
         return max(0.0, min(_POLL_SECONDS, self.deadline - time.monotonic()))
 
-    def _died(self) -> MigrationError:
-        return MigrationError(
-            "RevisionFailed",
-            f"the migration process of {self.dbname} "
-            f"{_exit_description(self.process.exitcode)} before reporting a result; "
-            "the revision in progress was rolled back, the database stays at the last "
-            "revision reported as applied",
-        )
+    def _died(self, how: str, reason: Reason = "RevisionFailed") -> MigrationError:
+        """The child is gone without a report: what became of its session."""
+        start = f"the migration process of {self.dbname} {how} before reporting a result"
+        if self.session_pid is None:
+            return MigrationError(
+                reason, f"{start}; it had not opened its database session, nothing was changed"
+            )
+        if end_session(self.conninfo, self.session_pid):
+            left = (
+                "its database session has ended, so the revision in progress (if any) was "
+                "rolled back and its locks released; the database stays at the last revision "
+                "reported as applied"
+            )
+        else:
+            left = (
+                "the database could not be reached to confirm that its session ended; the "
+                "server rolls back the revision in progress when it notices the lost client"
+            )
+        return MigrationError(reason, f"{start}; {left}")
 
 
 def _reason(value: str) -> Reason:
@@ -281,7 +371,7 @@ def migrate_isolated(
         # Only the child may hold the writing end, so its death ends the stream.
         writer.close()
         outcome = _Supervisor(
-            process, reader, conninfo.dbname, on_event, timeout, abandoned, abandon_grace
+            process, reader, conninfo, on_event, timeout, abandoned, abandon_grace
         ).outcome()
     finally:
         writer.close()

@@ -1,8 +1,12 @@
 """The advisory lock that keeps two dbkeeper runners from migrating one database at once.
 
-It is a session-level ``pg_try_advisory_lock`` on a fixed key, held on a connection of
-its own for the whole move. Advisory locks are per database, so migrations of different
-databases never wait for each other. When the session ends the server releases it too.
+It is a session-level ``pg_try_advisory_lock`` on a fixed key, taken on the very session
+that runs the revisions. So the lock and the work live and die together: when the
+migrator dies, the server ends its session (it notices the lost client within
+:data:`~dbkeeper.migrate.session.LOST_CLIENT_CHECK`), which rolls back the revision in
+progress and releases the lock in the same moment; no second migrator can start while
+the first one's revision still runs. Advisory locks are per database, so migrations of
+different databases never wait for each other.
 """
 
 from __future__ import annotations
@@ -13,41 +17,49 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-import psycopg
-
-from dbkeeper.conninfo import ConnInfo
-from dbkeeper.migrate.connection import connect_raw
-from dbkeeper.migrate.errors import MigrationError
+import sqlalchemy as sa
 
 # A fixed 64-bit key: the bytes of "dbkeeper" read as a signed big-endian integer.
 MIGRATION_LOCK_KEY = int.from_bytes(b"dbkeeper", "big", signed=True)
 _POLL_INTERVAL = 0.1
 
 
+class LockBusy(Exception):
+    """Another session held the migration lock for longer than the wait allowed."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"the migration lock stayed taken for {waited:.1f}s")
+        self.waited = waited
+
+
 @contextmanager
-def migration_lock(conninfo: ConnInfo, wait: timedelta) -> Iterator[None]:
-    """Hold the migration lock of ``conninfo``'s database, waiting at most ``wait``."""
-    connection = connect_raw(conninfo, autocommit=True)
+def migration_lock(connection: sa.Connection, wait: timedelta) -> Iterator[None]:
+    """Hold the migration lock on ``connection``'s session, waiting at most ``wait``.
+
+    Raises :class:`LockBusy` when it stays taken. Each attempt is a transaction of its
+    own; the lock, being session-level, outlives it.
+    """
+    started = time.monotonic()
+    deadline = started + wait.total_seconds()
+    while not _try_lock(connection):
+        if time.monotonic() >= deadline:
+            raise LockBusy(time.monotonic() - started)
+        time.sleep(_POLL_INTERVAL)
     try:
-        deadline = time.monotonic() + wait.total_seconds()
-        while not _try_lock(connection):
-            if time.monotonic() >= deadline:
-                raise MigrationError(
-                    "LockBusy",
-                    f"another migration of {conninfo.dbname} is running (waited "
-                    f"{wait.total_seconds():g}s for it); try again when it has finished",
-                )
-            time.sleep(_POLL_INTERVAL)
-        try:
-            yield
-        finally:
-            # A broken session has lost the lock already; closing it is enough.
-            with contextlib.suppress(psycopg.Error):
-                connection.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+        yield
     finally:
-        connection.close()
+        # A broken session has lost the lock already; closing it is enough.
+        if not (connection.invalidated or connection.closed):
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                if connection.in_transaction():
+                    connection.rollback()
+                with connection.begin():
+                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
 
 
-def _try_lock(connection: psycopg.Connection[tuple[object, ...]]) -> bool:
-    row = connection.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)).fetchone()
-    return bool(row and row[0])
+def _try_lock(connection: sa.Connection) -> bool:
+    with connection.begin():
+        value = connection.exec_driver_sql(
+            f"SELECT pg_try_advisory_lock({MIGRATION_LOCK_KEY})"
+        ).scalar()
+    return bool(value)

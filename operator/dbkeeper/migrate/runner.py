@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
@@ -22,18 +22,33 @@ from dbkeeper.migrate.alembic_bridge import current_revision, run_step
 from dbkeeper.migrate.connection import sqlalchemy_connection, unreachable
 from dbkeeper.migrate.errors import MigrationError
 from dbkeeper.migrate.events import EventKind, MigrationEvent, MigrationResult
-from dbkeeper.migrate.history import NewHistoryEntry, Outcome, ensure_history_table, record
-from dbkeeper.migrate.lock import migration_lock
+from dbkeeper.migrate.history import (
+    QUALIFIED_TABLE,
+    NewHistoryEntry,
+    Outcome,
+    ensure_history_table,
+    record,
+)
+from dbkeeper.migrate.interrupt import Interrupted
+from dbkeeper.migrate.lock import LockBusy, migration_lock
 from dbkeeper.migrate.options import MigrationOptions
 from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, build_plan
+from dbkeeper.migrate.session import (
+    LOST_CLIENT_CHECK,
+    backend_pid,
+    end_session,
+    milliseconds,
+    prepare_session,
+)
 from dbkeeper.migrate.sets import MigrationSet
-from dbkeeper.migrate.status import status_of
+from dbkeeper.migrate.status import SchemaStatus, status_of
 
 EventSink = Callable[[MigrationEvent], None]
 
 _LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_CANCELED = "57014"
 _MAX_ERROR_LENGTH = 2000
+SessionSink = Callable[[int], None]
 
 
 def _count(revisions: int) -> str:
@@ -47,10 +62,6 @@ def _describe(revision: str | None) -> str:
 def _sentence(message: str) -> str:
     text = message[:1].upper() + message[1:]
     return text if text.endswith(".") else f"{text}."
-
-
-def _milliseconds(value: timedelta) -> int:
-    return max(0, round(value.total_seconds() * 1000))
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -82,13 +93,20 @@ class _Mover:
         options: MigrationOptions,
         hooks: MigrationHooks | None,
         on_event: EventSink | None,
+        on_session: SessionSink | None = None,
     ) -> None:
         self.conninfo = conninfo
         self.migration_set = migration_set
         self.options = options
         self.hooks = hooks
         self.on_event = on_event
+        self.on_session = on_session
         self.backup_id: str | None = None
+        # Where the database is as far as this move knows, and what it is doing now.
+        self.position: str | None = None
+        self.in_progress: Step | None = None
+        self.committing = False
+        self.session_pid: int | None = None
 
     def emit(self, kind: EventKind, message: str, revision: str | None = None) -> None:
         if self.on_event is not None:
@@ -122,53 +140,97 @@ class _Mover:
 
     def run(self) -> MigrationResult:
         started = time.monotonic()
-        with (
-            migration_lock(self.conninfo, self.options.advisory_lock_wait),
-            sqlalchemy_connection(self.conninfo) as connection,
-        ):
+        with sqlalchemy_connection(self.conninfo) as connection:
             try:
-                with connection.begin():
-                    ensure_history_table(connection)
-                    status = status_of(connection, self.migration_set)
-                    current = current_revision(connection)
+                self._open(connection)
+                with self._locked(connection):
+                    return self._move(connection, started)
+            except KeyboardInterrupt as exc:
+                raise self._interrupted(connection, exc) from None
             except sa.exc.OperationalError as exc:
-                raise unreachable(self.conninfo, exc) from None
-            for item in status.drift:
-                self.emit(
-                    "drift_found",
-                    f"Revision {item.revision} of set {self.migration_set.name} was changed "
-                    "after it was applied (its checksum differs from the history).",
-                    item.revision,
-                )
-            plan = build_plan(
-                self.migration_set, current, self.options, render=self.options.lint_mode != "off"
-            )
-            self.check_allowed(plan)
-            if not plan.steps:
-                self.emit(
-                    "finished",
-                    f"Database {self.conninfo.dbname} is already at "
-                    f"{_describe(current)}; nothing to do.",
-                )
-                return self._result(plan, started)
-            if self.hooks is not None:
-                self.backup_id = self._before_move(plan)
+                raise self._lost(connection, exc) from None
+
+    def _open(self, connection: sa.Connection) -> None:
+        prepare_session(connection, self.options.lock_timeout, self.options.statement_timeout)
+        self.session_pid = backend_pid(connection)
+        if self.on_session is not None:
+            self.on_session(self.session_pid)
+
+    @contextlib.contextmanager
+    def _locked(self, connection: sa.Connection) -> Iterator[None]:
+        try:
+            with migration_lock(connection, self.options.advisory_lock_wait):
+                yield
+        except LockBusy as busy:
+            raise MigrationError(
+                "LockBusy",
+                f"another migration of {self.conninfo.dbname} is running (waited "
+                f"{busy.waited:.1f}s for it); try again when it has finished",
+            ) from None
+
+    def _move(self, connection: sa.Connection, started: float) -> MigrationResult:
+        status, current = self._read_bookkeeping(connection)
+        self.position = current
+        for item in status.drift:
             self.emit(
-                "started",
-                f"Migrating {self.conninfo.dbname} from {_describe(plan.from_revision)} to "
-                f"{_describe(plan.to_revision)} ({_count(len(plan.steps))}, set "
-                f"{self.migration_set.name}).",
+                "drift_found",
+                f"Revision {item.revision} of set {self.migration_set.name} was changed "
+                "after it was applied (its checksum differs from the history).",
+                item.revision,
             )
-            for step in plan.steps:
-                guard = self.hooks.around_step(step) if self.hooks is not None else nullcontext()
-                with guard:
-                    self._apply(connection, step)
+        plan = build_plan(
+            self.migration_set, current, self.options, render=self.options.lint_mode != "off"
+        )
+        self.check_allowed(plan)
+        if not plan.steps:
             self.emit(
                 "finished",
-                f"Database {self.conninfo.dbname} is now at {_describe(plan.to_revision)} "
-                f"({_count(len(plan.steps))} in {time.monotonic() - started:.1f}s).",
+                f"Database {self.conninfo.dbname} is already at "
+                f"{_describe(current)}; nothing to do.",
             )
             return self._result(plan, started)
+        if self.hooks is not None:
+            self.backup_id = self._before_move(plan)
+        self.emit(
+            "started",
+            f"Migrating {self.conninfo.dbname} from {_describe(plan.from_revision)} to "
+            f"{_describe(plan.to_revision)} ({_count(len(plan.steps))}, set "
+            f"{self.migration_set.name}).",
+        )
+        for step in plan.steps:
+            guard = self.hooks.around_step(step) if self.hooks is not None else nullcontext()
+            with guard:
+                self._apply(connection, step)
+        self.emit(
+            "finished",
+            f"Database {self.conninfo.dbname} is now at {_describe(plan.to_revision)} "
+            f"({_count(len(plan.steps))} in {time.monotonic() - started:.1f}s).",
+        )
+        return self._result(plan, started)
+
+    def _read_bookkeeping(self, connection: sa.Connection) -> tuple[SchemaStatus, str | None]:
+        """The history table (created if missing), the drift and the current revision,
+        under the session's lock_timeout like everything else the engine locks."""
+        waited = time.monotonic()
+        try:
+            with connection.begin():
+                ensure_history_table(connection)
+                status = status_of(connection, self.migration_set)
+                current = current_revision(connection)
+        except sa.exc.DBAPIError as exc:
+            if connection.invalidated or connection.closed:
+                raise self._lost(connection, exc) from None
+            if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
+                raise MigrationError(
+                    "LockTimeout",
+                    f"could not read the migration bookkeeping of {self.conninfo.dbname} "
+                    f"({QUALIFIED_TABLE} and alembic_version): another session kept it locked "
+                    f"for longer than lock_timeout ({milliseconds(self.options.lock_timeout)} "
+                    f"ms; waited {time.monotonic() - waited:.1f}s); nothing was changed; retry "
+                    "when the blocking session has finished",
+                ) from None
+            raise
+        return status, current
 
     def _result(self, plan: MovePlan, started: float) -> MigrationResult:
         return MigrationResult(
@@ -195,21 +257,26 @@ class _Mover:
     def _apply(self, connection: sa.Connection, step: Step) -> None:
         attempts = self.options.lock_retries + 1
         backoff = self.options.retry_backoff.total_seconds()
+        first_try = time.monotonic()
+        self.in_progress = step
         for attempt in range(1, attempts + 1):
             started_at = datetime.now(UTC)
             try:
                 self._apply_once(connection, step, started_at)
             except Exception as exc:
                 if connection.invalidated or connection.closed:
-                    raise unreachable(self.conninfo, exc) from None
+                    raise self._lost(connection, exc) from None
                 state = _sqlstate(exc)
                 if state == _LOCK_NOT_AVAILABLE and attempt < attempts:
                     time.sleep(backoff * 2 ** (attempt - 1))
                     continue
-                error = self._failure(step, exc, state, attempt)
+                error = self._failure(step, exc, state, attempt, time.monotonic() - first_try)
                 self._record_failure(connection, step, started_at, error)
+                self.in_progress = None
                 raise error from exc
             else:
+                self.position = step.to_revision
+                self.in_progress = None
                 verb = "Applied" if step.direction == "upgrade" else "Reverted"
                 kind: EventKind = (
                     "revision_applied" if step.direction == "upgrade" else "revision_reverted"
@@ -227,35 +294,40 @@ class _Mover:
     def _apply_once(self, connection: sa.Connection, step: Step, started_at: datetime) -> None:
         with connection.begin():
             connection.exec_driver_sql(
-                f"SET LOCAL lock_timeout = {_milliseconds(self.options.lock_timeout)}"
+                f"SET LOCAL lock_timeout = {milliseconds(self.options.lock_timeout)}"
             )
             connection.exec_driver_sql(
-                f"SET LOCAL statement_timeout = {_milliseconds(self.options.statement_timeout)}"
+                f"SET LOCAL statement_timeout = {milliseconds(self.options.statement_timeout)}"
             )
             run_step(
                 self.migration_set, connection, step.to_revision, step.direction == "downgrade"
             )
             record(connection, self._entry(step, started_at, "succeeded", None))
+            # Whatever breaks from here on breaks during COMMIT, whose outcome is unknown.
+            self.committing = True
+        self.committing = False
 
     def _failure(
-        self, step: Step, exc: BaseException, state: str | None, attempts: int
+        self, step: Step, exc: BaseException, state: str | None, attempts: int, waited: float
     ) -> MigrationError:
         verb = "apply" if step.direction == "upgrade" else "revert"
         where = f"database stays at {_describe(step.from_revision)}"
         if state == _LOCK_NOT_AVAILABLE:
+            tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
             return MigrationError(
                 "LockTimeout",
                 f"could not {verb} revision {step.revision}: a table it changes stayed locked "
                 f"by another session for longer than lock_timeout "
-                f"({_milliseconds(self.options.lock_timeout)} ms) in {attempts} attempts; "
-                f"{where}; retry when the blocking session has finished",
+                f"({milliseconds(self.options.lock_timeout)} ms) in {tries} "
+                f"(waited {waited:.1f}s in all); {where}; retry when the blocking session "
+                "has finished",
                 revision=step.revision,
             )
         if state == _QUERY_CANCELED:
             return MigrationError(
                 "RevisionFailed",
                 f"revision {step.revision} ran longer than statement_timeout "
-                f"({_milliseconds(self.options.statement_timeout)} ms) and was rolled back; "
+                f"({milliseconds(self.options.statement_timeout)} ms) and was rolled back; "
                 f"{where}; raise statementTimeout or make the revision faster",
                 revision=step.revision,
             )
@@ -265,6 +337,89 @@ class _Mover:
             f"{_error_text(exc)}; fix the revision and migrate again",
             revision=step.revision,
         )
+
+    def _lost(self, connection: sa.Connection, exc: BaseException) -> MigrationError:
+        """The session broke (the database restarted, the network went): say which
+        revision was interrupted and what that left behind."""
+        step = self.in_progress
+        if step is None:
+            return unreachable(self.conninfo, exc)
+        verb = "applying" if step.direction == "upgrade" else "reverting"
+        cause = _error_text(exc)
+        if self.committing:
+            known, after = self._revision_now()
+            state = (
+                f"the database is at {_describe(after)}"
+                if known
+                else f"the database is at {_describe(step.from_revision)} or "
+                f"{_describe(step.to_revision)}: `dbkeeper status` tells which once it is back"
+            )
+            return MigrationError(
+                "DatabaseUnreachable",
+                f"the connection to {self.conninfo.describe()} was lost while committing "
+                f"revision {step.revision} ({cause}); {state}; migrate again when the "
+                "database is reachable",
+                revision=step.revision,
+            )
+        return MigrationError(
+            "DatabaseUnreachable",
+            f"the connection to {self.conninfo.describe()} was lost while {verb} revision "
+            f"{step.revision} ({cause}); it was not committed, so PostgreSQL rolled it back "
+            f"and the database stays at {_describe(step.from_revision)}; migrate again when "
+            "the database is reachable",
+            revision=step.revision,
+        )
+
+    def _revision_now(self) -> tuple[bool, str | None]:
+        """Whether the database's revision could be read afresh, and that revision."""
+        try:
+            with sqlalchemy_connection(self.conninfo) as connection, connection.begin():
+                return True, current_revision(connection)
+        except (MigrationError, sa.exc.SQLAlchemyError):
+            return False, None
+
+    def _interrupted(self, connection: sa.Connection, exc: KeyboardInterrupt) -> MigrationError:
+        """SIGTERM or SIGINT: end the session (rolling back what is in progress and
+        releasing every lock), make sure it has ended, then say what was left behind."""
+        signal_name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+        step = self.in_progress
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+        ended = self.session_pid is None or end_session(self.conninfo, self.session_pid)
+        if step is None:
+            doing = "before any revision was applied" if self.position is None else ""
+            doing = doing or f"between revisions, at {_describe(self.position)}"
+            what = f"nothing was in progress; the database is at {_describe(self.position)}"
+            message = f"the migration of {self.conninfo.dbname} was interrupted by {signal_name} "
+            return MigrationError("Interrupted", f"{message}({doing}); {what}")
+        verb = "applying" if step.direction == "upgrade" else "reverting"
+        if ended:
+            left = (
+                f"it was rolled back and every lock released; the database stays at "
+                f"{_describe(step.from_revision)}"
+            )
+        else:
+            left = (
+                "the database could not be reached to confirm that its session ended; the "
+                f"server rolls it back within {LOST_CLIENT_CHECK.total_seconds():g}s of noticing "
+                f"the lost client, leaving the database at {_describe(step.from_revision)}"
+            )
+        self._record_interrupted(step, signal_name)
+        return MigrationError(
+            "Interrupted",
+            f"the migration of {self.conninfo.dbname} was interrupted by {signal_name} while "
+            f"{verb} revision {step.revision}; {left}; migrate again to finish",
+            revision=step.revision,
+        )
+
+    def _record_interrupted(self, step: Step, signal_name: str) -> None:
+        entry = self._entry(step, datetime.now(UTC), "failed", f"interrupted by {signal_name}")
+        with (
+            contextlib.suppress(MigrationError, sa.exc.SQLAlchemyError),
+            sqlalchemy_connection(self.conninfo) as connection,
+            connection.begin(),
+        ):
+            record(connection, entry)
 
     def _record_failure(
         self, connection: sa.Connection, step: Step, started_at: datetime, error: MigrationError
@@ -301,13 +456,21 @@ def migrate(
     options: MigrationOptions | None = None,
     hooks: MigrationHooks | None = None,
     on_event: EventSink | None = None,
+    on_session: SessionSink | None = None,
 ) -> MigrationResult:
-    """Move ``conninfo``'s database to ``options.target``; raises :class:`MigrationError`."""
-    mover = _Mover(conninfo, migration_set, options or MigrationOptions(), hooks, on_event)
+    """Move ``conninfo``'s database to ``options.target``; raises :class:`MigrationError`.
+
+    ``on_session`` is called with the server pid of the migrating session once it is
+    open, so a supervisor can make sure that session ends if this process dies.
+    SIGTERM/SIGINT (see :mod:`dbkeeper.migrate.interrupt`) end in reason ``Interrupted``.
+    """
+    mover = _Mover(
+        conninfo, migration_set, options or MigrationOptions(), hooks, on_event, on_session
+    )
     try:
         return mover.run()
     except MigrationError as error:
-        if error.reason not in ("RevisionFailed", "LockTimeout"):
+        if error.reason not in ("RevisionFailed", "LockTimeout") or error.revision is None:
             # Step failures have already been reported with their revision.
             mover.emit("failed", _sentence(error.message), error.revision)
         raise

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError as AlembicCommandError
 
+from dbkeeper.echo import echo
 from dbkeeper.migrate.errors import MigrationError
 from dbkeeper.paths import migrations_root
 
-_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME_LIMIT = 100
+_SET_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{_NAME_LIMIT - 1}}}$")
+_VERSIONS = "versions"
 
 
 @dataclass(frozen=True)
@@ -79,15 +83,20 @@ def load_set(name: str, root: Path | None = None) -> MigrationSet:
     if not _SET_NAME.match(name):
         raise MigrationError(
             "InvalidMigrationSet",
-            f"{name!r} is not a migration set name: use letters, digits, '.', '_' or '-'",
+            f"{echo(name)} is not a migration set name: use up to {_NAME_LIMIT} letters, "
+            "digits, '.', '_' or '-', starting with a letter or digit",
         )
     folder = base / name
-    if not (folder / "env.py").is_file():
+    try:
+        found = (folder / "env.py").is_file()
         available = (
             sorted(p.name for p in base.iterdir() if (p / "env.py").is_file())
-            if (base.is_dir())
+            if not found and base.is_dir()
             else []
         )
+    except OSError as exc:
+        raise _unreadable(name, folder, exc) from None
+    if not found:
         hint = ", ".join(available) if available else "none"
         raise MigrationError(
             "InvalidMigrationSet",
@@ -96,9 +105,39 @@ def load_set(name: str, root: Path | None = None) -> MigrationSet:
     return load_set_from_path(folder, name=name)
 
 
+def _unreadable(name: str, folder: Path, exc: OSError) -> MigrationError:
+    return MigrationError(
+        "InvalidMigrationSet",
+        f"migration set {name!r} cannot be read at {folder}: {exc.strerror or exc}",
+    )
+
+
+def _check_versions_folder(folder: Path, name: str) -> int:
+    """The number of revision files in ``versions/``; refuses a folder that is missing,
+    not a folder, or a link that leads nowhere (a loop, a dangling target)."""
+    versions = folder / _VERSIONS
+    try:
+        if versions.is_symlink() and not versions.exists():
+            problem = "is a symbolic link that leads nowhere (a loop or a missing target)"
+        elif not versions.exists():
+            problem = "is missing"
+        elif not versions.is_dir():
+            problem = "is not a folder"
+        else:
+            return sum(1 for path in versions.iterdir() if path.suffix == ".py")
+    except OSError as exc:
+        raise _unreadable(name, folder, exc) from None
+    raise MigrationError(
+        "InvalidMigrationSet",
+        f"migration set {name!r} cannot be used: its {_VERSIONS}/ {problem} ({versions}); "
+        f"a set is a folder with env.py and a {_VERSIONS}/ folder of revision files",
+    )
+
+
 def load_set_from_path(folder: Path, name: str | None = None) -> MigrationSet:
     """A set from its folder; ``name`` defaults to the folder's name."""
     set_name = name or folder.name
+    files = _check_versions_folder(folder, set_name)
     try:
         script = ScriptDirectory(str(folder))
         heads = script.get_heads()
@@ -109,10 +148,20 @@ def load_set_from_path(folder: Path, name: str | None = None) -> MigrationSet:
                 "dbkeeper needs one linear chain, merge or re-parent the branches",
             )
         scripts = list(script.walk_revisions("base", "heads"))
-    except AlembicCommandError as exc:
+    except (AlembicCommandError, RevisionError) as exc:
         raise MigrationError(
             "InvalidMigrationSet", f"migration set {set_name!r} cannot be read: {exc}"
         ) from exc
+    if not scripts:
+        why = (
+            f"its {files} revision file(s) form no chain from base to a head (do their "
+            "down_revision values make a loop?)"
+            if files
+            else f"its {_VERSIONS}/ folder holds no revision files"
+        )
+        raise MigrationError(
+            "InvalidMigrationSet", f"migration set {set_name!r} has no revisions: {why}"
+        )
     revisions: list[Revision] = []
     for item in reversed(scripts):
         down = item.down_revision

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+from dbkeeper.echo import echo
 from dbkeeper.migrate.errors import MigrationError
 from dbkeeper.migrate.sets import MigrationSet
 
-_RELATIVE = re.compile(r"^([+-])(\d+)$")
+# Up to six digits: more is no real step count (and Python refuses very long numbers).
+_RELATIVE = re.compile(r"^([+-])(\d{1,6})$")
 
 
 def _known(migration_set: MigrationSet) -> str:
@@ -28,7 +30,7 @@ def resolve_target(migration_set: MigrationSet, current: str | None, target: str
         if current is not None and current not in migration_set:
             raise MigrationError(
                 "UnknownRevision",
-                f"cannot move {wanted} from revision {current}: it is not in set "
+                f"cannot move {echo(wanted)} from revision {current}: it is not in set "
                 f"{migration_set.name!r}; give an explicit target instead",
             )
         step = int(relative.group(2)) * (1 if relative.group(1) == "+" else -1)
@@ -38,7 +40,7 @@ def resolve_target(migration_set: MigrationSet, current: str | None, target: str
             where = current or "base"
             raise MigrationError(
                 "UnknownRevision",
-                f"target {wanted} from {where} is outside the set {migration_set.name!r}, "
+                f"target {echo(wanted)} from {where} is outside the set {migration_set.name!r}, "
                 f"which has {len(migration_set.revisions)} revisions "
                 f"({here} applied); allowed: {_known(migration_set)}",
             )
@@ -47,6 +49,6 @@ def resolve_target(migration_set: MigrationSet, current: str | None, target: str
         return wanted
     raise MigrationError(
         "UnknownRevision",
-        f"revision {wanted!r} is not in migration set {migration_set.name!r}; "
+        f"revision {echo(wanted)} is not in migration set {migration_set.name!r}; "
         f"allowed: {_known(migration_set)}",
     )

@@ -53,6 +53,7 @@ _REASON_OF_ENGINE: dict[str, Reason] = {
     "BackupFailed": Reason.BACKUP_BEFORE_MIGRATE_FAILED,
     "InvalidMigrationSet": Reason.UNKNOWN_MIGRATION_SET,
     "LintUnavailable": Reason.MIGRATION_FAILED,
+    "Interrupted": Reason.MIGRATION_FAILED,
 }
 
 _EVENT_REASON = {

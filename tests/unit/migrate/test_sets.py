@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,78 @@ def test_a_branched_set_is_refused(tmp_path: Path) -> None:
 
     assert caught.value.reason == "InvalidMigrationSet"
     assert "several heads" in str(caught.value)
+
+
+def _toy_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "sets"
+    shutil.copytree(SETS_ROOT / "toy", target / "toy", ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def _versions_missing(versions: Path) -> None:
+    shutil.rmtree(versions)
+
+
+def _versions_a_file(versions: Path) -> None:
+    shutil.rmtree(versions)
+    versions.write_text("not a folder\n")
+
+
+def _versions_a_link_loop(versions: Path) -> None:
+    shutil.rmtree(versions)
+    versions.symlink_to(versions.name)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_versions_missing, "its versions/ is missing"),
+        (_versions_a_file, "its versions/ is not a folder"),
+        (_versions_a_link_loop, "its versions/ is a symbolic link that leads nowhere"),
+    ],
+)
+def test_a_set_without_a_usable_versions_folder_is_refused_not_empty(
+    tmp_path: Path, damage: Callable[[Path], None], problem: str
+) -> None:
+    root = _toy_copy(tmp_path)
+    damage(root / "toy" / "versions")
+
+    with pytest.raises(MigrationError) as caught:
+        load_set("toy", root)
+
+    assert caught.value.reason == "InvalidMigrationSet"
+    assert problem in caught.value.message
+
+
+def test_a_set_with_no_revision_files_is_refused(tmp_path: Path) -> None:
+    root = _toy_copy(tmp_path)
+    for path in (root / "toy" / "versions").glob("*.py"):
+        path.unlink()
+
+    with pytest.raises(MigrationError) as caught:
+        load_set("toy", root)
+
+    assert "has no revisions: its versions/ folder holds no revision files" in str(caught.value)
+
+
+def test_revisions_whose_down_revisions_make_a_loop_are_refused(tmp_path: Path) -> None:
+    root = _toy_copy(tmp_path)
+    first = next((root / "toy" / "versions").glob("0001_*.py"))
+    first.write_text(
+        first.read_text().replace("down_revision: str | None = None", 'down_revision = "0004"')
+    )
+
+    with pytest.raises(MigrationError) as caught:
+        load_set("toy", root)
+
+    assert caught.value.reason == "InvalidMigrationSet"
+    assert "toy" in caught.value.message
+
+
+def test_a_set_name_longer_than_a_file_name_can_be_is_refused_in_one_short_line() -> None:
+    with pytest.raises(MigrationError) as caught:
+        load_set("a" * 5000, SETS_ROOT)
+
+    assert caught.value.reason == "InvalidMigrationSet"
+    assert "(5000 characters)" in caught.value.message
+    assert len(caught.value.message) < 300

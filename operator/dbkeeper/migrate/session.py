@@ -1,0 +1,90 @@
+"""The settings of the session that migrates: bounded waits, and a server that notices a
+lost client.
+
+``lock_timeout`` and ``statement_timeout`` are set for the whole session, so the
+engine's own bookkeeping (the history table, ``alembic_version``) is bounded like the
+revisions are (each revision sets them again with ``SET LOCAL``).
+
+``client_connection_check_interval`` (PostgreSQL 14+) makes the server check, while a
+statement runs, that the client is still there: a migrator killed with SIGKILL, or whose
+pod was deleted, has its statement cancelled, its transaction rolled back and its locks
+released within that interval, not at the end of a statement that may run for many
+minutes. TCP keepalives do the same for a client whose machine vanished without closing
+the connection.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import psycopg
+import sqlalchemy as sa
+
+from dbkeeper.conninfo import ConnInfo
+
+LOST_CLIENT_CHECK = timedelta(seconds=2)
+# A silent peer is given up after idle + interval * count seconds.
+_KEEPALIVES = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3}
+_CHECK_INTERVAL_SINCE = 140000  # server_version_num of PostgreSQL 14
+# How long a session whose client is gone may take to end before it is terminated.
+_END_WAIT_SECONDS = 5.0
+_END_POLL_SECONDS = 0.05
+
+
+def milliseconds(value: timedelta) -> int:
+    return max(0, round(value.total_seconds() * 1000))
+
+
+def prepare_session(
+    connection: sa.Connection, lock_timeout: timedelta, statement_timeout: timedelta
+) -> None:
+    """Set the session's timeouts and lost-client checks (one short transaction)."""
+    settings: dict[str, int | str] = {
+        "lock_timeout": milliseconds(lock_timeout),
+        "statement_timeout": milliseconds(statement_timeout),
+        **_KEEPALIVES,
+    }
+    with connection.begin():
+        version = connection.exec_driver_sql("SHOW server_version_num").scalar()
+        if int(str(version)) >= _CHECK_INTERVAL_SINCE:
+            settings["client_connection_check_interval"] = milliseconds(LOST_CLIENT_CHECK)
+        for name, value in settings.items():
+            # Names are constants of this module and values integers: nothing to quote.
+            connection.exec_driver_sql(f"SET {name} = {int(value)}")
+
+
+def backend_pid(connection: sa.Connection) -> int:
+    """The server process of this session (to find or end it from elsewhere)."""
+    with connection.begin():
+        return int(str(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()))
+
+
+def end_session(conninfo: ConnInfo, pid: int, wait: float = _END_WAIT_SECONDS) -> bool:
+    """Make sure the server session ``pid`` is gone; True once it is.
+
+    A session whose client went away ends by itself (the server rolls back its
+    transaction and releases its locks); if it is still there after ``wait`` seconds it
+    is terminated, which does the same. False when the database cannot be reached to
+    find out.
+    """
+    try:
+        with psycopg.connect(conninfo.dsn(), autocommit=True) as connection:
+            if _gone(connection, pid, wait):
+                return True
+            connection.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            return _gone(connection, pid, wait)
+    except psycopg.Error:
+        return False
+
+
+def _gone(connection: psycopg.Connection[tuple[object, ...]], pid: int, wait: float) -> bool:
+    deadline = time.monotonic() + wait
+    while True:
+        row = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+        found = row.fetchone()
+        if found is not None and found[0] == 0:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_END_POLL_SECONDS)
