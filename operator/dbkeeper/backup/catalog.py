@@ -3,13 +3,22 @@
 Layout of a destination (a plain directory, which is what a PersistentVolumeClaim is
 inside a pod)::
 
+    <destination>/<id>/.in-progress      written first, removed once the manifest is in
     <destination>/<id>/manifest.json     written last and atomically
     <destination>/<id>/dump/...          pg_dump output (directory format)
     <destination>/.locks/<id>.lock       flock: shared while a restore reads the backup,
                                          exclusive while it is written or pruned
 
-A folder without ``manifest.json`` is an incomplete backup. Locks are advisory
-``flock`` locks, so they are released when the holding process dies.
+Every folder is in one of three states (``scan``):
+
+- complete: ``manifest.json`` reads, and is this backup's;
+- unfinished: no manifest, but the in-progress marker: its writer is at work or died,
+  and pruning may remove it once no writer holds its lock;
+- unreadable: a manifest that is damaged or of another backup, or neither manifest
+  nor marker (a folder from before the marker existed, or damaged by hand). Its dump
+  may be whole, so it is reported with its problem and never removed.
+
+Locks are advisory ``flock`` locks, so they are released when the holding process dies.
 """
 
 from __future__ import annotations
@@ -22,11 +31,19 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from dbkeeper.backup.errors import BackupIncomplete, BackupInUse, BackupNotFound
+from dbkeeper.backup.errors import (
+    BackupIncomplete,
+    BackupInUse,
+    BackupNotFound,
+    BackupUnreadable,
+)
 from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest, ManifestInvalid
 
+IN_PROGRESS_FILE = ".in-progress"
+NO_MANIFEST_NOR_MARKER = "no manifest and no in-progress marker"
 _VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LOCKS_DIR = ".locks"
 
@@ -38,6 +55,23 @@ def check_backup_id(backup_id: str) -> str:
             f"{backup_id!r} is not a backup id: ids are letters, digits, '.', '_' and '-'"
         )
     return backup_id
+
+
+@dataclass(frozen=True)
+class UnreadableBackup:
+    """A folder that may hold a backup but cannot be read as one, and why."""
+
+    id: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class CatalogScan:
+    """Every folder of a destination, by state; ``complete`` is oldest first."""
+
+    complete: list[BackupManifest] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    unreadable: list[UnreadableBackup] = field(default_factory=list)
 
 
 class BackupCatalog:
@@ -58,52 +92,87 @@ class BackupCatalog:
             if entry.is_dir() and not entry.name.startswith(".") and _VALID_ID.match(entry.name)
         )
 
-    def list(self) -> list[BackupManifest]:
-        """Every complete backup, oldest first."""
-        manifests = []
-        for backup_id in self._folder_ids():
-            with contextlib.suppress(BackupIncomplete, BackupNotFound):
-                manifests.append(self.read(backup_id))
-        return sorted(manifests, key=lambda m: (m.created_at, m.id))
-
-    def incomplete(self) -> builtins.list[str]:
-        """Ids of folders without a readable manifest (unfinished or damaged backups)."""
-        found = []
+    def scan(self) -> CatalogScan:
+        """Read every folder once and sort it into complete, unfinished and unreadable."""
+        scan = CatalogScan()
         for backup_id in self._folder_ids():
             try:
-                self.read(backup_id)
+                scan.complete.append(self.read(backup_id))
             except BackupIncomplete:
-                found.append(backup_id)
-        return found
+                scan.unfinished.append(backup_id)
+            except BackupUnreadable as exc:
+                scan.unreadable.append(UnreadableBackup(backup_id, exc.problem))
+            except BackupNotFound:
+                pass  # removed since it was listed
+        scan.complete.sort(key=lambda m: (m.created_at, m.id))
+        return scan
+
+    def list(self) -> builtins.list[BackupManifest]:
+        """Every complete backup, oldest first."""
+        return self.scan().complete
+
+    def incomplete(self) -> builtins.list[str]:
+        """Ids of unfinished backups: marked in progress, without a manifest."""
+        return self.scan().unfinished
+
+    def unreadable(self) -> builtins.list[UnreadableBackup]:
+        """Folders that cannot be read as backups, each with its problem."""
+        return self.scan().unreadable
 
     def newest(self) -> BackupManifest | None:
+        """The newest complete backup; unfinished and unreadable folders do not count."""
         manifests = self.list()
         return manifests[-1] if manifests else None
 
     def read(self, backup_id: str) -> BackupManifest:
+        """The manifest of a complete backup.
+
+        Raises BackupNotFound (no such folder), BackupIncomplete (unfinished: marked in
+        progress, no manifest) or BackupUnreadable (anything else that is not a readable
+        manifest of this backup).
+        """
         folder = self.backup_dir(backup_id)
         if not folder.is_dir():
             raise BackupNotFound(f"no backup {backup_id!r} in {self.destination}")
-        path = folder / MANIFEST_FILE
         try:
-            text = path.read_text()
+            data = (folder / MANIFEST_FILE).read_bytes()
         except FileNotFoundError:
-            raise BackupIncomplete(
-                f"backup {backup_id!r} is incomplete: {MANIFEST_FILE} is missing "
-                "(the backup did not finish)"
+            if (folder / IN_PROGRESS_FILE).exists():
+                raise BackupIncomplete(
+                    f"backup {backup_id!r} is incomplete: {MANIFEST_FILE} is missing "
+                    "(the backup did not finish)"
+                ) from None
+            raise BackupUnreadable(backup_id, _describe_bare_folder(folder)) from None
+        except OSError as exc:
+            raise BackupUnreadable(
+                backup_id, f"{MANIFEST_FILE} cannot be read: {exc.strerror or exc}"
             ) from None
         try:
-            manifest = BackupManifest.from_json(text)
+            manifest = BackupManifest.from_json(data)
         except ManifestInvalid as exc:
-            raise BackupIncomplete(f"backup {backup_id!r} has a damaged manifest: {exc}") from None
+            raise BackupUnreadable(backup_id, f"damaged manifest: {exc}") from None
         if manifest.id != backup_id:
-            raise BackupIncomplete(
-                f"backup {backup_id!r} has the manifest of another backup ({manifest.id!r})"
+            raise BackupUnreadable(
+                backup_id, f"the manifest is that of another backup ({manifest.id!r})"
             )
         return manifest
 
+    def start(self, backup_id: str) -> Path:
+        """Create the folder of a new backup, marked in progress before anything else."""
+        folder = self.backup_dir(backup_id)
+        folder.mkdir()
+        try:
+            (folder / IN_PROGRESS_FILE).touch()
+        except BaseException:
+            folder.rmdir()
+            raise
+        return folder
+
     def write(self, manifest: BackupManifest) -> None:
-        """Write the manifest atomically: readers see the old one or the new one, whole."""
+        """Write the manifest atomically: readers see the old one or the new one, whole.
+
+        A folder with a manifest is complete, so the in-progress marker goes after it.
+        """
         folder = self.backup_dir(manifest.id)
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".manifest.", suffix=".tmp")
@@ -116,12 +185,16 @@ class BackupCatalog:
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
+        (folder / IN_PROGRESS_FILE).unlink(missing_ok=True)
         _fsync_dir(folder)
 
     def remove(self, backup_id: str) -> None:
-        """Delete a backup's folder; the manifest goes first so a half-deleted backup
-        reads as incomplete, never as complete."""
+        """Delete a backup's folder. It is marked in progress and its manifest goes
+        first, so a half-deleted backup reads as unfinished (and the next prune finishes
+        the job), never as complete or unreadable."""
         folder = self.backup_dir(backup_id)
+        with contextlib.suppress(FileNotFoundError):
+            (folder / IN_PROGRESS_FILE).touch()
         (folder / MANIFEST_FILE).unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -163,6 +236,11 @@ class BackupCatalog:
         (self.destination / _LOCKS_DIR / f"{check_backup_id(backup_id)}.lock").unlink(
             missing_ok=True
         )
+
+
+def _describe_bare_folder(folder: Path) -> str:
+    files = sum(1 for path in folder.rglob("*") if path.is_file())
+    return f"{NO_MANIFEST_NOR_MARKER} (the folder holds {files} file(s))"
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -78,8 +78,9 @@ def create_backup(
 ) -> BackupManifest:
     """Dump the database of ``conninfo`` into a new folder of ``destination``.
 
-    Returns the manifest, written last; on any failure the partial folder is removed and
-    BackupFailed says why.
+    The folder is marked in progress before anything is written into it, and the mark
+    goes once the manifest is written, last. Returns the manifest; on any failure the
+    partial folder is removed and BackupFailed says why.
     """
     if jobs < 1:
         raise BackupFailed(f"jobs must be at least 1, got {jobs}")
@@ -98,7 +99,9 @@ def create_backup(
         with catalog.writing(backup_id):
             folder = catalog.backup_dir(backup_id)
             try:
-                folder.mkdir()
+                # Marked in progress first: if this process dies, pruning can tell the
+                # folder from a finished backup whose manifest was damaged.
+                catalog.start(backup_id)
             except OSError as exc:
                 raise BackupFailed(
                     f"cannot write to the backup destination {destination}: {exc.strerror or exc}"

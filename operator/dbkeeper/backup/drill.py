@@ -7,6 +7,17 @@ function (zero rows means the chain is intact). The outcome, the time and the du
 are written into the manifest, the scratch database is dropped, and the result is
 returned. A failed drill is recorded and reported like a passed one: it is never
 swallowed.
+
+A drill judges the backup only on what the backup can be blamed for: its files failing
+their checksums, pg_restore failing on the dump's content, or the restored data not
+matching the manifest (revision, row counts, audit chain). A drill stopped by its
+surroundings (server unreachable, login refused, a privilege or resource missing, the
+server shutting down; see ``environment_faults``) is an error of the drill: the verdict
+of the last completed drill stays as it was, the error goes into ``drill_error`` and
+``drill_error_at``, and DrillNotRun is raised. Retention protects the newest backup whose
+last completed drill passed, so a broken drill environment cannot cost that protection.
+The drill holds the backup for reading throughout, so pruning cannot remove it between
+the drill's restore and the recording of its outcome.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ import contextlib
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
@@ -23,11 +34,16 @@ from psycopg import sql
 from dbkeeper.backup import database_facts
 from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.create import Clock, utc_now
+from dbkeeper.backup.environment_faults import is_environment_error
 from dbkeeper.backup.errors import (
+    BackupFailedChecks,
     BackupIncomplete,
     BackupNotFound,
+    BackupUnreadable,
+    DrillNotRun,
     RestoreFailed,
     RestoreRefused,
+    RestoreUnavailable,
 )
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.restore import restore_backup
@@ -66,26 +82,41 @@ def verify_backup(
     clock: Clock = utc_now,
     jobs: int = 2,
 ) -> DrillResult:
-    """Run a restore drill of ``backup_id`` (or the newest backup) and record the outcome."""
+    """Run a restore drill of ``backup_id`` (or the newest backup) and record the outcome.
+
+    Returns the result of a drill that ran to its end, passed or failed. Raises
+    DrillNotRun, after recording the error, when the drill's surroundings stopped it.
+    """
     if backup_id is None:
         newest = catalog.newest()
         if newest is None:
             raise BackupNotFound(f"no complete backup in {catalog.destination} to verify")
         backup_id = newest.id
+    with catalog.reading(backup_id):
+        return _drill(catalog, backup_id, admin_conninfo, clock, jobs)
+
+
+def _drill(
+    catalog: BackupCatalog, backup_id: str, admin: ConnInfo, clock: Clock, jobs: int
+) -> DrillResult:
     started = time.monotonic()
     manifest: BackupManifest | None
     try:
         manifest = catalog.read(backup_id)
-    except BackupIncomplete:
-        manifest = None
+    except (BackupIncomplete, BackupUnreadable):
+        manifest = None  # the restore refuses it, and there is nothing to record into
     scratch = f"dbkeeper_drill_{secrets.token_hex(6)}"
     checks: list[DrillCheck] = []
     try:
-        restored = _restore_check(catalog, backup_id, admin_conninfo, scratch, jobs, checks)
-        if restored and manifest is not None:
-            _content_checks(admin_conninfo.with_database(scratch), manifest, checks)
-    finally:
-        _drop_scratch(admin_conninfo, scratch)
+        try:
+            restored = _restore_check(catalog, backup_id, admin, scratch, jobs, checks)
+            if restored and manifest is not None:
+                _content_checks(admin.with_database(scratch), manifest, checks)
+        finally:
+            _drop_scratch(admin, scratch)
+    except (RestoreUnavailable, RestoreRefused) as exc:
+        # Not the backup's fault (its own failures became checks in _restore_check).
+        raise _not_run(catalog, backup_id, manifest, str(exc), clock()) from None
     passed = all(check.passed is not False for check in checks)
     result = DrillResult(
         backup_id=backup_id,
@@ -103,10 +134,41 @@ def verify_backup(
                     "verify_duration_s": result.duration_s,
                     "verify_result": "passed" if passed else "failed",
                     "verify_message": result.message,
+                    "drill_error": None,
+                    "drill_error_at": None,
                 }
             )
         )
     return result
+
+
+def _not_run(
+    catalog: BackupCatalog,
+    backup_id: str,
+    manifest: BackupManifest | None,
+    reason: str,
+    at: datetime,
+) -> DrillNotRun:
+    """Record a drill error in the manifest, leaving the verdict alone, and describe it."""
+    if manifest is not None:
+        catalog.write(manifest.model_copy(update={"drill_error": reason, "drill_error_at": at}))
+    return DrillNotRun(
+        f"restore drill of backup {backup_id!r} could not run: {reason}; "
+        f"the backup's own verdict is unchanged ({verdict_of(manifest)})",
+        backup_id=backup_id,
+        reason=reason,
+        at=at,
+        recorded=manifest is not None,
+    )
+
+
+def verdict_of(manifest: BackupManifest | None) -> str:
+    """The verdict of the last completed drill, in words: ``passed at 2026-11-02 04:00 UTC``."""
+    if manifest is None:
+        return "its manifest cannot be read"
+    if manifest.verify_result is None or manifest.verified_at is None:
+        return "never verified by a completed drill"
+    return f"{manifest.verify_result} at {manifest.verified_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _restore_check(
@@ -117,9 +179,11 @@ def _restore_check(
     jobs: int,
     checks: list[DrillCheck],
 ) -> bool:
+    """Restore into the scratch database; the backup's own failures become a failed
+    check, the others (RestoreUnavailable, a refused target) propagate."""
     try:
         restore = restore_backup(catalog, backup_id, admin, target_database=scratch, jobs=jobs)
-    except (RestoreRefused, RestoreFailed) as exc:
+    except (BackupFailedChecks, RestoreFailed) as exc:
         checks.append(DrillCheck("restore", False, str(exc)))
         return False
     checks.append(DrillCheck("restore", True, f"restored in {restore.duration_s:.1f} s"))
@@ -140,7 +204,12 @@ def _content_checks(scratch: ConnInfo, manifest: BackupManifest, checks: list[Dr
             checks.append(_row_count_check(database_facts.row_counts(conn), manifest))
             checks.append(_audit_chain_check(conn))
     except psycopg.Error as exc:
-        checks.append(DrillCheck("inspect", False, redact(str(exc).strip())))
+        detail = redact("; ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
+        if is_environment_error(exc):
+            raise RestoreUnavailable(
+                f"cannot inspect the restored copy in {scratch.describe()}: {detail}"
+            ) from None
+        checks.append(DrillCheck("inspect", False, detail))
 
 
 def _row_count_check(restored: dict[str, int], manifest: BackupManifest) -> DrillCheck:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class BackupError(Exception):
     """Base of every backup-layer failure; the message never carries a password."""
@@ -20,13 +22,52 @@ class BackupInUse(BackupError):
 
 
 class RestoreRefused(BackupError):
-    """The backup failed its checks (incomplete, missing or corrupted files), or the
-    target is not acceptable; nothing was changed."""
+    """The restore did not start, and nothing was changed: the target is not acceptable
+    (it exists, or its name is not usable), or, as BackupFailedChecks, the backup is not."""
+
+
+class BackupFailedChecks(RestoreRefused):
+    """The backup itself is not restorable as it is: its manifest cannot be read, or a
+    file is missing, corrupted or not listed. The backup's fault; nothing was changed."""
 
 
 class RestoreFailed(BackupError):
-    """The checks passed but pg_restore failed; the partial target was dropped."""
+    """The checks passed but pg_restore failed on the dump's content; the partial target
+    was dropped. The backup's fault."""
+
+
+class RestoreUnavailable(BackupError):
+    """The restore could not run because of its surroundings, not of the backup: the
+    server could not be reached or refused the login, a permission or a resource was
+    missing, the server shut down, or a client tool is missing. The backup was not
+    judged; a partial target was dropped."""
 
 
 class BackupIncomplete(BackupError):
-    """The backup's folder has no readable manifest: it never finished, or was damaged."""
+    """The backup never finished: its folder is marked in progress and has no manifest."""
+
+
+class BackupUnreadable(BackupError):
+    """The backup's folder cannot be read as a backup, yet may hold one: its manifest is
+    damaged or of another backup, or it has neither a manifest nor an in-progress marker.
+    Such a folder is reported and kept, never removed."""
+
+    def __init__(self, backup_id: str, problem: str) -> None:
+        super().__init__(f"backup {backup_id!r} cannot be read: {problem}")
+        self.backup_id = backup_id
+        self.problem = problem
+
+
+class DrillNotRun(BackupError):
+    """A restore drill could not run to its end because of its surroundings (see
+    RestoreUnavailable); the backup's own verdict is unchanged. ``recorded`` says whether
+    the error was written into the manifest's ``drill_error`` fields."""
+
+    def __init__(
+        self, message: str, *, backup_id: str, reason: str, at: datetime, recorded: bool
+    ) -> None:
+        super().__init__(message)
+        self.backup_id = backup_id
+        self.reason = reason
+        self.at = at
+        self.recorded = recorded

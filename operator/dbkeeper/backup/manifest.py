@@ -4,6 +4,13 @@ It is stored as ``manifest.json`` in the backup's folder and written last, so a 
 without one is a backup that never finished. ``files`` maps every file of the dump
 (path relative to the backup folder) to its sha256; ``row_counts`` is the exact row
 count of every user table, taken in the same snapshot as the dump.
+
+``verified_at``, ``verify_duration_s``, ``verify_result`` and ``verify_message`` are the
+verdict of the last restore drill that ran to its end. A drill that could not run (the
+server, the login, a permission…) leaves them alone and sets ``drill_error`` and
+``drill_error_at`` instead; the next completed drill clears those again. The two are
+written only when set, so a manifest without a drill error is byte for byte what
+dbkeeper versions before them wrote and read (they reject unknown fields).
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ MANIFEST_VERSION = 1
 
 DumpFormat = Literal["directory", "custom"]
 VerifyResult = Literal["passed", "failed"]
+
+
+_WRITTEN_ONLY_WHEN_SET = ("drill_error", "drill_error_at")
 
 
 class ManifestInvalid(ValueError):
@@ -47,17 +57,24 @@ class BackupManifest(BaseModel):
     verify_duration_s: float | None = None
     verify_result: VerifyResult | None = None
     verify_message: str | None = None
+    drill_error: str | None = None
+    drill_error_at: datetime | None = None
 
     @property
     def is_verified(self) -> bool:
-        """True when the last restore drill of this backup passed."""
+        """True when the last completed restore drill of this backup passed (a later
+        drill that could not run changes nothing)."""
         return self.verify_result == "passed"
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        data = self.model_dump(mode="json")
+        for name in _WRITTEN_ONLY_WHEN_SET:
+            if data[name] is None:
+                del data[name]
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> BackupManifest:
+    def from_json(cls, text: str | bytes) -> BackupManifest:
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:

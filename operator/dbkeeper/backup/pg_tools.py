@@ -1,7 +1,9 @@
 """Running pg_dump and pg_restore: where they are, and how they get the password.
 
 The password goes to the tools through ``PGPASSWORD`` in their environment, never on
-the command line, where other users of the machine could read it.
+the command line, where other users of the machine could read it. The tools run with
+``LC_MESSAGES=C`` so that libpq's messages are English, which is what
+``dbkeeper.backup.environment_faults`` recognises.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from dbkeeper.conninfo import ConnInfo, redact
 
 
 class ToolFailed(Exception):
-    """A PostgreSQL client tool exited non-zero; the message is already redacted."""
+    """A PostgreSQL client tool exited non-zero; the message is already redacted.
+
+    ``output`` is the tool's whole error output (redacted), for telling causes apart;
+    the message keeps only its last lines.
+    """
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
 
 
 def pg_tool(name: str) -> str:
@@ -39,6 +49,8 @@ def pg_tool(name: str) -> str:
 def tool_dsn_and_env(conninfo: ConnInfo) -> tuple[str, dict[str, str]]:
     """A connection string without the password, and an environment that carries it."""
     env = dict(os.environ)
+    env.pop("LC_ALL", None)  # it would override LC_MESSAGES
+    env["LC_MESSAGES"] = "C"
     if conninfo.password is not None:
         env["PGPASSWORD"] = conninfo.password
     return replace(conninfo, password=None).dsn(), env
@@ -60,6 +72,7 @@ def run_tool(args: list[str], conninfo: ConnInfo, timeout: float | None = None) 
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"{name} did not finish within {timeout:.0f} s") from None
     if result.returncode != 0:
-        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-        detail = "; ".join(lines[-3:]) or f"exit code {result.returncode}"
-        raise ToolFailed(redact(f"{name} failed: {detail}"))
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if " error: " in line] or lines
+        detail = "; ".join(errors[-3:]) or f"exit code {result.returncode}"
+        raise ToolFailed(redact(f"{name} failed: {detail}"), redact("\n".join(lines)))

@@ -2,7 +2,12 @@
 
 Before anything is created or changed, the backup must have its manifest, every file
 the manifest lists with the recorded sha256, and no file it does not list. A backup
-that fails these checks raises RestoreRefused and the target is not touched.
+that fails these checks raises BackupFailedChecks and the target is not touched.
+
+Who is to blame is part of every failure: BackupFailedChecks and RestoreFailed (pg_restore
+failed on the dump's content) are the backup's; RestoreUnavailable (the server, the
+login, a privilege, a resource, a missing tool; see ``environment_faults``) and a plain
+RestoreRefused (the target is not acceptable) are not. Restore drills rely on this.
 
 Into a new database (the default): the database is created from ``template0`` and
 pg_restore fills it; if pg_restore fails the new database is dropped again.
@@ -29,7 +34,15 @@ from psycopg import sql
 
 from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.create import DUMP_DIR, DUMP_FILE, file_checksums, sha256_of
-from dbkeeper.backup.errors import BackupIncomplete, RestoreFailed, RestoreRefused
+from dbkeeper.backup.environment_faults import is_environment_error, is_environment_tool_output
+from dbkeeper.backup.errors import (
+    BackupFailedChecks,
+    BackupIncomplete,
+    BackupUnreadable,
+    RestoreFailed,
+    RestoreRefused,
+    RestoreUnavailable,
+)
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool
 from dbkeeper.conninfo import ConnInfo, redact
@@ -84,13 +97,19 @@ def restore_backup(
     with catalog.reading(backup_id):
         try:
             manifest = catalog.read(backup_id)
-        except BackupIncomplete as exc:
-            raise RestoreRefused(f"{exc}; nothing was restored") from None
-        problems = check_backup_files(catalog.backup_dir(backup_id), manifest)
+        except (BackupIncomplete, BackupUnreadable) as exc:
+            raise BackupFailedChecks(f"{exc}; nothing was restored") from None
+        try:
+            problems = check_backup_files(catalog.backup_dir(backup_id), manifest)
+        except OSError as exc:
+            raise RestoreUnavailable(
+                f"the files of backup {backup_id!r} cannot be read, nothing was restored: "
+                f"{exc.filename}: {exc.strerror or exc}"
+            ) from None
         if problems:
             shown = "; ".join(problems[:5])
             more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-            raise RestoreRefused(
+            raise BackupFailedChecks(
                 f"backup {backup_id!r} failed its checks, nothing was restored: {shown}{more}"
             )
         target = target_database or (
@@ -129,9 +148,42 @@ def _connect(conninfo: ConnInfo) -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(conninfo.dsn(), autocommit=True)
     except psycopg.Error as exc:
-        raise RestoreRefused(
-            redact(f"cannot connect to {conninfo.describe()}: {str(exc).strip()}")
+        raise RestoreUnavailable(
+            f"cannot connect to {conninfo.describe()}: {_one_line(exc)}"
         ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return redact("; ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
+
+
+def _cannot_create(what: str, exc: psycopg.Error) -> Exception:
+    message = f"cannot create {what}, nothing was restored: {_one_line(exc)}"
+    return RestoreUnavailable(message) if is_environment_error(exc) else RestoreRefused(message)
+
+
+def _restore_tool() -> str:
+    try:
+        return pg_tool("pg_restore")
+    except ToolFailed as exc:
+        raise RestoreUnavailable(f"{exc}; nothing was restored") from None
+
+
+def _restore_failure(exc: ToolFailed, message: str) -> Exception:
+    """RestoreUnavailable when pg_restore was stopped by its surroundings, RestoreFailed
+    when it failed on the dump's content."""
+    if is_environment_tool_output(exc.output):
+        return RestoreUnavailable(message)
+    return RestoreFailed(message)
+
+
+def _drop_after_failure(conn: psycopg.Connection[tuple[object, ...]], name: str) -> str:
+    """Drop a database a failed restore created; say whether that worked."""
+    try:
+        _drop_database(conn, name)
+    except psycopg.Error as exc:
+        return f"database {name!r} could not be dropped ({_one_line(exc)}): drop it by hand"
+    return f"database {name!r} was dropped"
 
 
 def _database_owner(conn: psycopg.Connection[tuple[object, ...]], name: str) -> str | None:
@@ -159,18 +211,22 @@ def _drop_database(conn: psycopg.Connection[tuple[object, ...]], name: str) -> N
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _pg_restore(dump_path: Path, conninfo: ConnInfo, jobs: int) -> None:
-    run_tool(
-        [pg_tool("pg_restore"), f"--jobs={max(1, jobs)}", "--exit-on-error", str(dump_path)],
-        conninfo,
-    )
+def _pg_restore(tool: str, dump_path: Path, conninfo: ConnInfo, jobs: int) -> None:
+    run_tool([tool, f"--jobs={max(1, jobs)}", "--exit-on-error", str(dump_path)], conninfo)
 
 
 def _restore_new(
     manifest: BackupManifest, dump_path: Path, admin: ConnInfo, target: str, jobs: int
 ) -> None:
+    tool = _restore_tool()
     with _connect(_maintenance(admin, target)) as conn:
-        if _database_owner(conn, target) is not None:
+        try:
+            exists = _database_owner(conn, target) is not None
+        except psycopg.Error as exc:
+            raise RestoreUnavailable(
+                f"cannot look up database {target!r}, nothing was restored: {_one_line(exc)}"
+            ) from None
+        if exists:
             raise RestoreRefused(
                 f"database {target!r} already exists; nothing was restored: choose another "
                 "target database, or restore in place explicitly"
@@ -178,19 +234,16 @@ def _restore_new(
         try:
             _create_database(conn, target, manifest)
         except psycopg.Error as exc:
-            raise RestoreRefused(
-                redact(f"cannot create database {target!r}: {str(exc).strip()}")
-            ) from None
+            raise _cannot_create(f"database {target!r}", exc) from None
         try:
-            _pg_restore(dump_path, admin.with_database(target), jobs)
+            _pg_restore(tool, dump_path, admin.with_database(target), jobs)
         except ToolFailed as exc:
-            _drop_database(conn, target)
-            raise RestoreFailed(
-                f"restore of backup {manifest.id!r} into {target!r} failed and the new "
-                f"database was dropped: {exc}"
+            dropped = _drop_after_failure(conn, target)
+            raise _restore_failure(
+                exc, f"restore of backup {manifest.id!r} into {target!r} failed, {dropped}: {exc}"
             ) from None
         except BaseException:
-            _drop_database(conn, target)
+            _drop_after_failure(conn, target)
             raise
 
 
@@ -200,8 +253,14 @@ def _restore_in_place(
     suffix = secrets.token_hex(4)
     staging = f"{target[:40]}_dbk_restore_{suffix}"
     retired = f"{target[:40]}_dbk_old_{suffix}"
+    tool = _restore_tool()
     with _connect(_maintenance(admin, target, staging, retired)) as conn:
-        owner = _database_owner(conn, target)
+        try:
+            owner = _database_owner(conn, target)
+        except psycopg.Error as exc:
+            raise RestoreUnavailable(
+                f"cannot look up database {target!r}, nothing was restored: {_one_line(exc)}"
+            ) from None
         if owner is None:
             raise RestoreRefused(
                 f"database {target!r} does not exist, so it cannot be restored in place; "
@@ -210,19 +269,23 @@ def _restore_in_place(
         try:
             _create_database(conn, staging, manifest, owner)
         except psycopg.Error as exc:
-            raise RestoreRefused(
-                redact(f"cannot create the staging database {staging!r}: {str(exc).strip()}")
-            ) from None
+            raise _cannot_create(f"the staging database {staging!r}", exc) from None
         try:
-            _pg_restore(dump_path, admin.with_database(staging), jobs)
+            _pg_restore(tool, dump_path, admin.with_database(staging), jobs)
             _swap(conn, target, staging, retired)
         except ToolFailed as exc:
-            _drop_database(conn, staging)
-            raise RestoreFailed(
-                f"restore of backup {manifest.id!r} failed; {target!r} was not changed: {exc}"
+            _drop_after_failure(conn, staging)
+            raise _restore_failure(
+                exc, f"restore of backup {manifest.id!r} failed; {target!r} was not changed: {exc}"
+            ) from None
+        except psycopg.Error as exc:
+            _drop_after_failure(conn, staging)
+            raise RestoreUnavailable(
+                f"database {target!r} could not be swapped with the restored copy; it was "
+                f"not changed: {_one_line(exc)}"
             ) from None
         except BaseException:
-            _drop_database(conn, staging)
+            _drop_after_failure(conn, staging)
             raise
         _drop_database(conn, retired)
 
@@ -253,7 +316,7 @@ def _swap(
         except pg_errors.ObjectInUse:
             # A client reconnected between the terminate and the rename; try again.
             time.sleep(0.2 * (attempt + 1))
-    raise RestoreFailed(
+    raise RestoreUnavailable(
         f"database {target!r} kept getting new connections, so it could not be replaced; "
         "it was not changed"
     )

@@ -3,21 +3,27 @@
 Rules (``select_for_pruning``): ``keep_last`` and ``max_age`` are each a limit on what
 is kept; a backup goes when it is not among the ``keep_last`` newest, or when it is
 older than ``max_age``. Two backups always stay whatever the limits say: the newest
-backup, and the newest backup whose restore drill passed (so there is always one backup
-known to restore). ``prune`` also skips every backup a restore is reading (it holds the
-backup's lock), and removes the folders of backups that never finished, unless their
-writer still holds them.
+backup, and the newest backup whose last completed restore drill passed (so there is
+always one backup known to restore; a later drill that could not run does not change
+that). ``prune`` also skips every backup a restore or a drill is reading (it holds the
+backup's lock), and removes the folders of backups that never finished (marked in
+progress, no manifest), unless their writer still holds them. A folder it cannot read
+as a backup (see ``catalog``) is never removed: it is reported, with its problem.
+
+Each removal is decided again under the backup's exclusive lock, on a fresh reading
+of the catalog: a drill that passed, or a writer that finished, since the first
+reading changes the decision.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dbkeeper.backup.catalog import BackupCatalog
-from dbkeeper.backup.errors import BackupInUse
+from dbkeeper.backup.catalog import BackupCatalog, UnreadableBackup
+from dbkeeper.backup.errors import BackupError, BackupIncomplete, BackupInUse
 from dbkeeper.backup.manifest import BackupManifest
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -69,6 +75,7 @@ class PruneResult:
     removed: list[str] = field(default_factory=list)
     skipped_in_use: list[str] = field(default_factory=list)
     removed_incomplete: list[str] = field(default_factory=list)
+    kept_unreadable: list[UnreadableBackup] = field(default_factory=list)
 
 
 def prune(
@@ -79,23 +86,50 @@ def prune(
     now: datetime,
     remove_incomplete: bool = True,
 ) -> PruneResult:
-    """Remove what ``select_for_pruning`` selects, skipping backups in use."""
-    result = PruneResult()
-    for backup_id in select_for_pruning(catalog.list(), keep_last, max_age, now):
-        _remove_unless_held(catalog, backup_id, result.removed, result.skipped_in_use)
+    """Remove what ``select_for_pruning`` selects and unfinished folders, skipping
+    backups in use; report, and keep, the folders that cannot be read."""
+    scan = catalog.scan()
+    result = PruneResult(kept_unreadable=list(scan.unreadable))
+
+    def still_selected(backup_id: str) -> bool:
+        return backup_id in select_for_pruning(catalog.list(), keep_last, max_age, now)
+
+    for backup_id in select_for_pruning(scan.complete, keep_last, max_age, now):
+        _remove_if(catalog, backup_id, still_selected, result.removed, result.skipped_in_use)
     if remove_incomplete:
-        for backup_id in catalog.incomplete():
-            _remove_unless_held(
-                catalog, backup_id, result.removed_incomplete, result.skipped_in_use
+        for backup_id in scan.unfinished:
+            _remove_if(
+                catalog,
+                backup_id,
+                lambda b: _still_unfinished(catalog, b),
+                result.removed_incomplete,
+                result.skipped_in_use,
             )
     return result
 
 
-def _remove_unless_held(
-    catalog: BackupCatalog, backup_id: str, removed: list[str], in_use: list[str]
+def _still_unfinished(catalog: BackupCatalog, backup_id: str) -> bool:
+    try:
+        catalog.read(backup_id)
+    except BackupIncomplete:
+        return True
+    except BackupError:
+        return False
+    return False
+
+
+def _remove_if(
+    catalog: BackupCatalog,
+    backup_id: str,
+    still_due: Callable[[str], bool],
+    removed: list[str],
+    in_use: list[str],
 ) -> None:
+    """Remove the backup if, once its exclusive lock is held, it is still due."""
     try:
         with catalog.writing(backup_id):
+            if not still_due(backup_id):
+                return
             catalog.remove(backup_id)
             catalog.forget_lock(backup_id)
     except BackupInUse:

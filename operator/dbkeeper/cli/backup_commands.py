@@ -1,21 +1,25 @@
 """``dbkeeper backup create | list | restore | verify | prune``.
 
 The destination is a directory (``--destination`` or ``$DBKEEPER_BACKUP_DIR``); in a
-pod it is the mounted PersistentVolumeClaim.
+pod it is the mounted PersistentVolumeClaim. ``list`` and ``prune`` name every folder
+that cannot be read as a backup, with its problem; such folders are never removed.
+``verify`` exits 1 both when the drill failed (the backup's verdict is now ``failed``)
+and when it could not run (one line says why; the backup's verdict is unchanged).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dbkeeper.backup.catalog import BackupCatalog
+from dbkeeper.backup.catalog import BackupCatalog, UnreadableBackup
 from dbkeeper.backup.create import create_backup
 from dbkeeper.backup.drill import DrillResult, verify_backup
-from dbkeeper.backup.errors import BackupError
+from dbkeeper.backup.errors import BackupError, DrillNotRun
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.restore import restore_backup
 from dbkeeper.backup.retention import PruneResult, parse_max_age, prune
@@ -129,11 +133,16 @@ def _manifest_json(manifest: BackupManifest) -> dict[str, Any]:
     return data
 
 
+def _unreadable_json(unreadable: list[UnreadableBackup]) -> list[dict[str, str]]:
+    return [{"id": u.id, "problem": u.problem} for u in unreadable]
+
+
 def _prune_json(result: PruneResult) -> dict[str, Any]:
     return {
         "removed": result.removed,
         "removed_incomplete": result.removed_incomplete,
         "skipped_in_use": result.skipped_in_use,
+        "kept_unreadable": _unreadable_json(result.kept_unreadable),
     }
 
 
@@ -143,9 +152,13 @@ def _prune_text(result: PruneResult) -> str:
         + (f": {', '.join(result.removed)}" if result.removed else "")
     ]
     if result.removed_incomplete:
-        lines.append(f"removed incomplete: {', '.join(result.removed_incomplete)}")
+        lines.append(f"removed unfinished: {', '.join(result.removed_incomplete)}")
     if result.skipped_in_use:
         lines.append(f"skipped (in use): {', '.join(result.skipped_in_use)}")
+    lines += [
+        f"kept unreadable {u.id}: {u.problem}; not removed, check it by hand"
+        for u in result.kept_unreadable
+    ]
     return "\n".join(lines)
 
 
@@ -182,31 +195,46 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     catalog = BackupCatalog(_destination(args))
-    manifests = catalog.list()
-    incomplete = catalog.incomplete()
+    scan = catalog.scan()
     if args.output == "json":
         emit(
-            args, {"backups": [_manifest_json(m) for m in manifests], "incomplete": incomplete}, ""
+            args,
+            {
+                "backups": [_manifest_json(m) for m in scan.complete],
+                "incomplete": scan.unfinished,
+                "unreadable": _unreadable_json(scan.unreadable),
+            },
+            "",
         )
         return 0
-    if not manifests and not incomplete:
+    if not scan.complete and not scan.unfinished and not scan.unreadable:
         print(f"no backups in {catalog.destination}")
         return 0
     header = f"{'ID':<24} {'DATABASE':<20} {'REVISION':<14} {'SIZE':>10} {'FINISHED':<20} VERIFIED"
     rows = [header]
-    for m in reversed(manifests):
-        verified = (
-            f"{m.verify_result} {m.verified_at:%Y-%m-%d %H:%M}"
-            if m.verified_at and m.verify_result
-            else "never"
-        )
+    for m in reversed(scan.complete):
         rows.append(
             f"{m.id:<24} {m.database[:20]:<20} {(m.schema_revision or '-')[:14]:<14} "
-            f"{_size(m.size_bytes):>10} {m.finished_at:%Y-%m-%d %H:%M:%S}  {verified}"
+            f"{_size(m.size_bytes):>10} {m.finished_at:%Y-%m-%d %H:%M:%S}  {_verified_text(m)}"
         )
-    rows += [f"{backup_id:<24} (incomplete: no manifest)" for backup_id in incomplete]
+    rows += [
+        f"{backup_id:<24} (unfinished: marked in progress, no manifest)"
+        for backup_id in scan.unfinished
+    ]
+    rows += [f"{u.id:<24} (unreadable, kept: {u.problem})" for u in scan.unreadable]
     print("\n".join(rows))
     return 0
+
+
+def _verified_text(m: BackupManifest) -> str:
+    verdict = (
+        f"{m.verify_result} {m.verified_at:%Y-%m-%d %H:%M}"
+        if m.verified_at and m.verify_result
+        else "never"
+    )
+    if m.drill_error_at is not None:
+        verdict += f" (drill could not run {m.drill_error_at:%Y-%m-%d %H:%M})"
+    return verdict
 
 
 def _resolve_id(catalog: BackupCatalog, backup_id: str | None) -> str | None:
@@ -253,6 +281,7 @@ def _restore(args: argparse.Namespace) -> int:
 def _drill_json(result: DrillResult) -> dict[str, Any]:
     return {
         "backup_id": result.backup_id,
+        "outcome": "passed" if result.passed else "failed",
         "passed": result.passed,
         "verified_at": result.verified_at.isoformat(),
         "duration_s": result.duration_s,
@@ -262,12 +291,34 @@ def _drill_json(result: DrillResult) -> dict[str, Any]:
     }
 
 
+def _drill_error_json(catalog: BackupCatalog, exc: DrillNotRun) -> dict[str, Any]:
+    manifest = None
+    with contextlib.suppress(BackupError):
+        manifest = catalog.read(exc.backup_id)
+    return {
+        "backup_id": exc.backup_id,
+        "outcome": "error",
+        "passed": None,
+        "error": exc.reason,
+        "error_at": exc.at.isoformat(),
+        "recorded": exc.recorded,
+        "verify_result": manifest.verify_result if manifest else None,
+        "verified_at": manifest.verified_at.isoformat()
+        if manifest and manifest.verified_at
+        else None,
+    }
+
+
 def _verify(args: argparse.Namespace) -> int:
     conninfo = connection_from_args(args)
     catalog = BackupCatalog(_destination(args))
     jobs = _check_jobs(args)
     try:
         result = verify_backup(catalog, _resolve_id(catalog, args.backup_id), conninfo, jobs=jobs)
+    except DrillNotRun as exc:
+        if args.output == "json":
+            emit(args, _drill_error_json(catalog, exc), "")
+        raise CommandError(str(exc)) from None
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     marks = {True: "ok", False: "FAILED", None: "skipped"}

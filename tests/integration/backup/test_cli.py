@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,76 @@ def test_bad_arguments_are_rejected_with_what_is_allowed(destination: Path) -> N
 
     assert result.returncode == 2
     assert "s, m, h, d or w" in result.stderr
+
+
+def test_a_drill_that_cannot_log_in_does_not_cost_the_verified_backup_its_protection(
+    populated: ConnInfo, destination: Path, admin: ConnInfo
+) -> None:
+    wrong_password = "wrong-password-9e2d"
+    a = _json(["create"], populated, destination)["id"]
+    assert _json(["verify", a], admin, destination)["passed"] is True
+    b = _json(["create"], populated, destination)["id"]
+
+    drill = _run(["verify", a], replace(admin, password=wrong_password), destination)
+    pruned = _json(["prune", "--keep-last", "1"], None, destination)
+
+    assert pruned["removed"] == []
+    listed = _json(["list"], None, destination)
+    assert {m["id"]: m["verify_result"] for m in listed["backups"]} == {a: "passed", b: None}
+    assert "password authentication failed" in listed["backups"][0]["drill_error"]
+    assert drill.returncode == 1
+    (line,) = drill.stderr.strip().splitlines()
+    assert f"restore drill of backup {a!r} could not run" in line
+    assert "password authentication failed" in line
+    assert "the backup's own verdict is unchanged (passed at" in line
+    assert wrong_password not in drill.stderr + drill.stdout
+    assert admin.password is not None
+    assert admin.password not in drill.stderr + drill.stdout
+
+
+def test_verify_reports_a_drill_that_could_not_run_as_json_too(
+    populated: ConnInfo, destination: Path, admin: ConnInfo
+) -> None:
+    backup_id = create_backup(populated, destination).id
+
+    result = _run(["verify", "-o", "json"], replace(admin, password="wrong-3a1f"), destination)
+
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["backup_id"] == backup_id
+    assert report["outcome"] == "error"
+    assert report["recorded"] is True
+    assert report["verify_result"] is None
+    assert "password authentication failed" in report["error"]
+
+
+def test_list_and_prune_show_unreadable_backups_and_prune_keeps_them(
+    populated: ConnInfo, destination: Path
+) -> None:
+    damaged = create_backup(populated, destination).id
+    (destination / damaged / "manifest.json").write_text('{"id": "' + damaged + '", ')
+    unmarked = create_backup(populated, destination).id
+    (destination / unmarked / "manifest.json").unlink()
+    newest = create_backup(populated, destination).id
+
+    listed = _run(["list"], None, destination)
+    listed_json = _json(["list"], None, destination)
+    pruned = _run(["prune", "--keep-last", "1"], None, destination)
+
+    assert (destination / damaged / "dump" / "toc.dat").is_file()
+    assert (destination / unmarked / "dump" / "toc.dat").is_file()
+    assert f"{damaged:<24} (unreadable, kept: damaged manifest: " in listed.stdout
+    assert f"{unmarked:<24} (unreadable, kept: no manifest and no in-progress marker" in (
+        listed.stdout
+    )
+    problems = {u["id"]: u["problem"] for u in listed_json["unreadable"]}
+    assert problems[damaged].startswith("damaged manifest: ")
+    assert problems[unmarked].startswith("no manifest and no in-progress marker")
+    assert [b["id"] for b in listed_json["backups"]] == [newest]
+    assert listed_json["incomplete"] == []
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"kept unreadable {damaged}: damaged manifest: " in pruned.stdout
+    assert f"kept unreadable {unmarked}: no manifest and no in-progress marker" in pruned.stdout
+    pruned_json = _json(["prune", "--keep-last", "1"], None, destination)
+    assert {u["id"] for u in pruned_json["kept_unreadable"]} == {damaged, unmarked}
+    assert pruned_json["removed_incomplete"] == []

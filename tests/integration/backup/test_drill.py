@@ -1,23 +1,40 @@
-"""Restore drills: recorded in the manifest, failures reported and recorded too."""
+"""Restore drills: recorded in the manifest, failures reported and recorded too.
+
+Only what the backup can be blamed for fails it; a drill stopped by its surroundings
+(login, privileges, connections) is an error of the drill, and the verdict of the last
+completed drill stays.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import LiteralString
 
 import psycopg
+import pytest
 
 from dbkeeper.backup.catalog import BackupCatalog
-from dbkeeper.backup.create import create_backup
+from dbkeeper.backup.create import create_backup, sha256_of
 from dbkeeper.backup.drill import verify_backup
+from dbkeeper.backup.errors import DrillNotRun
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.conninfo import ConnInfo
+from tests.integration.backup.conftest import RoleFactory
 from tests.integration.backup.sample_schema import databases_like
 
 DRILL_TIME = datetime(2026, 11, 2, 4, 0, tzinfo=UTC)
+LATER_DRILL_TIME = datetime(2026, 11, 9, 4, 0, tzinfo=UTC)
+WRONG_PASSWORD = "not-the-password-4f1c"
 
 
 def _at_drill_time() -> datetime:
     return DRILL_TIME
+
+
+def _later() -> datetime:
+    return LATER_DRILL_TIME
 
 
 def test_a_passing_drill_is_recorded_in_the_manifest(
@@ -107,3 +124,85 @@ def test_a_drill_finds_row_counts_that_differ_from_the_manifest(
 
     assert not result.passed
     assert "clinic.visits" in result.message
+
+
+def test_a_drill_that_cannot_log_in_is_an_error_and_keeps_the_last_verdict(
+    backup: BackupManifest, catalog: BackupCatalog, admin: ConnInfo
+) -> None:
+    assert verify_backup(catalog, backup.id, admin, clock=_at_drill_time).passed
+    passed = catalog.read(backup.id)
+
+    with pytest.raises(DrillNotRun) as raised:
+        verify_backup(catalog, backup.id, replace(admin, password=WRONG_PASSWORD), clock=_later)
+
+    stored = catalog.read(backup.id)
+    assert stored.verify_result == "passed"
+    assert stored.verified_at == DRILL_TIME
+    assert stored.verify_message == passed.verify_message
+    assert stored.is_verified
+    assert stored.drill_error_at == LATER_DRILL_TIME
+    assert stored.drill_error is not None
+    assert "password authentication failed" in stored.drill_error
+    message = str(raised.value)
+    assert "could not run" in message
+    assert "verdict is unchanged (passed at 2026-11-02 04:00 UTC)" in message
+    assert WRONG_PASSWORD not in message + stored.to_json()
+    assert databases_like(admin, "dbkeeper\\_drill\\_%") == []
+
+
+@pytest.mark.parametrize(
+    ("role_options", "cause"),
+    [
+        pytest.param("NOCREATEDB", "permission denied to create database", id="no-createdb"),
+        # The drill's own connection takes the only slot, so pg_restore cannot connect.
+        pytest.param("CREATEDB CONNECTION LIMIT 1", "too many connections", id="pg_restore"),
+    ],
+)
+def test_a_drill_the_server_stops_before_the_data_is_an_error_not_a_failure(
+    backup: BackupManifest,
+    catalog: BackupCatalog,
+    login_role: RoleFactory,
+    role_options: LiteralString,
+    cause: str,
+) -> None:
+    with pytest.raises(DrillNotRun, match=cause):
+        verify_backup(catalog, backup.id, login_role(role_options), clock=_later)
+
+    stored = catalog.read(backup.id)
+    assert stored.verify_result is None
+    assert stored.verified_at is None
+    assert stored.drill_error is not None
+    assert cause in stored.drill_error
+    assert stored.drill_error_at == LATER_DRILL_TIME
+
+
+def test_a_completed_drill_clears_an_earlier_drill_error(
+    backup: BackupManifest, catalog: BackupCatalog, admin: ConnInfo
+) -> None:
+    with pytest.raises(DrillNotRun):
+        verify_backup(catalog, backup.id, replace(admin, password=WRONG_PASSWORD))
+
+    assert verify_backup(catalog, backup.id, admin, clock=_later).passed
+
+    stored = catalog.read(backup.id)
+    assert (stored.verify_result, stored.verified_at) == ("passed", LATER_DRILL_TIME)
+    assert (stored.drill_error, stored.drill_error_at) == (None, None)
+    assert "drill_error" not in json.loads(stored.to_json())
+
+
+def test_a_dump_that_pg_restore_rejects_fails_the_backup(
+    backup: BackupManifest, catalog: BackupCatalog, admin: ConnInfo
+) -> None:
+    # Damaged before its checksums were taken: the files check out, the content does not.
+    toc = catalog.backup_dir(backup.id) / "dump/toc.dat"
+    toc.write_bytes(b"not a pg_dump archive")
+    files = dict(backup.files, **{"dump/toc.dat": sha256_of(toc)})
+    catalog.write(backup.model_copy(update={"files": files}))
+
+    result = verify_backup(catalog, backup.id, admin, clock=_at_drill_time)
+
+    assert not result.passed
+    assert "pg_restore" in result.message
+    stored = catalog.read(backup.id)
+    assert (stored.verify_result, stored.verified_at) == ("failed", DRILL_TIME)
+    assert stored.drill_error is None

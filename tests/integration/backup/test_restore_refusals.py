@@ -7,10 +7,11 @@ import re
 import pytest
 
 from dbkeeper.backup.catalog import BackupCatalog
-from dbkeeper.backup.errors import BackupInUse, RestoreRefused
+from dbkeeper.backup.errors import BackupFailedChecks, BackupInUse, RestoreRefused
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.restore import default_target_database, restore_backup
 from dbkeeper.conninfo import ConnInfo
+from tests.integration.backup.conftest import backup_whose_writer_died
 from tests.integration.backup.sample_schema import (
     database_exists,
     databases_like,
@@ -63,15 +64,52 @@ def test_a_missing_file_is_refused(
     assert not database_exists(admin, "copy_missing")
 
 
-def test_a_backup_without_manifest_is_incomplete_and_refused(
+def test_a_backup_without_manifest_is_refused(
     backup: BackupManifest, catalog: BackupCatalog, admin: ConnInfo
 ) -> None:
     (catalog.backup_dir(backup.id) / "manifest.json").unlink()
 
-    with pytest.raises(RestoreRefused, match="incomplete"):
+    with pytest.raises(RestoreRefused, match="no manifest and no in-progress marker"):
         restore_backup(catalog, backup.id, admin, target_database="copy_incomplete")
 
     assert not database_exists(admin, "copy_incomplete")
+
+
+def test_an_unfinished_backup_is_refused(
+    populated: ConnInfo, catalog: BackupCatalog, admin: ConnInfo
+) -> None:
+    unfinished = backup_whose_writer_died(populated, catalog.destination)
+
+    with pytest.raises(RestoreRefused, match="incomplete"):
+        restore_backup(catalog, unfinished, admin, target_database="copy_unfinished")
+
+    assert not database_exists(admin, "copy_unfinished")
+
+
+def test_a_backup_with_a_damaged_manifest_is_refused_and_nothing_is_created(
+    backup: BackupManifest, catalog: BackupCatalog, admin: ConnInfo
+) -> None:
+    manifest = catalog.backup_dir(backup.id) / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"files"', '"fi1es"'))
+
+    with pytest.raises(BackupFailedChecks, match=r"cannot be read: damaged manifest: .*files"):
+        restore_backup(catalog, backup.id, admin, target_database="copy_damaged")
+
+    assert not database_exists(admin, "copy_damaged")
+    assert manifest.read_text().count('"fi1es"') == 1  # left as it was found
+
+
+def test_in_place_restore_of_a_backup_with_a_damaged_manifest_changes_nothing(
+    populated: ConnInfo, backup: BackupManifest, catalog: BackupCatalog, admin: ConnInfo
+) -> None:
+    before = table_checksums(populated)
+    (catalog.backup_dir(backup.id) / "manifest.json").write_text("{")
+
+    with pytest.raises(RestoreRefused, match="damaged manifest"):
+        restore_backup(catalog, backup.id, admin, in_place=True)
+
+    assert table_checksums(populated) == before
+    assert databases_like(admin, "%\\_dbk\\_%") == []
 
 
 def test_in_place_restore_of_a_corrupted_backup_leaves_the_database_untouched(

@@ -40,15 +40,16 @@ def _migrator(conninfo: ConnInfo) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def test_two_migrator_processes_apply_each_revision_exactly_once(
-    database: ConnInfo, peek: Peek
+@pytest.mark.parametrize("count", [2, 5])
+def test_concurrent_migrator_processes_apply_each_revision_exactly_once(
+    database: ConnInfo, peek: Peek, count: int
 ) -> None:
-    first, second = _migrator(database), _migrator(database)
-    outputs = [process.communicate(timeout=60) for process in (first, second)]
+    migrators = [_migrator(database) for _ in range(count)]
+    outputs = [process.communicate(timeout=120) for process in migrators]
 
-    assert [first.returncode, second.returncode] == [0, 0], outputs
+    assert [process.returncode for process in migrators] == [0] * count, outputs
     steps = sorted(len(json.loads(stdout)["steps"]) for stdout, _ in outputs)
-    assert steps == [0, 3]
+    assert steps == [0] * (count - 1) + [3]
     applied = Counter(row[0] for row in peek.history("succeeded"))
     assert applied == {"0001": 1, "0002": 1, "0003": 1}
     assert peek.revision() == "0003"

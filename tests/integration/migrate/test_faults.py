@@ -173,14 +173,20 @@ def _migration_children_of(pid: int) -> list[int]:
     return found
 
 
-def _isolated_in_thread(database: ConnInfo, **kwargs: object) -> tuple[threading.Thread, list]:
-    outcome: list[BaseException | object] = []
+def _isolated_in_thread(
+    database: ConnInfo, abandoned: threading.Event | None = None
+) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
 
     def run() -> None:
         try:
             outcome.append(
                 migrate_isolated(
-                    database, load_set("hanging", SETS_ROOT), MigrationOptions(), **kwargs
+                    database,
+                    load_set("hanging", SETS_ROOT),
+                    MigrationOptions(),
+                    abandoned=abandoned,
+                    abandon_grace=0.0,
                 )
             )
         except BaseException as exc:
@@ -194,7 +200,7 @@ def _isolated_in_thread(database: ConnInfo, **kwargs: object) -> tuple[threading
 def test_an_abandoned_isolated_move_is_rolled_back_before_it_says_so(at_0001: ConnInfo) -> None:
     peek = Peek(at_0001)
     abandoned = threading.Event()
-    thread, outcome = _isolated_in_thread(at_0001, abandoned=abandoned, abandon_grace=0.0)
+    thread, outcome = _isolated_in_thread(at_0001, abandoned)
     wait_for(lambda: peek.value(_SLEEPING) == 1, "revision 0002 to be running")
     abandoned.set()
     thread.join(DEADLINE)

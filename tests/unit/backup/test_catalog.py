@@ -1,4 +1,8 @@
-"""The catalog of one destination folder, and its locks."""
+"""The catalog of one destination folder, and its locks.
+
+Every folder is complete, unfinished (marked in progress, no manifest) or unreadable
+(anything else); only unfinished ones may be removed by pruning.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from dbkeeper.backup.catalog import BackupCatalog
-from dbkeeper.backup.errors import BackupIncomplete, BackupInUse, BackupNotFound
+from dbkeeper.backup.catalog import (
+    IN_PROGRESS_FILE,
+    NO_MANIFEST_NOR_MARKER,
+    BackupCatalog,
+    UnreadableBackup,
+)
+from dbkeeper.backup.errors import (
+    BackupIncomplete,
+    BackupInUse,
+    BackupNotFound,
+    BackupUnreadable,
+)
 from dbkeeper.backup.manifest import BackupManifest
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -39,24 +53,104 @@ def test_list_returns_complete_backups_oldest_first(tmp_path: Path) -> None:
     assert catalog.newest() == _manifest("b-late", 5)
 
 
-def test_a_folder_without_manifest_is_incomplete_not_listed(tmp_path: Path) -> None:
+def test_a_folder_marked_in_progress_without_manifest_is_unfinished_not_listed(
+    tmp_path: Path,
+) -> None:
     catalog = BackupCatalog(tmp_path)
     catalog.write(_manifest("done", 1))
-    (tmp_path / "unfinished" / "dump").mkdir(parents=True)
+    (catalog.start("unfinished") / "dump").mkdir()
 
-    assert [m.id for m in catalog.list()] == ["done"]
+    scan = catalog.scan()
+
+    assert [m.id for m in scan.complete] == ["done"]
+    assert scan.unfinished == ["unfinished"]
+    assert scan.unreadable == []
     assert catalog.incomplete() == ["unfinished"]
     with pytest.raises(BackupIncomplete, match="did not finish"):
         catalog.read("unfinished")
 
 
-def test_a_damaged_manifest_counts_as_incomplete(tmp_path: Path) -> None:
+def test_writing_the_manifest_ends_the_in_progress_mark(tmp_path: Path) -> None:
+    catalog = BackupCatalog(tmp_path)
+    folder = catalog.start("b1")
+    assert (folder / IN_PROGRESS_FILE).is_file()
+
+    catalog.write(_manifest("b1", 1))
+
+    assert not (folder / IN_PROGRESS_FILE).exists()
+    assert [m.id for m in catalog.list()] == ["b1"]
+
+
+def test_a_manifest_beside_a_leftover_marker_is_a_complete_backup(tmp_path: Path) -> None:
+    # The writer died between writing the manifest and removing the mark.
+    catalog = BackupCatalog(tmp_path)
+    catalog.write(_manifest("b1", 1))
+    (tmp_path / "b1" / IN_PROGRESS_FILE).touch()
+
+    assert [m.id for m in catalog.scan().complete] == ["b1"]
+
+
+def test_a_damaged_manifest_makes_the_backup_unreadable_not_unfinished(tmp_path: Path) -> None:
     catalog = BackupCatalog(tmp_path)
     catalog.write(_manifest("damaged", 1))
     (tmp_path / "damaged" / "manifest.json").write_text('{"id": "damaged"')
 
-    assert catalog.list() == []
-    assert catalog.incomplete() == ["damaged"]
+    scan = catalog.scan()
+
+    assert scan.complete == []
+    assert scan.unfinished == []
+    (unreadable,) = scan.unreadable
+    assert unreadable.id == "damaged"
+    assert unreadable.problem.startswith("damaged manifest: not a valid backup manifest")
+    with pytest.raises(BackupUnreadable, match="'damaged' cannot be read: damaged manifest"):
+        catalog.read("damaged")
+
+
+def test_a_manifest_that_is_not_utf8_is_a_damaged_manifest(tmp_path: Path) -> None:
+    catalog = BackupCatalog(tmp_path)
+    catalog.write(_manifest("b1", 1))
+    (tmp_path / "b1" / "manifest.json").write_bytes(b"\xff\xfe\x00{")
+
+    assert catalog.unreadable()[0].problem.startswith("damaged manifest: ")
+
+
+def test_the_manifest_of_another_backup_makes_the_folder_unreadable(tmp_path: Path) -> None:
+    catalog = BackupCatalog(tmp_path)
+    catalog.write(_manifest("b1", 1))
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "manifest.json").write_bytes(
+        (tmp_path / "b1" / "manifest.json").read_bytes()
+    )
+
+    assert catalog.unreadable() == [
+        UnreadableBackup("copy", "the manifest is that of another backup ('b1')")
+    ]
+
+
+def test_a_folder_with_neither_manifest_nor_marker_is_unreadable(tmp_path: Path) -> None:
+    catalog = BackupCatalog(tmp_path)
+    (tmp_path / "old" / "dump").mkdir(parents=True)
+    (tmp_path / "old" / "dump" / "toc.dat").write_bytes(b"toc")
+
+    assert catalog.scan().unfinished == []
+    assert catalog.unreadable() == [
+        UnreadableBackup("old", f"{NO_MANIFEST_NOR_MARKER} (the folder holds 1 file(s))")
+    ]
+
+
+def test_a_removal_cut_short_leaves_an_unfinished_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = BackupCatalog(tmp_path)
+    catalog.write(_manifest("b1", 1))
+    (tmp_path / "b1" / "dump").mkdir()
+    (tmp_path / "b1" / "dump" / "toc.dat").write_bytes(b"toc")
+    # The pruning process dies before the folder's contents are gone.
+    monkeypatch.setattr("dbkeeper.backup.catalog.shutil.rmtree", lambda *a, **k: None)
+
+    catalog.remove("b1")
+
+    assert catalog.scan().unfinished == ["b1"]
 
 
 def test_writing_leaves_no_temporary_files(tmp_path: Path) -> None:

@@ -73,3 +73,57 @@ def test_a_backup_is_verified_only_when_its_drill_passed() -> None:
     assert not _manifest().is_verified
     assert not _manifest().model_copy(update={"verify_result": "failed"}).is_verified
     assert _manifest().model_copy(update={"verify_result": "passed"}).is_verified
+
+
+# As dbkeeper wrote it before drill errors were recorded.
+MANIFEST_BEFORE_DRILL_ERRORS = """{
+  "created_at": "2026-11-01T02:00:00Z",
+  "database": "clinic",
+  "duration_s": 61.5,
+  "encoding": null,
+  "files": {"dump/toc.dat": "%s"},
+  "finished_at": "2026-11-01T02:01:00Z",
+  "format": "directory",
+  "id": "20261101T020000Z-abc123",
+  "manifest_version": 1,
+  "row_counts": {"clinic.patients": 10},
+  "schema_revision": null,
+  "server_version": "15.8",
+  "size_bytes": 1234,
+  "verified_at": "2026-11-02T04:00:00Z",
+  "verify_duration_s": 3.2,
+  "verify_message": "all checks passed",
+  "verify_result": "passed"
+}
+""" % ("a" * 64)
+
+
+def test_a_manifest_from_before_drill_errors_still_reads() -> None:
+    manifest = BackupManifest.from_json(MANIFEST_BEFORE_DRILL_ERRORS)
+
+    assert manifest.is_verified
+    assert manifest.drill_error is None
+    assert manifest.drill_error_at is None
+
+
+def test_drill_error_fields_are_written_only_when_set() -> None:
+    # Older dbkeeper versions reject unknown fields: without an error, nothing changes.
+    assert not {"drill_error", "drill_error_at"} & set(json.loads(_manifest().to_json()))
+
+
+def test_a_drill_error_survives_the_json_form() -> None:
+    manifest = _manifest().model_copy(
+        update={
+            "drill_error": "cannot connect to u@db:5432/postgres: FATAL: password authentication",
+            "drill_error_at": datetime(2026, 11, 9, 4, 0, tzinfo=UTC),
+        }
+    )
+
+    assert BackupManifest.from_json(manifest.to_json()) == manifest
+
+
+def test_a_drill_error_does_not_change_whether_a_backup_is_verified() -> None:
+    errored = {"drill_error": "x", "drill_error_at": datetime(2026, 11, 9, tzinfo=UTC)}
+
+    assert _manifest().model_copy(update={"verify_result": "passed", **errored}).is_verified
+    assert not _manifest().model_copy(update=errored).is_verified

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.manifest import BackupManifest
-from dbkeeper.backup.retention import parse_max_age, select_for_pruning
+from dbkeeper.backup.retention import parse_max_age, prune, select_for_pruning
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-def _backup(days_ago: float, *, verified: bool | None = None, name: str = "") -> BackupManifest:
+def _backup(
+    days_ago: float,
+    *,
+    verified: bool | None = None,
+    name: str = "",
+    drill_error: str | None = None,
+) -> BackupManifest:
     created = NOW - timedelta(days=days_ago)
     return BackupManifest(
         id=name or f"b{days_ago:g}",
@@ -27,6 +37,8 @@ def _backup(days_ago: float, *, verified: bool | None = None, name: str = "") ->
         files={"dump/toc.dat": "0" * 64},
         row_counts={},
         verify_result=None if verified is None else ("passed" if verified else "failed"),
+        drill_error=drill_error,
+        drill_error_at=None if drill_error is None else NOW,
     )
 
 
@@ -69,6 +81,16 @@ def test_the_newest_verified_backup_is_never_removed() -> None:
 
     assert "b3" not in pruned
     assert pruned == ["b4", "b2"]
+
+
+def test_a_drill_that_could_not_run_leaves_the_newest_verified_backup_protected() -> None:
+    backups = [
+        _backup(1),
+        _backup(2, drill_error="cannot connect: FATAL: password authentication failed"),
+        _backup(3, verified=True, drill_error="cannot connect: FATAL: too many connections"),
+    ]
+
+    assert select_for_pruning(backups, keep_last=1, max_age=None, now=NOW) == ["b2"]
 
 
 def test_the_newest_verified_backup_survives_max_age_too() -> None:
@@ -121,3 +143,34 @@ def test_max_age_is_parsed_from_a_number_and_a_unit(text: str, expected: timedel
 def test_a_malformed_max_age_is_rejected_naming_the_units(text: str) -> None:
     with pytest.raises(ValueError, match="s, m, h, d or w"):
         parse_max_age(text)
+
+
+class _DrillPassesJustBeforeTheLock(BackupCatalog):
+    """A catalog where a drill of ``drilled`` passes after prune read the catalog and
+    before prune holds the backup's lock."""
+
+    def __init__(self, destination: Path, drilled: BackupManifest) -> None:
+        super().__init__(destination)
+        self.drilled = drilled
+
+    @contextlib.contextmanager
+    def _passing_drill_then_lock(self, backup_id: str) -> Iterator[None]:
+        if backup_id == self.drilled.id:
+            self.write(self.drilled.model_copy(update={"verify_result": "passed"}))
+        with super().writing(backup_id):
+            yield
+
+    def writing(self, backup_id: str) -> contextlib.AbstractContextManager[None]:
+        return self._passing_drill_then_lock(backup_id)
+
+
+def test_prune_decides_again_under_the_lock(tmp_path: Path) -> None:
+    backups = [_backup(d) for d in (1, 2, 3)]
+    catalog = _DrillPassesJustBeforeTheLock(tmp_path, drilled=backups[1])
+    for manifest in backups:
+        catalog.write(manifest)
+
+    result = prune(catalog, keep_last=1, max_age=None, now=NOW)
+
+    assert result.removed == ["b3"]
+    assert [m.id for m in catalog.list()] == ["b2", "b1"]
