@@ -9,7 +9,7 @@ APT_PACKAGES := postgresql pgbouncer prometheus postgresql-15-pgaudit python3-ve
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv test lint typecheck pytest demo demo-down crds bench e2e-kind clean tools chart-crds
+.PHONY: help system-deps venv test lint typecheck pytest demo demo-down crds faults bench e2e-kind clean tools chart-crds
 
 help:
 	@echo "make demo       local PostgreSQL + healthcare schema, migrated, seeded, rolled back and forward"
@@ -17,6 +17,7 @@ help:
 	@echo "make test       lint, type-check and run the whole test suite"
 	@echo "make crds       regenerate crds/ from the typed models"
 	@echo "make bench      run benchmarks/ and print the numbers"
+	@echo "make faults     run the fault matrix and print each fault's outcome"
 
 # Installs the system binaries the tests and the demo run for real, only when missing.
 system-deps:
@@ -86,6 +87,10 @@ chart-crds: crds
 # Needs docker, kind, kubectl and helm; creates and deletes its own cluster.
 e2e-kind: $(STAMP) tools
 	scripts/e2e-kind.sh
+
+# The fault matrix (tests/fault_matrix.py): each fault, its promised behaviour, its test.
+faults: system-deps $(STAMP)
+	$(BIN)/python -m tests.fault_matrix
 
 bench: system-deps $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -97,6 +97,7 @@ def _versions_a_link_loop(versions: Path) -> None:
         (_versions_a_file, "its versions/ is not a folder"),
         (_versions_a_link_loop, "its versions/ is a symbolic link that leads nowhere"),
     ],
+    ids=["missing", "a-file", "a-link-loop"],
 )
 def test_a_set_without_a_usable_versions_folder_is_refused_not_empty(
     tmp_path: Path, damage: Callable[[Path], None], problem: str

@@ -1,0 +1,376 @@
+"""The fault matrix: every way a migrator, a backup, the audit trail or a pooler can be
+hurt, the behaviour dbkeeper promises for it, and the test that proves it on real
+PostgreSQL and PgBouncer.
+
+``make faults`` (``python -m tests.fault_matrix``) runs exactly these tests and prints
+one line per fault with its outcome. The tests are also part of ``make test``; this is
+the view of them a reliability review asks for. ``tests/unit/test_fault_matrix.py``
+keeps every entry pointing at a test that exists.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Fault:
+    area: str
+    fault: str
+    promise: str
+    test: str  # a pytest node id, relative to the repository root
+
+    @property
+    def path(self) -> Path:
+        return ROOT / self.test.split("::", 1)[0]
+
+    @property
+    def function(self) -> str:
+        return self.test.split("::", 1)[1].split("[", 1)[0]
+
+
+_MIGRATE = "tests/integration/migrate"
+_FAULTS = f"{_MIGRATE}/test_faults.py"
+_HOSTILE = f"{_MIGRATE}/test_cli_hostile_input.py"
+_SETS = "tests/unit/migrate/test_sets.py"
+_BACKUP = "tests/integration/backup"
+_AUDIT = "tests/integration/healthcare/test_audit.py"
+_POOLER = "tests/integration/pooler"
+
+MATRIX: tuple[Fault, ...] = (
+    # -- migrator ------------------------------------------------------------------
+    Fault(
+        "migrate",
+        "SIGKILL mid-revision (lost node)",
+        "server ends the session within ~2 s: revision rolled back, locks and advisory "
+        "lock released",
+        f"{_FAULTS}::test_a_migrator_killed_mid_revision_leaves_no_lock_behind",
+    ),
+    Fault(
+        "migrate",
+        "SIGTERM mid-revision (pod deleted)",
+        "statement cancelled, rolled back, locks released, then one line naming the "
+        "revision; exit 130",
+        f"{_FAULTS}::test_a_stopped_migrator_rolls_back_releases_everything_and_says_so[15]",
+    ),
+    Fault(
+        "migrate",
+        "SIGINT mid-revision (Ctrl-C)",
+        "as SIGTERM",
+        f"{_FAULTS}::test_a_stopped_migrator_rolls_back_releases_everything_and_says_so[2]",
+    ),
+    Fault(
+        "migrate",
+        "database restart, fast, mid-revision",
+        "one line naming the revision, 'not committed … stays at <previous>'; retried",
+        f"{_FAULTS}::test_a_database_restarted_mid_revision_is_reported_with_the_revision[fast]",
+    ),
+    Fault(
+        "migrate",
+        "database restart, immediate, mid-revision",
+        "as fast",
+        f"{_FAULTS}::test_a_database_restarted_mid_revision_is_reported_with_the_revision"
+        "[immediate]",
+    ),
+    Fault(
+        "migrate",
+        "a revision fails",
+        "that revision rolled back whole, the chain stops at the last good one",
+        f"{_MIGRATE}/test_failures.py::test_failed_revision_leaves_no_partial_change",
+    ),
+    Fault(
+        "migrate",
+        "a revision fails mid-chain",
+        "earlier revisions stay, history records the failure",
+        f"{_MIGRATE}/test_failures.py::test_failure_mid_chain_stops_at_the_last_good_revision",
+    ),
+    Fault(
+        "migrate",
+        "a revision runs past statement_timeout",
+        "rolled back, message says raise statementTimeout",
+        f"{_MIGRATE}/test_failures.py::test_statement_timeout_rolls_the_revision_back",
+    ),
+    Fault(
+        "migrate",
+        "2 concurrent migrators",
+        "each revision applied exactly once",
+        f"{_MIGRATE}/test_concurrency.py::"
+        "test_concurrent_migrator_processes_apply_each_revision_exactly_once[2]",
+    ),
+    Fault(
+        "migrate",
+        "5 concurrent migrators",
+        "each revision applied exactly once",
+        f"{_MIGRATE}/test_concurrency.py::"
+        "test_concurrent_migrator_processes_apply_each_revision_exactly_once[5]",
+    ),
+    Fault(
+        "migrate",
+        "a table the revision changes stays locked",
+        "retried with back-off, then LockTimeout naming the wait; nothing changed",
+        f"{_MIGRATE}/test_failures.py::test_lock_timeout_retries_then_fails_cleanly",
+    ),
+    Fault(
+        "migrate",
+        "the history table stays locked",
+        "lockTimeout bounds the bookkeeping: LockTimeout with the time waited",
+        f"{_FAULTS}::test_lock_timeout_bounds_the_bookkeeping_too[dbkeeper.migration_history]",
+    ),
+    Fault(
+        "migrate",
+        "alembic_version stays locked",
+        "as the history table",
+        f"{_FAULTS}::test_lock_timeout_bounds_the_bookkeeping_too[alembic_version]",
+    ),
+    Fault(
+        "migrate",
+        "operator's migration child abandoned at shutdown",
+        "SIGTERM, child rolls back and reports; 'rolled back' only once true",
+        f"{_FAULTS}::test_an_abandoned_isolated_move_is_rolled_back_before_it_says_so",
+    ),
+    Fault(
+        "migrate",
+        "operator's migration child SIGKILLed",
+        "operator ends the child's server session before it says 'rolled back'",
+        f"{_FAULTS}::test_a_killed_isolated_child_has_its_session_ended_before_rolled_back_is_said",
+    ),
+    Fault(
+        "migrate",
+        "versions/ missing",
+        "InvalidMigrationSet naming the problem, never 'nothing to do'",
+        f"{_SETS}::test_a_set_without_a_usable_versions_folder_is_refused_not_empty[missing]",
+    ),
+    Fault(
+        "migrate",
+        "versions/ is a file",
+        "as above",
+        f"{_SETS}::test_a_set_without_a_usable_versions_folder_is_refused_not_empty[a-file]",
+    ),
+    Fault(
+        "migrate",
+        "versions/ is a looping link",
+        "as above",
+        f"{_SETS}::test_a_set_without_a_usable_versions_folder_is_refused_not_empty[a-link-loop]",
+    ),
+    Fault(
+        "migrate",
+        "versions/ holds no revisions",
+        "as above",
+        f"{_SETS}::test_a_set_with_no_revision_files_is_refused",
+    ),
+    Fault(
+        "migrate",
+        "revisions whose down_revision values loop",
+        "as above",
+        f"{_SETS}::test_revisions_whose_down_revisions_make_a_loop_are_refused",
+    ),
+    # -- backups -------------------------------------------------------------------
+    Fault(
+        "backup",
+        "damaged backup: a corrupted dump file",
+        "restore refused by checksum before anything is created",
+        f"{_BACKUP}/test_restore_refusals.py::"
+        "test_a_corrupted_file_is_refused_and_no_database_is_created",
+    ),
+    Fault(
+        "backup",
+        "damaged backup: a truncated dump file",
+        "restore refused",
+        f"{_BACKUP}/test_restore_refusals.py::test_a_truncated_file_is_refused",
+    ),
+    Fault(
+        "backup",
+        "damaged backup: a missing dump file",
+        "restore refused",
+        f"{_BACKUP}/test_restore_refusals.py::test_a_missing_file_is_refused",
+    ),
+    Fault(
+        "backup",
+        "damaged backup: no manifest",
+        "restore refused; prune keeps it and reports it",
+        f"{_BACKUP}/test_restore_refusals.py::test_a_backup_without_manifest_is_refused",
+    ),
+    Fault(
+        "backup",
+        "damaged backup: unfinished (writer died)",
+        "restore refused; prune removes it",
+        f"{_BACKUP}/test_restore_refusals.py::test_an_unfinished_backup_is_refused",
+    ),
+    Fault(
+        "backup",
+        "damaged backup: damaged manifest",
+        "restore refused, nothing created",
+        f"{_BACKUP}/test_restore_refusals.py::"
+        "test_a_backup_with_a_damaged_manifest_is_refused_and_nothing_is_created",
+    ),
+    Fault(
+        "backup",
+        "damaged manifest, intact dump, then prune",
+        "reported as unreadable and kept, never removed",
+        f"{_BACKUP}/test_prune.py::test_prune_keeps_a_complete_backup_whose_manifest_is_damaged",
+    ),
+    Fault(
+        "backup",
+        "dump without manifest or in-progress marker, then prune",
+        "reported and kept",
+        f"{_BACKUP}/test_prune.py::"
+        "test_prune_keeps_a_folder_holding_a_dump_without_manifest_or_marker",
+    ),
+    Fault(
+        "backup",
+        "drill of the only proven backup fails at login, then prune --keep-last 1",
+        "drill error recorded, verdict kept, the proven backup kept",
+        f"{_BACKUP}/test_cli.py::"
+        "test_a_drill_that_cannot_log_in_does_not_cost_the_verified_backup_its_protection",
+    ),
+    Fault(
+        "backup",
+        "drill: pg_restore cannot connect",
+        "an error of the drill, not a failed backup",
+        f"{_BACKUP}/test_drill.py::"
+        "test_a_drill_the_server_stops_before_the_data_is_an_error_not_a_failure[pg_restore]",
+    ),
+    Fault(
+        "backup",
+        "a dump pg_restore rejects",
+        "the backup is marked failed",
+        f"{_BACKUP}/test_drill.py::test_a_dump_that_pg_restore_rejects_fails_the_backup",
+    ),
+    # -- audit trail ---------------------------------------------------------------
+    Fault(
+        "audit",
+        "superuser alters a middle row",
+        "verify names that row",
+        f"{_AUDIT}::test_altering_a_middle_row_is_found_at_that_row",
+    ),
+    Fault(
+        "audit",
+        "superuser alters a row and re-hashes it",
+        "verify names the next row",
+        f"{_AUDIT}::test_rehashing_an_altered_row_is_found_at_the_next_row",
+    ),
+    Fault(
+        "audit",
+        "superuser deletes a middle row",
+        "verify names the row after it",
+        f"{_AUDIT}::test_deleting_a_middle_row_is_found_at_the_row_after_it",
+    ),
+    Fault(
+        "audit",
+        "superuser deletes the last row",
+        "found through the chain head",
+        f"{_AUDIT}::test_deleting_the_last_row_is_found_through_the_chain_head",
+    ),
+    Fault(
+        "audit",
+        "the owner changes audit rows",
+        "refused while the guard is on",
+        f"{_AUDIT}::test_even_the_owner_cannot_change_audit_rows_while_the_guard_is_on",
+    ),
+    Fault(
+        "audit",
+        "the application role changes audit rows",
+        "refused",
+        f"{_AUDIT}::test_application_role_cannot_change_audit_rows",
+    ),
+    # -- hostile CLI input ---------------------------------------------------------
+    Fault(
+        "cli",
+        "usage mistakes (unknown flag, bad choice, bad value)",
+        "one line, exit 2, no usage block",
+        f"{_HOSTILE}::test_usage_mistakes_are_one_line_not_a_usage_block",
+    ),
+    Fault(
+        "cli",
+        "a 10,000-character target",
+        "echoed cut, with its length",
+        f"{_HOSTILE}::test_a_huge_target_is_cut_when_echoed",
+    ),
+    Fault(
+        "cli",
+        "a 10,000-digit relative target",
+        "UnknownRevision, not a crash",
+        f"{_HOSTILE}::test_a_huge_relative_target_is_refused_not_a_crash",
+    ),
+    Fault(
+        "cli",
+        "a set name longer than a file name can be",
+        "one line, cut",
+        f"{_HOSTILE}::test_a_set_name_longer_than_any_file_name_is_one_line",
+    ),
+    Fault(
+        "cli",
+        "a password with '@', '/', ':', '#' or spaces, in every DSN spelling",
+        "no part of it in any message",
+        f"{_HOSTILE}::test_no_part_of_a_password_shows_however_the_dsn_is_spelt",
+    ),
+    Fault(
+        "cli",
+        "hostile pooler values",
+        "rejected before any file is written; the pooler keeps serving",
+        f"{_POOLER}/test_hostile_values.py::"
+        "test_hostile_change_is_rejected_and_rendered_files_are_unchanged",
+    ),
+)
+
+
+def _outcomes(report: Path) -> dict[str, str]:
+    """Node id -> passed/failed/error/skipped, from a JUnit XML report."""
+    outcomes: dict[str, str] = {}
+    # The report is the one our own pytest run just wrote.
+    for case in ElementTree.parse(report).getroot().iter("testcase"):  # noqa: S314
+        module = (case.get("classname") or "").replace(".", "/")
+        node = f"{module}.py::{case.get('name')}"
+        kinds = {child.tag for child in case}
+        outcome = "passed"
+        for kind in ("failure", "error", "skipped"):
+            if kind in kinds:
+                outcome = {"failure": "failed"}.get(kind, kind)
+        outcomes[node] = outcome
+    return outcomes
+
+
+def _outcome_of(fault: Fault, outcomes: dict[str, str]) -> str:
+    """The test's outcome; for a test named without parameters, the worst of its cases."""
+    found = [
+        outcome
+        for node, outcome in outcomes.items()
+        if node == fault.test or ("[" not in fault.test and node.startswith(fault.test + "["))
+    ]
+    for worst in ("failed", "error", "skipped"):
+        if worst in found:
+            return worst
+    return "passed" if found else "not run"
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="dbkeeper-faults-") as folder:
+        report = Path(folder) / "report.xml"
+        subprocess.run(
+            [
+                sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                "-n", "2", f"--junitxml={report}", *(fault.test for fault in MATRIX),
+            ],
+            cwd=ROOT,
+            check=False,
+        )  # fmt: skip
+        outcomes = _outcomes(report) if report.exists() else {}
+    print(f"\nfault matrix: {len(MATRIX)} faults")
+    bad = 0
+    for fault in MATRIX:
+        outcome = _outcome_of(fault, outcomes)
+        bad += outcome != "passed"
+        print(f"{outcome.upper():8} {fault.area:8} {fault.fault} -> {fault.promise}")
+    print(f"{len(MATRIX) - bad} of {len(MATRIX)} faults behave as promised")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
