@@ -11,10 +11,12 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import NoReturn
 
 from dbkeeper import __version__
 from dbkeeper.cli.common import CommandError, fail
+from dbkeeper.interrupt import Interrupted, interrupts_raise
 
 # Sub-command modules, in the order they appear in --help, with the commands each adds.
 # Only the module of the command being run is imported: the others pull in Alembic,
@@ -70,16 +72,26 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that own their signal handling: the operator (kopf stops gracefully on
+# SIGTERM) and the pooler supervisors (they forward signals to pgbouncer).
+_OWN_SIGNALS = frozenset({"operator", "pooler"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(words)
     args = parser.parse_args(words)
+    # SIGTERM (a deleted pod, `kill`) ends a command the way Ctrl-C does: child tools are
+    # stopped, transactions rolled back, and one line says so; never a silent exit 143.
+    stopping = nullcontext() if args.command in _OWN_SIGNALS else interrupts_raise()
     try:
-        code: int = args.handler(args)
+        with stopping:
+            code: int = args.handler(args)
     except CommandError as exc:
         return fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return fail("interrupted", 130)
+    except KeyboardInterrupt as stop:
+        how = stop.signal_name if isinstance(stop, Interrupted) else "SIGINT"
+        return fail(f"interrupted by {how} before the command finished", 130)
     except BrokenPipeError:
         # The reader went away (`dbkeeper history | head`): not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)

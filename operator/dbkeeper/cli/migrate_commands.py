@@ -22,6 +22,7 @@ from dbkeeper.cli.common import (
 )
 from dbkeeper.cli.resource_defaults import apply_resource_defaults
 from dbkeeper.conninfo import ConnInfo
+from dbkeeper.interrupt import interrupts_raise
 from dbkeeper.migrate import (
     LINT_MODES,
     HistoryEntry,
@@ -38,7 +39,6 @@ from dbkeeper.migrate import (
     read_history,
     read_status,
 )
-from dbkeeper.migrate.interrupt import interrupts_raise
 from dbkeeper.migrate.lint import LintFinding
 from dbkeeper.migrate.plan import Step
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.interrupt import Interrupted, interrupts_raise
 from dbkeeper.migrate.errors import REASONS, MigrationError, Reason
 from dbkeeper.migrate.events import MigrationEvent, MigrationResult
-from dbkeeper.migrate.interrupt import Interrupted, interrupts_raise
 from dbkeeper.migrate.options import MigrationOptions
 from dbkeeper.migrate.plan import MigrationHooks
 from dbkeeper.migrate.runner import migrate

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.interrupt import Interrupted
 from dbkeeper.migrate.alembic_bridge import current_revision, run_step
 from dbkeeper.migrate.connection import sqlalchemy_connection, unreachable
 from dbkeeper.migrate.errors import MigrationError
@@ -29,7 +30,6 @@ from dbkeeper.migrate.history import (
     ensure_history_table,
     record,
 )
-from dbkeeper.migrate.interrupt import Interrupted
 from dbkeeper.migrate.lock import LockBusy, migration_lock
 from dbkeeper.migrate.options import MigrationOptions
 from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, build_plan
@@ -462,7 +462,7 @@ def migrate(
 
     ``on_session`` is called with the server pid of the migrating session once it is
     open, so a supervisor can make sure that session ends if this process dies.
-    SIGTERM/SIGINT (see :mod:`dbkeeper.migrate.interrupt`) end in reason ``Interrupted``.
+    SIGTERM/SIGINT (see :mod:`dbkeeper.interrupt`) end in reason ``Interrupted``.
     """
     mover = _Mover(
         conninfo, migration_set, options or MigrationOptions(), hooks, on_event, on_session

@@ -270,3 +270,38 @@ def test_a_database_restarted_mid_revision_is_reported_with_the_revision(
     assert "[DatabaseUnreachable]" in line
     assert peek.revision() == "0001"
     assert lock_is_free(database)
+
+
+def test_sigterm_ends_any_command_with_one_line_not_a_silent_exit(at_0001: ConnInfo) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "DBKEEPER_DSN"}
+    env["DBKEEPER_DSN"] = at_0001.dsn()
+    env["DBKEEPER_MIGRATIONS_DIR"] = str(SETS_ROOT)
+    peek = Peek(at_0001)
+    with psycopg.connect(at_0001.dsn()) as blocker:
+        # `status` reads alembic_version, so it waits behind this lock until stopped.
+        blocker.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+        status = subprocess.Popen(
+            [sys.executable, "-m", "dbkeeper.cli", "status", "--set", "hanging"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(
+                lambda: (
+                    peek.value(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%%alembic_version%%'"
+                    )
+                    >= 1
+                ),
+                "status to wait for the lock",
+            )
+            status.send_signal(signal.SIGTERM)
+            _, err = status.communicate(timeout=DEADLINE)
+        finally:
+            status.kill()
+
+    assert status.returncode == 130
+    assert err.strip() == "dbkeeper: error: interrupted by SIGTERM before the command finished"

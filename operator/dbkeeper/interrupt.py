@@ -1,12 +1,15 @@
-"""SIGTERM and SIGINT during a move: cancel the running statement, roll back, let go.
+"""SIGTERM and SIGINT: cancel the running statement, roll back, let go, say so.
 
-A deleted pod gets SIGTERM, a person at a terminal presses Ctrl-C. Either way the
-migrator must not simply die: the revision in progress must be rolled back and every
-lock released before it exits, and its message must say so. The handlers installed by
-:func:`interrupts_raise` turn both signals into :class:`Interrupted`, a
-``KeyboardInterrupt``: psycopg answers that by cancelling the statement on the server
-and waiting for the cancellation, and the engine then rolls back and reports the
-revision it was working on (reason ``Interrupted``).
+A deleted pod gets SIGTERM, a person at a terminal presses Ctrl-C. The CLI treats both
+alike for every command that does not manage signals itself (the operator, the pooler
+supervisors): child tools are stopped, transactions rolled back, one line printed, exit
+130. Above all the migrator must not simply die: the revision in progress must be
+rolled back and every lock released before it exits, and its message must say so.
+
+The handlers installed by :func:`interrupts_raise` turn both signals into
+:class:`Interrupted`, a ``KeyboardInterrupt``: psycopg answers that by cancelling the
+statement on the server and waiting for the cancellation, and the engine then rolls
+back and reports the revision it was working on (reason ``Interrupted``).
 """
 
 from __future__ import annotations
