@@ -32,6 +32,9 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:
+    # Once is enough: a second signal must not break off the rollback the first began.
+    for other in _SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
     raise Interrupted(signal.Signals(signum).name)
 
 
