@@ -1,9 +1,10 @@
 """``dbkeeper pooler``: run a local PgBouncer in front of a database, and inspect it.
 
 ``pooler serve`` is the pooler pods' command: pgbouncer on the mounted ini, reloaded
-when the mounted files change. ``pooler run`` renders pgbouncer.ini and userlist.txt
-with the same code the operator uses in a cluster and keeps a real pgbouncer in the
-foreground until interrupted.
+when the mounted files change; it exits when pgbouncer dies, for the kubelet to restart
+the container. ``pooler run`` renders pgbouncer.ini and userlist.txt with the same code
+the operator uses in a cluster and keeps a real pgbouncer in the foreground until
+interrupted, restarting it with a back-off when it dies.
 Clients log in with the role's own password: PgBouncer holds only the role's SCRAM
 verifier, the very one PostgreSQL stores, and reuses the client's proof to log in.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,7 +30,10 @@ from dbkeeper.cli.common import (
     emit,
 )
 from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.logs import configure_logging
 from dbkeeper.pooler.admin import AdminConsoleError
+from dbkeeper.pooler.child_process import keep_running
+from dbkeeper.pooler.listen_port import PortInUseError
 from dbkeeper.pooler.local import LocalPgBouncer, admin_console_for
 from dbkeeper.pooler.render import UserEntry
 from dbkeeper.pooler.scram import is_scram_verifier, scram_verifier
@@ -130,7 +135,12 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _report(line: str) -> None:
+    print(f"dbkeeper: {redact(line)}", file=sys.stderr, flush=True)
+
+
 def run_pooler(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM (exit 0), restarting pgbouncer whenever it dies."""
     target = connection_from_args(args)
     if not target.password:
         raise CommandError(
@@ -142,9 +152,16 @@ def run_pooler(args: argparse.Namespace) -> int:
     verifier = _role_verifier(target)
     folder: Path = args.dir
     folder.mkdir(parents=True, exist_ok=True)
-    pooler = LocalPgBouncer(folder, settings, [UserEntry(target.user, verifier)])
+    pooler = LocalPgBouncer(
+        folder, settings, [UserEntry(target.user, verifier)], dies_with_parent=True
+    )
     try:
         pooler.start()
+    except PortInUseError as exc:
+        raise CommandError(
+            f"{exc}, so the pooler cannot listen there: stop what holds it "
+            f"(`ss -ltnp 'sport = :{exc.port}'` names it) or pass another --listen-port"
+        ) from None
     except RuntimeError as exc:
         raise CommandError(str(exc)) from None
     client = dataclasses.replace(pooler.client_conninfo(target.dbname, target.user), password=None)
@@ -152,18 +169,18 @@ def run_pooler(args: argparse.Namespace) -> int:
     print(f"config in {pooler.base_dir}; stop with Ctrl-C", flush=True)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        code = pooler.wait()
+        keep_running(pooler, _report)
     except KeyboardInterrupt:
-        code = 0
+        return 0
     finally:
         pooler.stop()
         signal.signal(signal.SIGTERM, previous)
-    if code != 0:
-        raise CommandError(f"pgbouncer exited with code {code}: {pooler.log_tail()}")
-    return 0
 
 
 def serve_pooler(args: argparse.Namespace) -> int:
+    """pgbouncer's exit status: 0 after SIGTERM or SIGINT, non-zero when it died."""
+    # The pod's log: reloads and pgbouncer's death, as one line each.
+    configure_logging()
     try:
         supervisor = Supervisor(args.ini, poll_seconds=args.poll_interval)
         return supervisor.run()

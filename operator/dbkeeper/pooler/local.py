@@ -24,8 +24,11 @@ from typing import Any
 
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.service_user import service_user
+from dbkeeper.pooler import child_process
 from dbkeeper.pooler.admin import AdminConsole
 from dbkeeper.pooler.changes import ChangeKind, change_kind
+from dbkeeper.pooler.child_process import LAST_OUTPUT_LINES, ChildStartError, describe_exit
+from dbkeeper.pooler.listen_port import ensure_port_free
 from dbkeeper.pooler.render import UserEntry, render_pgbouncer_ini, render_userlist
 from dbkeeper.pooler.settings import PgBouncerSettings
 
@@ -51,7 +54,12 @@ def _write_private(path: Path, text: str) -> None:
 
 
 class LocalPgBouncer:
-    """One pgbouncer child process serving ``settings`` from ``base_dir``."""
+    """One pgbouncer child process serving ``settings`` from ``base_dir``.
+
+    With ``dies_with_parent`` the kernel kills pgbouncer when this process is gone, even
+    by SIGKILL: what a supervisor in the foreground wants (``pooler run``). Without it
+    pgbouncer may be left running in the background, as the demo does.
+    """
 
     def __init__(
         self,
@@ -59,12 +67,16 @@ class LocalPgBouncer:
         settings: PgBouncerSettings,
         users: Iterable[UserEntry],
         admin_user: str = ADMIN_USER,
+        *,
+        dies_with_parent: bool = False,
     ) -> None:
         self.base_dir = base_dir.resolve()
         self.admin_user = admin_user
+        self.dies_with_parent = dies_with_parent
         self._users = tuple(users)
         self._admin_password = secrets.token_urlsafe(24)
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # where the current process's lines begin in pgbouncer.log
         self.settings = self._effective(settings)
 
     @property
@@ -114,6 +126,10 @@ class LocalPgBouncer:
         _write_private(self.ini_path, ini)
 
     def start(self, wait_seconds: float = 10.0) -> None:
+        """Write the files and start pgbouncer; PortInUseError when its port is taken."""
+        # Checked before the files are written too: a pgbouncer already running from this
+        # folder reads them on its next reload.
+        ensure_port_free(self.settings.listen_addr, self.port)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         service_user().own(self.base_dir)
         self._write_files(self.settings, self._all_users())
@@ -126,7 +142,13 @@ class LocalPgBouncer:
         self._spawn(wait_seconds)
 
     def _spawn(self, wait_seconds: float) -> None:
+        # Bound first, so that the probe below can only be answered by this pgbouncer.
+        ensure_port_free(self.settings.listen_addr, self.port)
+        preexec = service_user().preexec()  # pgbouncer refuses to run as root
+        if self.dies_with_parent:
+            preexec = child_process.dies_with_parent(preexec)
         log = self.log_path.open("ab")
+        self._log_start = log.tell()
         try:
             self._process = subprocess.Popen(
                 [find_pgbouncer(), str(self.ini_path)],
@@ -134,7 +156,7 @@ class LocalPgBouncer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.base_dir,
-                preexec_fn=service_user().preexec(),  # pgbouncer refuses to run as root
+                preexec_fn=preexec,
                 # Its own session: a Ctrl-C meant for the caller must not reach it.
                 start_new_session=True,
             )
@@ -146,25 +168,45 @@ class LocalPgBouncer:
         deadline = time.monotonic() + wait_seconds
         while True:
             assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"pgbouncer exited with code {self._process.returncode}: {self.log_tail()}"
-                )
+            self._raise_if_exited()
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection((self.host, self.port), timeout=0.5),
             ):
+                # Whoever took the port since it was checked made our pgbouncer exit.
+                self._raise_if_exited()
                 return
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"pgbouncer did not accept connections: {self.log_tail()}")
+                raise ChildStartError(f"pgbouncer did not accept connections: {self.log_tail()}")
             time.sleep(0.05)
+
+    def _raise_if_exited(self) -> None:
+        assert self._process is not None
+        code = self._process.poll()
+        if code is not None:
+            raise ChildStartError(
+                f"pgbouncer {describe_exit(code)}: {self.log_tail(LAST_OUTPUT_LINES)}"
+            )
+
+    def _log_lines(self) -> list[str]:
+        """What the current (or last) pgbouncer process wrote to pgbouncer.log."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace").splitlines()
 
     def log_tail(self, lines: int = 5) -> str:
         try:
-            return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return " | ".join(self._log_lines()[-lines:]) or "(nothing logged)"
         except OSError:
             return "(no log)"
+
+    def last_output(self) -> str:
+        """The last lines pgbouncer logged, "" when it logged none."""
+        try:
+            return " | ".join(self._log_lines()[-LAST_OUTPUT_LINES:])
+        except OSError:
+            return ""
 
     @property
     def pid(self) -> int | None:
@@ -236,9 +278,14 @@ class LocalPgBouncer:
             process.wait(timeout)
 
     def wait(self) -> int:
-        """Block until the process exits (the CLI's foreground mode)."""
+        """Block until the process exits (the CLI's foreground mode); its returncode."""
         assert self._process is not None
         return self._process.wait()
+
+    def restart(self, wait_seconds: float = 10.0) -> None:
+        """Start pgbouncer again on the files as they are, e.g. after it died."""
+        self.stop()
+        self._spawn(wait_seconds)
 
     def __enter__(self) -> LocalPgBouncer:
         self.start()

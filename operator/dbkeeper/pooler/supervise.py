@@ -9,20 +9,35 @@ an online change (a pool size, a host, a new user) reaches the pods without a re
 It reloads its TLS certificate, key and CA files on SIGHUP too, so those are watched as
 well: a renewed certificate in a mounted Secret is served to new connections without a
 restart.
+
+SIGTERM and SIGINT are passed on to pgbouncer, and the supervisor exits with its status
+once it stopped. When pgbouncer dies on its own the supervisor logs one line saying how,
+with pgbouncer's last output, and exits non-zero: the kubelet restarts the container.
+pgbouncer's output goes through the supervisor to the container's log for that.
 """
 
 from __future__ import annotations
 
+import collections
 import configparser
 import hashlib
 import logging
 import signal
 import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 from dbkeeper.local.service_user import service_user
+from dbkeeper.pooler.child_process import (
+    LAST_OUTPUT_LINES,
+    describe_exit,
+    dies_with_parent,
+    shell_exit_status,
+)
 from dbkeeper.pooler.local import find_pgbouncer
 
 log = logging.getLogger(__name__)
@@ -68,6 +83,35 @@ def fingerprint(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
+class OutputTail:
+    """Copies a child's output to ``sink`` line by line, keeping the last few lines."""
+
+    def __init__(self, source: IO[bytes], sink: IO[bytes], keep: int = LAST_OUTPUT_LINES) -> None:
+        self._lines: collections.deque[bytes] = collections.deque(maxlen=keep)
+        self._thread = threading.Thread(target=self._copy, args=(source, sink), daemon=True)
+        self._thread.start()
+
+    def _copy(self, source: IO[bytes], sink: IO[bytes]) -> None:
+        copying = True
+        with source:
+            for line in iter(source.readline, b""):
+                self._lines.append(line)
+                if not copying:
+                    continue
+                try:
+                    sink.write(line)
+                    sink.flush()
+                except (OSError, ValueError):
+                    # Keep reading all the same: a full pipe would block pgbouncer's logging.
+                    copying = False
+
+    def last_lines(self, timeout: float = 5.0) -> str:
+        """The last lines, joined with " | ", once the child closed its output."""
+        self._thread.join(timeout)
+        lines = (line.decode(errors="replace").strip() for line in list(self._lines))
+        return " | ".join(line for line in lines if line)
+
+
 class Supervisor:
     """One pgbouncer child process, reloaded when its files change."""
 
@@ -77,6 +121,7 @@ class Supervisor:
         *,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         pgbouncer: str | None = None,
+        output: IO[bytes] | None = None,
     ) -> None:
         if poll_seconds <= 0:
             raise ValueError(f"poll interval must be more than 0 seconds, got {poll_seconds}")
@@ -84,14 +129,23 @@ class Supervisor:
         self.poll_seconds = poll_seconds
         self.pgbouncer = pgbouncer or find_pgbouncer()
         self.reloads = 0
+        self.output = output  # where pgbouncer's output is copied; None: our stderr
         self._child: subprocess.Popen[bytes] | None = None
+        self._stop_signal: int | None = None
+        self._forwarded = False
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_signal = signum
         if self._child is not None and self._child.poll() is None:
             self._child.send_signal(signum)
+            self._forwarded = True
 
     def run(self) -> int:
-        """Start pgbouncer and supervise it until it exits; returns its exit code."""
+        """Start pgbouncer and supervise it until it exits; returns its exit status.
+
+        That is pgbouncer's own code, or 128 + the signal that killed it, and 1 when it
+        exited with 0 although nobody asked it to stop.
+        """
         if not self.ini_path.is_file():
             raise FileNotFoundError(f"pgbouncer configuration {self.ini_path} does not exist")
         seen = fingerprint(watched_files(self.ini_path))
@@ -100,21 +154,46 @@ class Supervisor:
             self._child = subprocess.Popen(
                 [self.pgbouncer, str(self.ini_path)],
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 # pgbouncer refuses to run as root: started as root (tests, the demo), it
                 # runs as the service user; in a pod nobody is root and nothing changes.
-                preexec_fn=service_user().preexec(),
+                # It must not outlive the supervisor either.
+                preexec_fn=dies_with_parent(service_user().preexec()),
             )
+            assert self._child.stdout is not None
+            output = OutputTail(self._child.stdout, self.output or sys.stderr.buffer)
+            if self._stop_signal is not None and not self._forwarded:
+                # Asked to stop while pgbouncer was being started.
+                self._child.send_signal(self._stop_signal)
             while True:
                 try:
                     code = self._child.wait(timeout=self.poll_seconds)
                 except subprocess.TimeoutExpired:
                     seen = self._reload_if_changed(seen)
                     continue
-                # A child killed by a signal reports -signum; a shell would report 128+signum.
-                return code if code >= 0 else 128 - code
+                return self._exit_status(code, output.last_lines())
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def _exit_status(self, code: int, last_output: str) -> int:
+        status = shell_exit_status(code)
+        if self._stop_signal is not None:
+            log.info(
+                "pgbouncer stopped on %s: it %s",
+                signal.Signals(self._stop_signal).name,
+                describe_exit(code),
+            )
+            return status
+        status = status or 1
+        log.error(
+            "pgbouncer died: it %s%s; exiting with %d so that the container is restarted",
+            describe_exit(code),
+            f"; its last output: {last_output}" if last_output else "",
+            status,
+        )
+        return status
 
     def _reload_if_changed(self, seen: str) -> str:
         now = fingerprint(watched_files(self.ini_path))

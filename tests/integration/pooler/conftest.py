@@ -8,6 +8,8 @@ server without a plaintext password anywhere.
 from __future__ import annotations
 
 import shutil
+import socket
+import sys
 import tempfile
 import threading
 import time
@@ -68,6 +70,19 @@ def make_temp_dir(prefix: str) -> Path:
     return path
 
 
+@pytest.fixture
+def pooler_dir() -> Iterator[Path]:
+    """Where a ``dbkeeper pooler run`` of the test keeps its files (not created yet)."""
+    folder = make_temp_dir("dbkeeper-test-cli-pooler-")
+    yield folder / "pooler"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def dbkeeper_command(*args: str) -> list[str]:
+    """The dbkeeper CLI as a subprocess of this interpreter."""
+    return [sys.executable, "-m", "dbkeeper.cli", *args]
+
+
 def pooler_settings(target: ConnInfo, **overrides: Any) -> PgBouncerSettings:
     base: dict[str, Any] = {
         "databases": (DatabaseTarget(ALIAS, target.host, target.port, target.dbname),),
@@ -116,6 +131,41 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+def children_named(parent: int, name: str) -> list[int]:
+    """Process ids of the live children of ``parent`` whose command is ``name``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == parent and comm == name and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def process_gone(pid: int) -> bool:
+    """No such process any more, or only its zombie waiting to be reaped."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return text[text.rindex(")") + 2 :].startswith("Z")
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a new listener could bind ``port`` on ``host``, as pgbouncer binds it."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 class BackgroundQuery:

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import free_port
-from tests.integration.pooler.conftest import make_temp_dir
-
-
-def _dbkeeper(*args: str) -> list[str]:
-    return [sys.executable, "-m", "dbkeeper.cli", *args]
-
-
-@pytest.fixture
-def pooler_dir() -> Iterator[Path]:
-    folder = make_temp_dir("dbkeeper-test-cli-pooler-")
-    yield folder / "pooler"
-    shutil.rmtree(folder, ignore_errors=True)
+from tests.integration.pooler.conftest import dbkeeper_command as _dbkeeper
 
 
 def test_pooler_run_serves_queries_and_show_reports_the_pool(

@@ -34,9 +34,12 @@ from dbkeeper.pooler.settings import PgBouncerSettings
 from tests.integration.pooler.conftest import (
     ALIAS,
     PoolerRole,
+    children_named,
     create_role,
     make_temp_dir,
     pooler_settings,
+    port_free,
+    process_gone,
     wait_for,
 )
 
@@ -79,6 +82,7 @@ class Served:
         self.admin_password = secrets.token_urlsafe(18)
         self.users = users
         self.settings = settings
+        self.pgbouncers: set[int] = set()
         self.publish()
         self.process = subprocess.Popen(
             [
@@ -128,6 +132,11 @@ class Served:
         info = ConnInfo("127.0.0.1", self.settings.listen_port, ALIAS, role.name, role.password)
         return psycopg.connect(info.dsn(), prepare_threshold=None, autocommit=True)
 
+    def pgbouncer_pid(self) -> int:
+        [pid] = children_named(self.process.pid, "pgbouncer")
+        self.pgbouncers.add(pid)
+        return pid
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -136,6 +145,11 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        # A pgbouncer that outlived serve must not outlive the test too.
+        for pid in self.pgbouncers:
+            if not process_gone(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -198,6 +212,29 @@ def test_sigterm_is_forwarded_and_pgbouncer_stops(serve: Any) -> None:
     served.process.wait(10)
     assert "got SIGTERM" in served.stderr()
     assert not _port_open(served.settings.listen_port)
+
+
+def test_serve_exits_non_zero_saying_how_pgbouncer_died(serve: Any) -> None:
+    served: Served = serve()
+    os.kill(served.pgbouncer_pid(), signal.SIGKILL)
+
+    code = served.process.wait(30)
+
+    assert code == 128 + signal.SIGKILL
+    died = [line for line in served.stderr().splitlines() if "pgbouncer died" in line]
+    assert len(died) == 1
+    assert "killed by signal 9 (SIGKILL)" in died[0]
+
+
+def test_pgbouncer_does_not_outlive_serve_killed_with_sigkill(serve: Any) -> None:
+    served: Served = serve()
+    pgbouncer = served.pgbouncer_pid()
+
+    served.process.kill()
+    served.process.wait(30)
+
+    wait_for(lambda: process_gone(pgbouncer), 30, "pgbouncer to go with serve")
+    wait_for(lambda: port_free(served.settings.listen_port), 30, "the port to be free")
 
 
 def test_exit_code_is_pgbouncers_own(pooler_role: PoolerRole) -> None:
