@@ -318,6 +318,39 @@ MATRIX: tuple[Fault, ...] = (
         f"{_POOLER}/test_hostile_values.py::"
         "test_hostile_change_is_rejected_and_rendered_files_are_unchanged",
     ),
+    # -- pooler --------------------------------------------------------------------
+    Fault(
+        "pooler",
+        "pgbouncer killed under pooler run",
+        "restarted with back-off, one line each time; clients served again",
+        f"{_POOLER}/test_run_recovery.py::"
+        "test_pgbouncer_killed_under_pooler_run_is_restarted_and_serves_again",
+    ),
+    Fault(
+        "pooler",
+        "pooler run supervisor killed with SIGKILL",
+        "pgbouncer dies with it (PR_SET_PDEATHSIG); the port is free",
+        f"{_POOLER}/test_run_recovery.py::"
+        "test_pgbouncer_does_not_outlive_a_pooler_run_killed_with_sigkill",
+    ),
+    Fault(
+        "pooler",
+        "pooler run on a port already taken",
+        "refused in one line naming the port, before anything starts",
+        f"{_POOLER}/test_run_recovery.py::test_pooler_run_refuses_a_port_already_in_use_in_one_line",
+    ),
+    Fault(
+        "pooler",
+        "pgbouncer killed under pooler serve (a pod)",
+        "serve exits non-zero saying how, so the kubelet restarts the container",
+        f"{_POOLER}/test_serve.py::test_serve_exits_non_zero_saying_how_pgbouncer_died",
+    ),
+    Fault(
+        "pooler",
+        "pooler serve killed with SIGKILL",
+        "pgbouncer dies with it",
+        f"{_POOLER}/test_serve.py::test_pgbouncer_does_not_outlive_serve_killed_with_sigkill",
+    ),
 )
 
 
