@@ -49,6 +49,8 @@ _LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_CANCELED = "57014"
 _MAX_ERROR_LENGTH = 2000
 SessionSink = Callable[[int], None]
+# What looking at the database after a fault may wait for: it reports, it must not hang.
+_AFTERMATH_LOCK_TIMEOUT = timedelta(seconds=5)
 
 
 def _count(revisions: int) -> str:
@@ -373,8 +375,10 @@ class _Mover:
     def _revision_now(self) -> tuple[bool, str | None]:
         """Whether the database's revision could be read afresh, and that revision."""
         try:
-            with sqlalchemy_connection(self.conninfo) as connection, connection.begin():
-                return True, current_revision(connection)
+            with sqlalchemy_connection(self.conninfo) as connection:
+                prepare_session(connection, _AFTERMATH_LOCK_TIMEOUT, _AFTERMATH_LOCK_TIMEOUT)
+                with connection.begin():
+                    return True, current_revision(connection)
         except (MigrationError, sa.exc.SQLAlchemyError):
             return False, None
 
@@ -417,9 +421,10 @@ class _Mover:
         with (
             contextlib.suppress(MigrationError, sa.exc.SQLAlchemyError),
             sqlalchemy_connection(self.conninfo) as connection,
-            connection.begin(),
         ):
-            record(connection, entry)
+            prepare_session(connection, _AFTERMATH_LOCK_TIMEOUT, _AFTERMATH_LOCK_TIMEOUT)
+            with connection.begin():
+                record(connection, entry)
 
     def _record_failure(
         self, connection: sa.Connection, step: Step, started_at: datetime, error: MigrationError
