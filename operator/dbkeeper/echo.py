@@ -9,8 +9,11 @@ from __future__ import annotations
 ECHO_LIMIT = 64
 
 
-def echo(value: str, limit: int = ECHO_LIMIT) -> str:
-    """``value`` quoted as Python shows strings, cut to ``limit`` characters."""
-    if len(value) <= limit:
-        return repr(value)
-    return f"{value[:limit]!r}… ({len(value)} characters)"
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``value`` quoted as Python shows it (``repr``), cut to about ``limit`` characters."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    shown = repr(value)
+    return shown if len(shown) <= limit else f"{shown[:limit]}… ({len(shown)} characters)"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from dbkeeper.api.durations import DurationError, parse_fine_duration
+from dbkeeper.echo import echo
 
 
 class SettingsError(ValueError):
@@ -32,16 +33,16 @@ def _bool(name: str, value: str) -> bool:
         return True
     if lowered in {"0", "false", "no", "off"}:
         return False
-    raise SettingsError(f"{name}={value!r} is not a boolean: use true or false")
+    raise SettingsError(f"{name}={echo(value)} is not a boolean: use true or false")
 
 
 def _port(name: str, value: str) -> int:
     try:
         port = int(value)
     except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a port number") from None
+        raise SettingsError(f"{name}={echo(value)} is not a port number") from None
     if not 0 <= port <= 65535:
-        raise SettingsError(f"{name}={value!r} is out of range: use 1-65535, or 0 to disable")
+        raise SettingsError(f"{name}={echo(value)} is out of range: use 1-65535, or 0 to disable")
     return port
 
 
@@ -49,9 +50,9 @@ def _positive_int(name: str, value: str, upper: int) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a whole number") from None
+        raise SettingsError(f"{name}={echo(value)} is not a whole number") from None
     if not 1 <= number <= upper:
-        raise SettingsError(f"{name}={value!r} is out of range: use 1-{upper}")
+        raise SettingsError(f"{name}={echo(value)} is out of range: use 1-{upper}")
     return number
 
 

@@ -11,6 +11,8 @@ import re
 from datetime import timedelta
 from typing import Final
 
+from dbkeeper.echo import echo
+
 _UNITS: Final = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 #: The grammar, without anchors. Written for both Python and the API server's RE2 (no
@@ -31,7 +33,7 @@ def parse_duration(text: str) -> timedelta:
     match = _COMPILED.fullmatch(text) if text else None
     if match is None:
         raise DurationError(
-            f"{text!r} is not a duration: write a number and a unit (d, h, m, s), "
+            f"{echo(text)} is not a duration: write a number and a unit (d, h, m, s), "
             f"largest unit first, e.g. {DURATION_EXAMPLES}"
         )
     seconds = sum(
@@ -40,7 +42,7 @@ def parse_duration(text: str) -> timedelta:
         if group is not None
     )
     if seconds == 0:
-        raise DurationError(f"{text!r} is zero; a duration must be at least 1s")
+        raise DurationError(f"{echo(text)} is zero; a duration must be at least 1s")
     return timedelta(seconds=seconds)
 
 
@@ -55,7 +57,7 @@ def parse_fine_duration(text: str) -> timedelta:
         return parse_duration(text)
     value = timedelta(milliseconds=int(millis.group(1)))
     if not value:
-        raise DurationError(f"{text!r} is zero; a duration must be at least 1ms")
+        raise DurationError(f"{echo(text)} is zero; a duration must be at least 1ms")
     return value
 
 

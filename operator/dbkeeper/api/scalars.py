@@ -25,6 +25,7 @@ from dbkeeper.api.durations import (
     format_duration,
     parse_duration,
 )
+from dbkeeper.echo import echo
 
 
 def invalid(message: str, **context: Any) -> PydanticCustomError:
@@ -50,7 +51,7 @@ def _pattern_checked(
         if len(value) > max_length:
             raise invalid(f"{value[:40]!r}... is too long: at most {max_length} characters")
         if compiled.fullmatch(value) is None:
-            raise invalid(f"{value!r} is not {what}")
+            raise invalid(f"{echo(value)} is not {what}")
         problem = extra_check(value) if extra_check is not None else None
         if problem:
             raise invalid(problem)
@@ -88,7 +89,7 @@ DatabaseName = Annotated[
 
 def _not_reserved_role(value: str) -> str | None:
     if value.startswith("pg_"):
-        return f"{value!r} starts with 'pg_', which PostgreSQL reserves for its own roles"
+        return f"{echo(value)} starts with 'pg_', which PostgreSQL reserves for its own roles"
     return None
 
 
@@ -117,7 +118,7 @@ def _valid_ipv6(value: str) -> str | None:
         try:
             ipaddress.IPv6Address(value)
         except ValueError:
-            return f"{value!r} is not a valid IPv6 address"
+            return f"{echo(value)} is not a valid IPv6 address"
     return None
 
 
@@ -145,7 +146,7 @@ def split_host_and_port(value: str, default_port: int) -> tuple[str, int]:
 def _valid_host_and_port(value: str) -> str | None:
     host, port = split_host_and_port(value, default_port=1)
     if not 1 <= port <= 65535:
-        return f"{value!r} has port {port}; a port is 1-65535"
+        return f"{echo(value)} has port {port}; a port is 1-65535"
     return _valid_ipv6(host)
 
 
@@ -181,7 +182,7 @@ def _nonzero_relative(value: str) -> str:
     # Checked before the pattern so "+0" gets a message that says why, not only "invalid".
     if value[:1] in ("+", "-") and value[1:].isdigit() and int(value[1:]) == 0:
         raise invalid(
-            f"{value!r} moves nowhere; a relative target needs at least one step (-1, +2)"
+            f"{echo(value)} moves nowhere; a relative target needs at least one step (-1, +2)"
         )
     return value
 
@@ -190,7 +191,9 @@ def _require_text_revision(value: object) -> object:
     # YAML reads an unquoted 0005 as the number 5; say how to fix it instead of only
     # complaining about the type.
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise invalid(f'{value!r} is a number; write revision ids as quoted strings, e.g. "0005"')
+        raise invalid(
+            f'{echo(value)} is a number; write revision ids as quoted strings, e.g. "0005"'
+        )
     return value
 
 
@@ -221,7 +224,7 @@ CRON_REGEX: Final = r"\S+(\s+\S+){4}"
 
 def _valid_cron(value: str) -> str | None:
     if not croniter.is_valid(value):
-        return f"{value!r} is not a valid cron expression (minute hour day month weekday)"
+        return f"{echo(value)} is not a valid cron expression (minute hour day month weekday)"
     return None
 
 
@@ -243,7 +246,7 @@ ABSOLUTE_PATH_REGEX: Final = r"/[^\x00\n\r]*"
 
 def _no_parent_segments(value: str) -> str | None:
     if ".." in value.split("/"):
-        return f"{value!r} contains '..'; give the directory without parent references"
+        return f"{echo(value)} contains '..'; give the directory without parent references"
     return None
 
 
@@ -264,7 +267,9 @@ def _to_timedelta(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
-        raise invalid(f"{value!r} is not a duration; write a string such as {DURATION_EXAMPLES}")
+        raise invalid(
+            f"{echo(value)} is not a duration; write a string such as {DURATION_EXAMPLES}"
+        )
     try:
         return parse_duration(value)
     except DurationError as exc:
@@ -293,7 +298,7 @@ def _to_quantity(value: object) -> str:
     if isinstance(value, str) and _QUANTITY.fullmatch(value):
         return value
     raise invalid(
-        f"{value!r} is not a resource quantity; write e.g. 500m or 1 for CPU, 128Mi or 1Gi "
+        f"{echo(value)} is not a resource quantity; write e.g. 500m or 1 for CPU, 128Mi or 1Gi "
         "for memory"
     )
 
