@@ -41,6 +41,7 @@ _FAULTS = f"{_MIGRATE}/test_faults.py"
 _HOSTILE = f"{_MIGRATE}/test_cli_hostile_input.py"
 _SETS = "tests/unit/migrate/test_sets.py"
 _BACKUP = "tests/integration/backup"
+_DESTINATION = f"{_BACKUP}/test_destination_faults.py"
 _AUDIT = "tests/integration/healthcare/test_audit.py"
 _POOLER = "tests/integration/pooler"
 
@@ -242,6 +243,103 @@ MATRIX: tuple[Fault, ...] = (
         "a dump pg_restore rejects",
         "the backup is marked failed",
         f"{_BACKUP}/test_drill.py::test_a_dump_that_pg_restore_rejects_fails_the_backup",
+    ),
+    # -- backup destinations that refuse writes (a real tmpfs, remounted or filled) ----
+    Fault(
+        "backup",
+        "destination read-only: backup create",
+        "one line naming it, the reason and 'mount it read-write'; exit 1; earlier backup whole",
+        f"{_DESTINATION}::test_create_fails_in_one_line_and_keeps_the_earlier_backup[read-only]",
+    ),
+    Fault(
+        "backup",
+        "destination full: backup create",
+        "one line naming it, 'No space left on device' and 'free space'; exit 1; earlier "
+        "backup whole",
+        f"{_DESTINATION}::test_create_fails_in_one_line_and_keeps_the_earlier_backup[full]",
+    ),
+    Fault(
+        "backup",
+        "destination fills up half-way through a backup",
+        "the partial folder and its lock removed; earlier backup whole",
+        f"{_DESTINATION}::test_a_backup_that_fills_the_destination_half_way_leaves_nothing_behind",
+    ),
+    Fault(
+        "backup",
+        "backup folder turns read-only before the manifest",
+        "left marked in progress, the line says so; the next prune removes it",
+        f"{_DESTINATION}::"
+        "test_a_backup_folder_turning_read_only_before_the_manifest_is_left_unfinished",
+    ),
+    Fault(
+        "backup",
+        "destination read-only: a passing drill records its verdict",
+        "'passed, but its verdict was not recorded', exit 3, manifest unchanged",
+        f"{_DESTINATION}::test_a_drill_that_cannot_record_its_verdict_says_so[read-only]",
+    ),
+    Fault(
+        "backup",
+        "destination full: a passing drill records its verdict",
+        "as read-only, with 'No space left on device'",
+        f"{_DESTINATION}::test_a_drill_that_cannot_record_its_verdict_says_so[full]",
+    ),
+    Fault(
+        "backup",
+        "destination read-only: a failing drill records its verdict",
+        "exit 1 all the same, 'this verdict was not recorded'",
+        f"{_DESTINATION}::test_a_failed_drill_that_cannot_record_its_verdict_still_exits_1"
+        "[read-only]",
+    ),
+    Fault(
+        "backup",
+        "destination full: a failing drill records its verdict",
+        "as read-only",
+        f"{_DESTINATION}::test_a_failed_drill_that_cannot_record_its_verdict_still_exits_1[full]",
+    ),
+    Fault(
+        "backup",
+        "destination read-only: a drill that cannot run records its error",
+        "'could not run … the error is not recorded either', exit 3",
+        f"{_DESTINATION}::test_a_drill_that_cannot_run_says_its_error_was_not_recorded[read-only]",
+    ),
+    Fault(
+        "backup",
+        "destination full: a drill that cannot run records its error",
+        "as read-only",
+        f"{_DESTINATION}::test_a_drill_that_cannot_run_says_its_error_was_not_recorded[full]",
+    ),
+    Fault(
+        "backup",
+        "destination read-only: prune",
+        "one line, exit 1, nothing removed",
+        f"{_DESTINATION}::"
+        "test_prune_on_a_read_only_destination_stops_in_one_line_and_removes_nothing",
+    ),
+    Fault(
+        "backup",
+        "destination full: prune",
+        "works, and frees room for the next backup",
+        f"{_DESTINATION}::test_prune_frees_a_full_destination_for_the_next_backup",
+    ),
+    Fault(
+        "backup",
+        "destination read-only: restore",
+        "restores (shared lock through the existing lock file)",
+        f"{_DESTINATION}::test_a_backup_on_a_read_only_destination_restores",
+    ),
+    Fault(
+        "backup",
+        "destination read-only: backup before migrate",
+        "migration refused with the destination's line; database and history unchanged",
+        f"{_DESTINATION}::"
+        "test_backup_before_migrate_refuses_the_migration_and_changes_nothing[read-only]",
+    ),
+    Fault(
+        "backup",
+        "destination full: backup before migrate",
+        "as read-only",
+        f"{_DESTINATION}::"
+        "test_backup_before_migrate_refuses_the_migration_and_changes_nothing[full]",
     ),
     # -- audit trail ---------------------------------------------------------------
     Fault(

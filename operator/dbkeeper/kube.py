@@ -69,7 +69,8 @@ API_CALLS: dict[str, frozenset[str]] = {
     "Secret": frozenset({"get", "create", "patch", "delete"}),
     "ConfigMap": frozenset({"get", "create", "patch", "delete"}),
     "Service": frozenset({"get", "create", "patch", "delete"}),
-    # The pooler's pods: their admin consoles are paused and read for metrics.
+    # The pooler's pods: their admin consoles are paused and read for metrics. And the
+    # pods of a failed drill Job: their exit code tells a drill that could not run.
     "Pod": frozenset({"list"}),
     "Event": frozenset({"create"}),
     "Deployment": frozenset({"get", "create", "patch", "delete"}),

@@ -252,7 +252,8 @@ RESTORE_DRILL_LAST_SUCCESS = Gauge(
 )
 RESTORE_DRILL_LAST_OK = Gauge(
     "dbkeeper_backup_last_verify_success",
-    "1 when the latest restore drill succeeded, 0 when it failed; absent before the first.",
+    "1 when the latest restore drill that ran to its end succeeded, 0 when it failed (a "
+    "drill that could not run changes nothing); absent before the first.",
     _RESOURCE,
     registry=REGISTRY,
 )

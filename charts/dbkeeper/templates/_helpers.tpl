@@ -84,7 +84,8 @@ this list against the code, so a new call without a rule fails a test.
   resources: [configmaps, services]
   verbs: [get, create, patch, delete]
 # The pooler's pods, whose admin consoles are paused around risky revisions and read
-# for the pool metrics.
+# for the pool metrics; and the pods of a failed restore-drill Job, whose exit code and
+# termination message tell a drill that could not run from one that failed.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]

@@ -92,6 +92,7 @@ class Reason(StrEnum):
     NO_BACKUP_YET = "NoBackupYet"
     RESTORE_VERIFIED = "RestoreVerified"
     DRILL_FAILED = "DrillFailed"
+    DRILL_NOT_RUN = "DrillNotRun"
     NO_DRILL_YET = "NoDrillYet"
     # Roles and auditing
     ROLES_IN_SYNC = "RolesInSync"

@@ -19,12 +19,19 @@ Every folder is in one of three states (``scan``):
   may be whole, so it is reported with its problem and never removed.
 
 Locks are advisory ``flock`` locks, so they are released when the holding process dies.
+A reader that may not write the destination (mounted read-only, full, or another user's)
+takes its shared lock through the existing lock file, opened read-only; when there is no
+lock file to open, it reads without one, since no writer of the destination holds one.
+Folders are deleted with their in-progress marker last, so a deletion cut short (a
+destination turned read-only, a file that will not go) leaves them unfinished, for the
+next prune to finish, never bare and unreadable.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -34,6 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbkeeper.backup.destination_faults import CANNOT_WRITE
 from dbkeeper.backup.errors import (
     BackupIncomplete,
     BackupInUse,
@@ -191,21 +199,50 @@ class BackupCatalog:
     def remove(self, backup_id: str) -> None:
         """Delete a backup's folder. It is marked in progress and its manifest goes
         first, so a half-deleted backup reads as unfinished (and the next prune finishes
-        the job), never as complete or unreadable."""
+        the job), never as complete or unreadable. Raises the first OSError met, once
+        whatever could be deleted is gone."""
         folder = self.backup_dir(backup_id)
         with contextlib.suppress(FileNotFoundError):
             (folder / IN_PROGRESS_FILE).touch()
         (folder / MANIFEST_FILE).unlink(missing_ok=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        _delete_marked(folder)
+
+    def discard(self, backup_id: str) -> bool:
+        """Delete the folder of a backup that did not finish (marked in progress by
+        ``start``), the marker last. True when it is gone; False when some of it could
+        not be deleted: it is left marked in progress, for the next prune."""
+        try:
+            _delete_marked(self.backup_dir(backup_id))
+        except OSError:
+            return False
+        return True
 
     def _lock_path(self, backup_id: str) -> Path:
         locks = self.destination / _LOCKS_DIR
         locks.mkdir(parents=True, exist_ok=True)
         return locks / f"{check_backup_id(backup_id)}.lock"
 
+    def _open_lock(self, backup_id: str, *, shared: bool) -> int | None:
+        """The lock file, opened; for a shared lock on a destination that refuses writes,
+        the existing file opened read-only (flock needs no write access), or None when
+        there is none. Raises OSError when an exclusive lock cannot be had."""
+        try:
+            return os.open(self._lock_path(backup_id), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if not shared or exc.errno not in CANNOT_WRITE:
+                raise
+        try:
+            return os.open(self.destination / _LOCKS_DIR / f"{backup_id}.lock", os.O_RDONLY)
+        except FileNotFoundError:
+            # Writers and pruners make the lock file to take their lock: none holds it.
+            return None
+
     @contextlib.contextmanager
     def _locked(self, backup_id: str, operation: int, busy_message: str) -> Iterator[None]:
-        fd = os.open(self._lock_path(backup_id), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open_lock(backup_id, shared=operation == fcntl.LOCK_SH)
+        if fd is None:
+            yield
+            return
         try:
             try:
                 fcntl.flock(fd, operation | fcntl.LOCK_NB)
@@ -241,6 +278,47 @@ class BackupCatalog:
 def _describe_bare_folder(folder: Path) -> str:
     files = sum(1 for path in folder.rglob("*") if path.is_file())
     return f"{NO_MANIFEST_NOR_MARKER} (the folder holds {files} file(s))"
+
+
+def _delete_marked(folder: Path) -> None:
+    """Delete a folder marked in progress, its marker last, so that a deletion cut short
+    leaves it unfinished; raise the first OSError met once the rest is gone."""
+    errors: list[OSError] = []
+
+    def collect(
+        _function: object, _path: str, exc_info: tuple[object, BaseException, object]
+    ) -> None:
+        if isinstance(exc_info[1], OSError) and not isinstance(exc_info[1], FileNotFoundError):
+            errors.append(exc_info[1])
+
+    try:
+        entries = builtins.list(folder.iterdir())
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.name == IN_PROGRESS_FILE:
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, onerror=collect)
+            else:
+                entry.unlink(missing_ok=True)
+        except OSError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    left = [entry.name for entry in folder.iterdir() if entry.name != IN_PROGRESS_FILE]
+    if left:
+        raise OSError(errno.ENOTEMPTY, f"{len(left)} entries could not be deleted", str(folder))
+    (folder / IN_PROGRESS_FILE).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        with contextlib.suppress(OSError):
+            (folder / IN_PROGRESS_FILE).touch()  # still unfinished, not bare
+        raise
 
 
 def _fsync_dir(folder: Path) -> None:

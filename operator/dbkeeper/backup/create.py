@@ -18,9 +18,9 @@ format stays available (``dump_format="custom"``) for comparison. See docs/backu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
-import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,6 +30,7 @@ import psycopg
 
 from dbkeeper.backup import database_facts
 from dbkeeper.backup.catalog import BackupCatalog
+from dbkeeper.backup.destination_faults import tool_write_error, unwritable
 from dbkeeper.backup.errors import BackupError, BackupFailed
 from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest, DumpFormat
 from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool
@@ -39,6 +40,7 @@ Clock = Callable[[], datetime]
 
 DUMP_DIR = "dump"
 DUMP_FILE = "dump.pgdump"
+_AGAIN = "take the backup again"
 
 
 def utc_now() -> datetime:
@@ -80,7 +82,10 @@ def create_backup(
 
     The folder is marked in progress before anything is written into it, and the mark
     goes once the manifest is written, last. Returns the manifest; on any failure the
-    partial folder is removed and BackupFailed says why.
+    partial folder is removed (or, when the destination will not let it go, left marked
+    in progress for the next prune) and BackupFailed says why. A destination that
+    refuses writes (full, read-only, another user's) is named with the reason and what
+    to do; a complete backup already in it is not touched.
     """
     if jobs < 1:
         raise BackupFailed(f"jobs must be at least 1, got {jobs}")
@@ -88,36 +93,46 @@ def create_backup(
     try:
         destination.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BackupFailed(
-            f"cannot write to the backup destination {destination}: {exc.strerror or exc}"
-        ) from None
+        raise BackupFailed(unwritable(destination, exc, _AGAIN)) from None
     catalog = BackupCatalog(destination)
     created_at = clock()
     backup_id = new_backup_id(created_at)
     started = time.monotonic()
     try:
         with catalog.writing(backup_id):
-            folder = catalog.backup_dir(backup_id)
             try:
                 # Marked in progress first: if this process dies, pruning can tell the
                 # folder from a finished backup whose manifest was damaged.
                 catalog.start(backup_id)
             except OSError as exc:
-                raise BackupFailed(
-                    f"cannot write to the backup destination {destination}: {exc.strerror or exc}"
-                ) from None
+                raise BackupFailed(unwritable(destination, exc, _AGAIN)) from None
             try:
-                manifest = _dump(
+                return _dump(
                     conninfo, catalog, backup_id, created_at, started, jobs, clock, dump_format
                 )
+            except OSError as exc:
+                raise BackupFailed(
+                    f"backup of {conninfo.describe()} failed: "
+                    f"{unwritable(destination, exc, _AGAIN)}; {_discard(catalog, backup_id)}"
+                ) from None
             except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
+                catalog.discard(backup_id)
                 raise
     except OSError as exc:
-        raise BackupFailed(
-            f"cannot write to the backup destination {destination}: {exc.strerror or exc}"
-        ) from None
-    return manifest
+        # The lock: the destination refused even the lock file.
+        raise BackupFailed(unwritable(destination, exc, _AGAIN)) from None
+
+
+def _discard(catalog: BackupCatalog, backup_id: str) -> str:
+    """Remove the folder of a backup that failed; what became of it, in words."""
+    if catalog.discard(backup_id):
+        with contextlib.suppress(OSError):
+            catalog.forget_lock(backup_id)
+        return "nothing of this backup was kept"
+    return (
+        f"its unfinished folder {backup_id} could not be removed and is left marked in "
+        "progress, for the next `dbkeeper backup prune` to remove"
+    )
 
 
 def _dump(
@@ -162,6 +177,9 @@ def _dump(
             redact(f"backup of {conninfo.describe()} failed: {str(exc).strip()}")
         ) from None
     except ToolFailed as exc:
+        write_error = tool_write_error(exc.output)
+        if write_error is not None:
+            raise write_error from None
         raise BackupFailed(f"backup of {conninfo.describe()} failed: {exc}") from None
     except BackupError:
         raise

@@ -17,7 +17,9 @@ of the last completed drill stays as it was, the error goes into ``drill_error``
 ``drill_error_at``, and DrillNotRun is raised. Retention protects the newest backup whose
 last completed drill passed, so a broken drill environment cannot cost that protection.
 The drill holds the backup for reading throughout, so pruning cannot remove it between
-the drill's restore and the recording of its outcome.
+the drill's restore and the recording of its outcome. A destination that refuses the
+manifest's rewrite (full, read-only) leaves the manifest as it was; the result says so
+(``not_recorded``), and so does DrillNotRun's message.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import psycopg
@@ -34,6 +36,7 @@ from psycopg import sql
 from dbkeeper.backup import database_facts
 from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.create import Clock, utc_now
+from dbkeeper.backup.destination_faults import unwritable
 from dbkeeper.backup.environment_faults import is_environment_error
 from dbkeeper.backup.errors import (
     BackupFailedChecks,
@@ -50,6 +53,7 @@ from dbkeeper.backup.restore import restore_backup
 from dbkeeper.conninfo import ConnInfo, redact
 
 AUDIT_CHAIN_FUNCTION = "audit.verify_chain()"
+_AGAIN = "run the drill again"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class DrillResult:
     duration_s: float
     checks: list[DrillCheck] = field(default_factory=list)
     recorded: bool = True
+    not_recorded: str | None = None
+    """Why the outcome could not be written into the manifest, when the destination
+    refused it (the manifest, and the verdict in it, are then as they were)."""
 
     @property
     def message(self) -> str:
@@ -127,18 +134,25 @@ def _drill(
         recorded=manifest is not None,
     )
     if manifest is not None:
-        catalog.write(
-            manifest.model_copy(
-                update={
-                    "verified_at": result.verified_at,
-                    "verify_duration_s": result.duration_s,
-                    "verify_result": "passed" if passed else "failed",
-                    "verify_message": result.message,
-                    "drill_error": None,
-                    "drill_error_at": None,
-                }
+        try:
+            catalog.write(
+                manifest.model_copy(
+                    update={
+                        "verified_at": result.verified_at,
+                        "verify_duration_s": result.duration_s,
+                        "verify_result": "passed" if passed else "failed",
+                        "verify_message": result.message,
+                        "drill_error": None,
+                        "drill_error_at": None,
+                    }
+                )
             )
-        )
+        except OSError as exc:
+            return replace(
+                result,
+                recorded=False,
+                not_recorded=unwritable(catalog.destination, exc, _AGAIN),
+            )
     return result
 
 
@@ -150,15 +164,21 @@ def _not_run(
     at: datetime,
 ) -> DrillNotRun:
     """Record a drill error in the manifest, leaving the verdict alone, and describe it."""
+    not_recorded = ""
     if manifest is not None:
-        catalog.write(manifest.model_copy(update={"drill_error": reason, "drill_error_at": at}))
+        try:
+            catalog.write(manifest.model_copy(update={"drill_error": reason, "drill_error_at": at}))
+        except OSError as exc:
+            not_recorded = "; the error is not recorded either: " + unwritable(
+                catalog.destination, exc, _AGAIN
+            )
     return DrillNotRun(
         f"restore drill of backup {backup_id!r} could not run: {reason}; "
-        f"the backup's own verdict is unchanged ({verdict_of(manifest)})",
+        f"the backup's own verdict is unchanged ({verdict_of(manifest)}){not_recorded}",
         backup_id=backup_id,
         reason=reason,
         at=at,
-        recorded=manifest is not None,
+        recorded=manifest is not None and not not_recorded,
     )
 
 

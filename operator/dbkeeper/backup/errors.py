@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+DRILL_NOT_RUN_EXIT_CODE = 3
+"""The exit code of ``dbkeeper backup verify`` when the backup's recorded verdict is
+unchanged and the drill found nothing wrong with the backup: the drill could not run
+(DrillNotRun), or it passed but could not record that. A drill that failed exits 1. The
+operator tells the two apart by it (``manifests.backup``, ``reconcile.backup_jobs``)."""
+
 
 class BackupError(Exception):
     """Base of every backup-layer failure; the message never carries a password."""
@@ -43,6 +49,11 @@ class RestoreUnavailable(BackupError):
     judged; a partial target was dropped."""
 
 
+class DestinationUnwritable(BackupError):
+    """The backup destination refused a write (full, read-only, closed to the user);
+    the message names it, the reason and what to do (see ``destination_faults``)."""
+
+
 class BackupIncomplete(BackupError):
     """The backup never finished: its folder is marked in progress and has no manifest."""
 
@@ -61,7 +72,8 @@ class BackupUnreadable(BackupError):
 class DrillNotRun(BackupError):
     """A restore drill could not run to its end because of its surroundings (see
     RestoreUnavailable); the backup's own verdict is unchanged. ``recorded`` says whether
-    the error was written into the manifest's ``drill_error`` fields."""
+    the error was written into the manifest's ``drill_error`` fields (not when there is
+    no readable manifest, or the destination refused the write)."""
 
     def __init__(
         self, message: str, *, backup_id: str, reason: str, at: datetime, recorded: bool

@@ -12,7 +12,10 @@ as a backup (see ``catalog``) is never removed: it is reported, with its problem
 
 Each removal is decided again under the backup's exclusive lock, on a fresh reading
 of the catalog: a drill that passed, or a writer that finished, since the first
-reading changes the decision.
+reading changes the decision. A destination that refuses a removal (mounted read-only)
+stops the prune with DestinationUnwritable, naming what was removed before; a prune
+with nothing to remove needs no write and succeeds. A full destination is no obstacle:
+deleting needs no space, which is how one is freed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dbkeeper.backup.catalog import BackupCatalog, UnreadableBackup
-from dbkeeper.backup.errors import BackupError, BackupIncomplete, BackupInUse
+from dbkeeper.backup.destination_faults import unwritable
+from dbkeeper.backup.errors import (
+    BackupError,
+    BackupIncomplete,
+    BackupInUse,
+    BackupNotFound,
+    DestinationUnwritable,
+)
 from dbkeeper.backup.manifest import BackupManifest
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -94,18 +104,46 @@ def prune(
     def still_selected(backup_id: str) -> bool:
         return backup_id in select_for_pruning(catalog.list(), keep_last, max_age, now)
 
-    for backup_id in select_for_pruning(scan.complete, keep_last, max_age, now):
-        _remove_if(catalog, backup_id, still_selected, result.removed, result.skipped_in_use)
-    if remove_incomplete:
-        for backup_id in scan.unfinished:
-            _remove_if(
-                catalog,
-                backup_id,
-                lambda b: _still_unfinished(catalog, b),
-                result.removed_incomplete,
-                result.skipped_in_use,
-            )
+    try:
+        for backup_id in select_for_pruning(scan.complete, keep_last, max_age, now):
+            _remove_if(catalog, backup_id, still_selected, result.removed, result.skipped_in_use)
+        if remove_incomplete:
+            for backup_id in scan.unfinished:
+                _remove_if(
+                    catalog,
+                    backup_id,
+                    lambda b: _still_unfinished(catalog, b),
+                    result.removed_incomplete,
+                    result.skipped_in_use,
+                )
+    except _RemovalRefused as refused:
+        done = result.removed + result.removed_incomplete
+        raise DestinationUnwritable(
+            f"prune stopped at backup {refused.backup_id}: "
+            + unwritable(catalog.destination, refused.error, "prune again")
+            + (f"; removed before it: {', '.join(done)}" if done else "; nothing was removed")
+            + f"; {refused.backup_id} {_state_in_words(catalog, refused.backup_id)}"
+        ) from None
     return result
+
+
+class _RemovalRefused(Exception):
+    def __init__(self, backup_id: str, error: OSError) -> None:
+        super().__init__(backup_id)
+        self.backup_id = backup_id
+        self.error = error
+
+
+def _state_in_words(catalog: BackupCatalog, backup_id: str) -> str:
+    try:
+        catalog.read(backup_id)
+    except BackupIncomplete:
+        return "is left unfinished (marked in progress), for the next prune to remove"
+    except BackupNotFound:
+        return "is gone"
+    except BackupError as exc:
+        return f"cannot be read: {exc}"
+    return "is still complete"
 
 
 def _still_unfinished(catalog: BackupCatalog, backup_id: str) -> bool:
@@ -125,7 +163,8 @@ def _remove_if(
     removed: list[str],
     in_use: list[str],
 ) -> None:
-    """Remove the backup if, once its exclusive lock is held, it is still due."""
+    """Remove the backup if, once its exclusive lock is held, it is still due; raise
+    _RemovalRefused when the destination refuses (the lock file, or the deletion)."""
     try:
         with catalog.writing(backup_id):
             if not still_due(backup_id):
@@ -135,4 +174,6 @@ def _remove_if(
     except BackupInUse:
         in_use.append(backup_id)
         return
+    except OSError as exc:
+        raise _RemovalRefused(backup_id, exc) from None
     removed.append(backup_id)

@@ -3,8 +3,10 @@
 The destination is a directory (``--destination`` or ``$DBKEEPER_BACKUP_DIR``); in a
 pod it is the mounted PersistentVolumeClaim. ``list`` and ``prune`` name every folder
 that cannot be read as a backup, with its problem; such folders are never removed.
-``verify`` exits 1 both when the drill failed (the backup's verdict is now ``failed``)
-and when it could not run (one line says why; the backup's verdict is unchanged).
+``verify`` exits 1 when the drill failed (the backup's verdict is now ``failed``), and
+3 (``DRILL_NOT_RUN_EXIT_CODE``) when the backup's recorded verdict is unchanged and the
+drill found nothing wrong with it: the drill could not run, or it passed but the
+destination refused the record. One line on stderr says which, and why.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 
 from dbkeeper.backup.catalog import BackupCatalog, UnreadableBackup
 from dbkeeper.backup.create import create_backup
-from dbkeeper.backup.drill import DrillResult, verify_backup
-from dbkeeper.backup.errors import BackupError, DrillNotRun
+from dbkeeper.backup.drill import DrillResult, verdict_of, verify_backup
+from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE, BackupError, DrillNotRun
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.restore import restore_backup
 from dbkeeper.backup.retention import PruneResult, parse_max_age, prune
@@ -63,7 +65,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     restore.set_defaults(handler=_restore)
 
-    verify = commands.add_parser("verify", help="restore drill into a scratch database")
+    verify = commands.add_parser(
+        "verify",
+        help="restore drill into a scratch database",
+        description="Restore a backup into a scratch database, check it, and record the "
+        "outcome in its manifest. Exit codes: 0 the drill passed; 1 it failed (the backup "
+        f"does not restore as it is); {DRILL_NOT_RUN_EXIT_CODE} the backup's recorded "
+        "verdict is unchanged: the drill could not run (login, network, privileges, "
+        "server), or it passed but the destination refused the record; 2 a usage mistake.",
+    )
     verify.add_argument(
         "backup_id",
         metavar="BACKUP_ID",
@@ -286,6 +296,7 @@ def _drill_json(result: DrillResult) -> dict[str, Any]:
         "verified_at": result.verified_at.isoformat(),
         "duration_s": result.duration_s,
         "recorded": result.recorded,
+        "not_recorded": result.not_recorded,
         "message": result.message,
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in result.checks],
     }
@@ -318,7 +329,7 @@ def _verify(args: argparse.Namespace) -> int:
     except DrillNotRun as exc:
         if args.output == "json":
             emit(args, _drill_error_json(catalog, exc), "")
-        raise CommandError(str(exc)) from None
+        raise CommandError(str(exc), DRILL_NOT_RUN_EXIT_CODE) from None
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     marks = {True: "ok", False: "FAILED", None: "skipped"}
@@ -329,7 +340,22 @@ def _verify(args: argparse.Namespace) -> int:
     lines += [f"  {marks[c.passed]:<7} {c.name}: {c.detail}" for c in result.checks]
     emit(args, _drill_json(result), "\n".join(lines))
     if not result.passed:
-        raise CommandError(f"restore drill of backup {result.backup_id} failed: {result.message}")
+        unrecorded = (
+            f"; this verdict was not recorded: {result.not_recorded}" if result.not_recorded else ""
+        )
+        raise CommandError(
+            f"restore drill of backup {result.backup_id} failed: {result.message}{unrecorded}"
+        )
+    if result.not_recorded:
+        manifest = None
+        with contextlib.suppress(BackupError):
+            manifest = catalog.read(result.backup_id)
+        raise CommandError(
+            f"restore drill of backup {result.backup_id!r} passed, but its verdict was not "
+            f"recorded: {result.not_recorded}; the backup's recorded verdict is unchanged "
+            f"({verdict_of(manifest)})",
+            DRILL_NOT_RUN_EXIT_CODE,
+        )
     return 0
 
 

@@ -7,6 +7,12 @@ resource's Secret as environment variables (never literal values), the destinati
 PersistentVolumeClaim mounted, and a restricted security context. The connection
 string holds no password: libpq reads it from ``PGPASSWORD``. The verify job's user
 needs CREATEDB, since a drill restores into a scratch database.
+
+A drill that could not run (``backup verify`` exits DRILL_NOT_RUN_EXIT_CODE) is not a
+failed drill: the verify Job's pod failure policy fails the Job at once on that exit
+code (its only FailJob rule, so the Job's ``Failed`` condition has reason
+``PodFailurePolicy``), and the container's termination message is the end of its log,
+where the command's one error line says why. ``reconcile.backup_jobs`` reads both.
 """
 
 from __future__ import annotations
@@ -20,9 +26,14 @@ from typing import Any
 
 from croniter import croniter
 
+from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.manifests import HASH_ANNOTATION
 
 SPEC_HASH_ANNOTATION = HASH_ANNOTATION
+BACKUP_COMPONENT = "backup"
+VERIFY_COMPONENT = "backup-verify"
+"""The ``app.kubernetes.io/component`` of the backup and of the drill objects, and the
+name of their container."""
 _CRONJOB_NAME_MAX = 52  # the controller appends an 11-character suffix to Job names
 _JOB_NAME_MAX = 63
 # A writable emptyDir: the root filesystem is read-only.
@@ -78,7 +89,7 @@ def build_backup_cronjob(settings: BackupJobSettings, schedule: str) -> Manifest
         settings,
         backup_cronjob_name(settings.resource_name),
         schedule,
-        "backup",
+        BACKUP_COMPONENT,
         _create_args(settings),
     )
 
@@ -89,7 +100,7 @@ def build_verify_cronjob(settings: BackupJobSettings, verify_schedule: str) -> M
         settings,
         verify_cronjob_name(settings.resource_name),
         verify_schedule,
-        "backup-verify",
+        VERIFY_COMPONENT,
         ["backup", "verify"],
     )
 
@@ -100,9 +111,9 @@ def build_backup_job(settings: BackupJobSettings, job_name: str) -> Manifest:
     job: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _metadata(settings, name, "backup"),
+        "metadata": _metadata(settings, name, BACKUP_COMPONENT),
         "spec": {
-            **_job_spec(settings, "backup", _create_args(settings)),
+            **_job_spec(settings, BACKUP_COMPONENT, _create_args(settings)),
             "ttlSecondsAfterFinished": 86400,
         },
     }
@@ -186,10 +197,33 @@ def _env(settings: BackupJobSettings) -> list[Manifest]:
     ]
 
 
+def _drill_not_run_policy(container: str) -> Manifest:
+    """Fail a drill Job at once when its drill could not run: no retry, and a Failed
+    condition of reason PodFailurePolicy that tells it from a failed drill."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": container,
+                    "operator": "In",
+                    "values": [DRILL_NOT_RUN_EXIT_CODE],
+                },
+            }
+        ]
+    }
+
+
 def _job_spec(settings: BackupJobSettings, component: str, args: list[str]) -> Manifest:
     seccomp = {"type": "RuntimeDefault"}
+    policy = (
+        {"podFailurePolicy": _drill_not_run_policy(component)}
+        if component == VERIFY_COMPONENT
+        else {}
+    )
     return {
         "backoffLimit": 1,
+        **policy,
         "activeDeadlineSeconds": settings.active_deadline_seconds,
         "template": {
             "metadata": {"labels": _labels(settings, component)},
@@ -210,6 +244,8 @@ def _job_spec(settings: BackupJobSettings, component: str, args: list[str]) -> M
                         "imagePullPolicy": settings.image_pull_policy,
                         "command": ["dbkeeper"],
                         "args": args,
+                        # The last lines of the log (the one error line) when it fails.
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
                         "env": _env(settings),
                         "resources": copy.deepcopy(dict(settings.resources)),
                         "volumeMounts": [

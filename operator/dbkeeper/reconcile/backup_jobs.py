@@ -3,23 +3,41 @@
 The Jobs (scheduled by the CronJobs, or created on request) are the cluster's record of
 backups: the newest finished backup Job decides ``BackupHealthy``, the newest finished
 drill decides ``RestoreVerified``, and the newest successful backup is ``lastBackup``.
-Nothing here talks to the API; the reconciler hands in the Jobs it listed.
+Nothing here talks to the API; the reconciler hands in the Jobs it listed, and the pods
+of a drill Job that failed.
+
+A drill Job that failed is a failed drill (the backup did not restore or verify:
+``DrillFailed``) unless its drill could not run: ``backup verify`` exited
+DRILL_NOT_RUN_EXIT_CODE, seen on the pod's container, or in the Job's ``Failed``
+condition of reason ``PodFailurePolicy`` when the pods are gone (see
+``manifests.backup``). Such a drill judged nothing: ``RestoreVerified`` turns Unknown
+with reason ``DrillNotRun`` and the command's own line on why, and the metric of the
+last drill's outcome keeps the outcome of the last drill that ran to its end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from croniter import croniter
 
 from dbkeeper.api import LastBackup, Reason
+from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
 
-BACKUP_COMPONENT = "backup"
-VERIFY_COMPONENT = "backup-verify"
+# Re-exported: the components are defined with the objects that carry them.
+from dbkeeper.manifests.backup import BACKUP_COMPONENT as BACKUP_COMPONENT
+from dbkeeper.manifests.backup import VERIFY_COMPONENT as VERIFY_COMPONENT
+
 COMPONENT_LABEL = "app.kubernetes.io/component"
+JOB_NAME_LABEL = "job-name"
+"""The label the Job controller puts on a Job's pods."""
+POD_FAILURE_POLICY = "PodFailurePolicy"
+"""The reason of a Job's Failed condition when a FailJob rule of its policy matched."""
+_ERROR_PREFIX = "dbkeeper: error: "
+_MESSAGE_LIMIT = 1000
 OVERDUE_INTERVALS = 2
 """A backup older than this many schedule intervals is overdue."""
 
@@ -36,10 +54,26 @@ class JobRun:
     finished_at: datetime | None
     succeeded: bool | None
     uid: str = ""
+    failure_reason: str = ""
+    """The reason of the Job's Failed condition (``BackoffLimitExceeded``,
+    ``PodFailurePolicy``, ``DeadlineExceeded``…); empty unless it failed."""
+    exit_code: int | None = None
+    """The exit code of the container of the Job's last pod, when its pods were read."""
+    termination_message: str = ""
 
     @property
     def finished(self) -> bool:
         return self.succeeded is not None
+
+    @property
+    def drill_not_run(self) -> bool:
+        """A drill Job whose drill judged nothing: it could not run, or could not record
+        its passing outcome (``backup verify`` exited DRILL_NOT_RUN_EXIT_CODE)."""
+        if self.component != VERIFY_COMPONENT or self.succeeded is not False:
+            return False
+        if self.exit_code is not None:
+            return self.exit_code == DRILL_NOT_RUN_EXIT_CODE
+        return self.failure_reason == POD_FAILURE_POLICY
 
     @property
     def duration_seconds(self) -> float | None:
@@ -72,6 +106,7 @@ def job_run(job: Mapping[str, Any]) -> JobRun:
     status = job.get("status") or {}
     succeeded: bool | None = None
     finished_at = None
+    failure_reason = ""
     for condition in status.get("conditions") or []:
         if condition.get("status") != "True":
             continue
@@ -79,6 +114,7 @@ def job_run(job: Mapping[str, Any]) -> JobRun:
             succeeded, finished_at = True, _time(condition.get("lastTransitionTime"))
         elif condition.get("type") == "Failed":
             succeeded, finished_at = False, _time(condition.get("lastTransitionTime"))
+            failure_reason = str(condition.get("reason") or "")
     if succeeded is None and status.get("succeeded"):
         succeeded = True
     if succeeded is None and status.get("failed"):
@@ -96,7 +132,45 @@ def job_run(job: Mapping[str, Any]) -> JobRun:
         finished_at=finished_at,
         succeeded=succeeded,
         uid=str(metadata.get("uid", "")),
+        failure_reason=failure_reason,
     )
+
+
+def with_pod_exit(run: JobRun, pods: Iterable[Mapping[str, Any]]) -> JobRun:
+    """``run`` with the exit code and termination message of its container in the
+    newest of ``pods`` that ended (the Job's pods); unchanged when none did."""
+    ended: list[tuple[datetime, str, Mapping[str, Any]]] = []
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if labels.get(JOB_NAME_LABEL) != run.name:
+            continue
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            if container.get("name") != run.component:
+                continue
+            for state in (container.get("state"), container.get("lastState")):
+                terminated = (state or {}).get("terminated")
+                if terminated and isinstance(terminated.get("exitCode"), int):
+                    at = _time(terminated.get("finishedAt")) or datetime.min.replace(tzinfo=UTC)
+                    ended.append((at, str(terminated.get("containerID", "")), terminated))
+    if not ended:
+        return run
+    _, _, newest = max(ended, key=lambda item: (item[0], item[1]))
+    return replace(
+        run,
+        exit_code=int(newest["exitCode"]),
+        termination_message=str(newest.get("message") or ""),
+    )
+
+
+def command_error(termination_message: str) -> str | None:
+    """The one error line of a dbkeeper command in a termination message (the end of
+    its log), without its ``dbkeeper: error:`` prefix and cut to a readable length."""
+    lines = [line.strip() for line in termination_message.splitlines()]
+    errors = [line[len(_ERROR_PREFIX) :] for line in lines if line.startswith(_ERROR_PREFIX)]
+    if not errors or not errors[-1]:
+        return None
+    line = errors[-1]
+    return line if len(line) <= _MESSAGE_LIMIT else f"{line[: _MESSAGE_LIMIT - 1]}…"
 
 
 def newest_finished(runs: Iterable[JobRun], component: str) -> JobRun | None:
@@ -106,6 +180,12 @@ def newest_finished(runs: Iterable[JobRun], component: str) -> JobRun | None:
 
 def newest_success(runs: Iterable[JobRun], component: str) -> JobRun | None:
     return newest_finished((r for r in runs if r.succeeded), component)
+
+
+def newest_completed_drill(runs: Iterable[JobRun]) -> JobRun | None:
+    """The newest drill that judged the backup, passed or failed (not one that could
+    not run)."""
+    return newest_finished((r for r in runs if not r.drill_not_run), VERIFY_COMPONENT)
 
 
 def schedule_interval(schedule: str, now: datetime) -> timedelta:
@@ -200,7 +280,9 @@ def backup_verdict(
 
 
 def drill_verdict(runs: Iterable[JobRun]) -> Verdict:
-    """RestoreVerified: the newest finished restore drill."""
+    """RestoreVerified: the newest finished restore drill; one that could not run says
+    so, with the last drill that did."""
+    runs = list(runs)
     newest = newest_finished(runs, VERIFY_COMPONENT)
     if newest is None or newest.finished_at is None:
         return Verdict("Unknown", Reason.NO_DRILL_YET, "no restore drill has finished yet")
@@ -210,8 +292,27 @@ def drill_verdict(runs: Iterable[JobRun]) -> Verdict:
             Reason.RESTORE_VERIFIED,
             f"restore drill {newest.name} succeeded at {_stamp(newest.finished_at)}",
         )
+    if newest.drill_not_run:
+        return Verdict("Unknown", Reason.DRILL_NOT_RUN, _not_run_message(newest, runs))
     return Verdict(
         "False",
         Reason.DRILL_FAILED,
         f"restore drill {newest.name} failed at {_stamp(newest.finished_at)}; see its pod's log",
+    )
+
+
+def _not_run_message(newest: JobRun, runs: list[JobRun]) -> str:
+    assert newest.finished_at is not None
+    why = command_error(newest.termination_message)
+    completed = newest_completed_drill(runs)
+    last = (
+        "no earlier drill ran to its end"
+        if completed is None or completed.finished_at is None
+        else f"the last drill that ran, {completed.name}, "
+        f"{'succeeded' if completed.succeeded else 'failed'} at {_stamp(completed.finished_at)}"
+    )
+    return (
+        f"restore drill {newest.name} ended at {_stamp(newest.finished_at)} without judging "
+        f"the backup, whose verdict is unchanged ({last}): "
+        + (why if why is not None else "see its pod's log for why")
     )

@@ -1,7 +1,8 @@
 """Publish what the backup and drill Jobs showed as Prometheus metrics (operator only).
 
 Like the status, the metrics follow the Jobs: the schedule's interval, the newest
-successful backup and its duration, the newest drill. Each failed backup Job is counted
+successful backup and its duration, the newest drill that ran to its end (one that
+could not run changes nothing). Each failed backup Job is counted
 once: the Jobs already counted are remembered per resource, only as long as they are
 still listed, so the memory stays bounded. Failures that ended before this process
 started are not counted (a restarted operator must not count old Jobs again).
@@ -18,9 +19,8 @@ from dbkeeper.api import LastBackup
 from dbkeeper.api.spec import BackupSpec
 from dbkeeper.reconcile.backup_jobs import (
     BACKUP_COMPONENT,
-    VERIFY_COMPONENT,
     JobRun,
-    newest_finished,
+    newest_completed_drill,
     newest_success,
     schedule_interval,
 )
@@ -45,7 +45,8 @@ def publish_backups(
         _count_failures(view, runs)
         if backup.schedule is None:
             return  # nothing is due without a schedule: no interval to alert on
-        drill = newest_finished(runs, VERIFY_COMPONENT)
+        # A drill that could not run judged nothing: the last one that did stands.
+        drill = newest_completed_drill(runs)
         newest = newest_success(runs, BACKUP_COMPONENT)
         same_backup = newest is not None and latest is not None and newest.name == latest.id
         metrics.set_backup_state(

@@ -5,7 +5,8 @@
 its CronJob. The annotation ``dbkeeper.dev/backup-now`` asks for one backup: a Job is
 created once per annotation value, and the value is recorded in
 ``status.lastBackupRequest``. The Jobs' outcome becomes ``status.lastBackup`` and the
-conditions ``BackupHealthy`` and ``RestoreVerified``.
+conditions ``BackupHealthy`` and ``RestoreVerified``; the pods of a drill Job that
+failed tell a drill that could not run from a failed one (see ``backup_jobs``).
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ from dbkeeper.manifests.backup import (
 )
 from dbkeeper.reconcile.backup_input import job_selector, job_settings, on_demand_job_name
 from dbkeeper.reconcile.backup_jobs import (
+    JOB_NAME_LABEL,
     VERIFY_COMPONENT,
     JobRun,
     backup_verdict,
     drill_verdict,
     job_run,
     last_backup,
+    newest_finished,
+    with_pod_exit,
 )
 from dbkeeper.reconcile.backup_metrics import publish_backups
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
@@ -100,8 +104,19 @@ def reconcile_backups(
     _apply_cronjobs(view, runtime, job, backup)
     _act_on_request(view, runtime, job, report)
     jobs = runtime.kube.list("Job", view.namespace, job_selector(view.name))
-    runs = [job_run(j) for j in jobs]
+    runs = _with_drill_exit(view, runtime, [job_run(j) for j in jobs])
     _report_runs(view, runtime, backup, runs, report)
+
+
+def _with_drill_exit(view: ResourceView, runtime: KubeRuntime, runs: list[JobRun]) -> list[JobRun]:
+    """The runs, the newest drill's with how its container ended when it failed: only
+    its exit code tells a drill that could not run from one that failed, and only its
+    termination message says why. One list of pods, and only in that case."""
+    newest = newest_finished(runs, VERIFY_COMPONENT)
+    if newest is None or newest.succeeded is not False:
+        return runs
+    pods = runtime.kube.list("Pod", view.namespace, f"{JOB_NAME_LABEL}={newest.name}")
+    return [with_pod_exit(run, pods) if run is newest else run for run in runs]
 
 
 def _had_backups(report: StatusReport) -> bool:
@@ -180,7 +195,9 @@ def _report_runs(
             drill.status,
             drill.reason,
             drill.message,
-            event="Warning" if drill.status == "False" else None,
+            event="Warning"
+            if drill.status == "False" or drill.reason == Reason.DRILL_NOT_RUN
+            else None,
         )
     else:
         report.drop_condition(ConditionType.RESTORE_VERIFIED)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dbkeeper.backup.create import create_backup
+from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.conninfo import ConnInfo
 from tests.integration.backup.sample_schema import REVISION, table_checksums
 
@@ -124,7 +125,7 @@ def test_a_drill_that_cannot_log_in_does_not_cost_the_verified_backup_its_protec
     listed = _json(["list"], None, destination)
     assert {m["id"]: m["verify_result"] for m in listed["backups"]} == {a: "passed", b: None}
     assert "password authentication failed" in listed["backups"][0]["drill_error"]
-    assert drill.returncode == 1
+    assert drill.returncode == DRILL_NOT_RUN_EXIT_CODE  # not 1: the drill did not fail
     (line,) = drill.stderr.strip().splitlines()
     assert f"restore drill of backup {a!r} could not run" in line
     assert "password authentication failed" in line
@@ -141,7 +142,7 @@ def test_verify_reports_a_drill_that_could_not_run_as_json_too(
 
     result = _run(["verify", "-o", "json"], replace(admin, password="wrong-3a1f"), destination)
 
-    assert result.returncode == 1
+    assert result.returncode == DRILL_NOT_RUN_EXIT_CODE
     report = json.loads(result.stdout)
     assert report["backup_id"] == backup_id
     assert report["outcome"] == "error"

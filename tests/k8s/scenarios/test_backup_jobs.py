@@ -180,6 +180,43 @@ def test_backup_now_runs_a_backup_job_and_the_verify_cronjob_proves_it_by_a_rest
     assert drilled["verify_result"] == "passed", drilled["verify_message"]
 
 
+def test_a_drill_that_cannot_run_leaves_restore_verified_unknown_not_failed(
+    workload: Workload, kubelet: PodRunner, tmp_path: Path
+) -> None:
+    folder = _provision(workload.cluster, tmp_path / "backups")
+    # The owner has no CREATEDB: the drill cannot make its scratch database, which says
+    # nothing about the backup.
+    workload.create(backup=_backup(schedule="0 2 * * *"), migrations={"backupBeforeMigrate": False})
+    wait_for_phase(workload.cluster, NAMESPACE, NAME, "Ready", timeout=60)
+    _request_backup(workload, "before-the-drill")
+    workload.wait_condition("BackupHealthy", "True", "BackupSucceeded", timeout=120)
+
+    workload.patch_spec({"backup": {"verifySchedule": "* * * * *"}})
+    not_run = workload.wait_condition("RestoreVerified", "Unknown", "DrillNotRun", timeout=180)
+
+    message = not_run["message"]
+    assert f"{NAME}-backup-verify-" in message
+    assert "verdict is unchanged" in message
+    assert "could not run" in message
+    assert "permission denied to create database" in message
+    labels = {"namespace": NAMESPACE, "name": NAME}
+    assert metrics.REGISTRY.get_sample_value("dbkeeper_backup_last_verify_success", labels) is None
+    drills = workload.cluster.list(
+        "batch/v1",
+        "Job",
+        NAMESPACE,
+        label_selector=f"{JOB_LABELS},app.kubernetes.io/component=backup-verify",
+    )
+    finished = [
+        c for j in drills for c in j["status"].get("conditions", []) if c["type"] == "Failed"
+    ]
+    assert finished
+    assert {c["reason"] for c in finished} == {"PodFailurePolicy"}, "failed at once, no retry"
+    (taken,) = _backups_in(folder)["backups"]
+    assert taken["verify_result"] is None
+    assert "permission denied to create database" in taken["drill_error"]
+
+
 def test_a_backup_job_that_cannot_write_fails_and_backups_turn_unhealthy(
     workload: Workload, kubelet: PodRunner, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.manifests.backup import (
     SPEC_HASH_ANNOTATION,
     BackupJobSettings,
@@ -149,3 +150,32 @@ def test_the_spec_hash_changes_with_the_inputs() -> None:
     annotation = first["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
     assert annotation == same["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
     assert annotation != other["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+
+
+def test_a_drill_that_could_not_run_fails_the_verify_job_at_once_with_its_reason() -> None:
+    job_spec = build_verify_cronjob(_settings(), "0 4 * * 0")["spec"]["jobTemplate"]["spec"]
+
+    assert job_spec["podFailurePolicy"] == {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": "backup-verify",
+                    "operator": "In",
+                    "values": [DRILL_NOT_RUN_EXIT_CODE],
+                },
+            }
+        ]
+    }
+    (container,) = job_spec["template"]["spec"]["containers"]
+    assert container["name"] == "backup-verify"
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_backup_jobs_keep_retrying_whatever_the_exit_code() -> None:
+    for job_spec in (
+        build_backup_cronjob(_settings(), "0 2 * * *")["spec"]["jobTemplate"]["spec"],
+        build_backup_job(_settings(), "clinic-backup-manual-1")["spec"],
+    ):
+        assert "podFailurePolicy" not in job_spec
+        assert job_spec["backoffLimit"] == 1

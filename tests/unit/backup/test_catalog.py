@@ -145,10 +145,11 @@ def test_a_removal_cut_short_leaves_an_unfinished_folder(
     catalog.write(_manifest("b1", 1))
     (tmp_path / "b1" / "dump").mkdir()
     (tmp_path / "b1" / "dump" / "toc.dat").write_bytes(b"toc")
-    # The pruning process dies before the folder's contents are gone.
+    # The deletion stops before the folder's contents are gone.
     monkeypatch.setattr("dbkeeper.backup.catalog.shutil.rmtree", lambda *a, **k: None)
 
-    catalog.remove("b1")
+    with pytest.raises(OSError, match="could not be deleted"):
+        catalog.remove("b1")
 
     assert catalog.scan().unfinished == ["b1"]
 

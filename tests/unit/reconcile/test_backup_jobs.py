@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dbkeeper.api import LastBackup, Reason
+from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.reconcile.backup_jobs import (
     BACKUP_COMPONENT,
+    JOB_NAME_LABEL,
+    POD_FAILURE_POLICY,
     VERIFY_COMPONENT,
     JobRun,
     backup_verdict,
+    command_error,
     drill_verdict,
     job_run,
     last_backup,
+    newest_completed_drill,
     schedule_interval,
+    with_pod_exit,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -167,3 +174,159 @@ def test_the_newest_drill_decides_restore_verified() -> None:
 def test_schedule_interval_is_the_gap_between_runs() -> None:
     assert schedule_interval(DAILY, NOW) == timedelta(days=1)
     assert schedule_interval("*/15 * * * *", NOW) == timedelta(minutes=15)
+
+
+# --- a drill that could not run ------------------------------------------------------
+
+NOT_RUN_LINE = (
+    "dbkeeper: error: restore drill of backup '20261125T020000Z-1a2b3c' could not run: "
+    "cannot create the scratch database: permission denied to create database; "
+    "the backup's own verdict is unchanged (passed at 2026-11-24 04:00 UTC)"
+)
+
+
+def _failed_drill_job(name: str, reason: str, failed_at: datetime) -> dict[str, Any]:
+    return _job(
+        name,
+        VERIFY_COMPONENT,
+        failed=1,
+        conditions=[
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": reason,
+                "lastTransitionTime": _stamp(failed_at),
+            }
+        ],
+    )
+
+
+def _pod(job: str, exit_code: int, message: str, finished: datetime) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"{job}-x1", "labels": {JOB_NAME_LABEL: job}},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": VERIFY_COMPONENT,
+                    "state": {
+                        "terminated": {
+                            "exitCode": exit_code,
+                            "message": message,
+                            "finishedAt": _stamp(finished),
+                        }
+                    },
+                }
+            ]
+        },
+    }
+
+
+def test_a_drill_job_failed_by_its_pod_failure_policy_could_not_run() -> None:
+    run = job_run(_failed_drill_job("d", POD_FAILURE_POLICY, NOW - timedelta(minutes=2)))
+
+    assert (run.succeeded, run.failure_reason, run.drill_not_run) == (
+        False,
+        POD_FAILURE_POLICY,
+        True,
+    )
+
+
+def test_a_drill_job_that_used_up_its_retries_is_a_failed_drill() -> None:
+    run = job_run(_failed_drill_job("d", "BackoffLimitExceeded", NOW - timedelta(minutes=2)))
+
+    assert run.drill_not_run is False
+
+
+def test_a_backup_job_failed_by_a_pod_failure_policy_is_not_a_drill() -> None:
+    run = replace(
+        _run("b", BACKUP_COMPONENT, timedelta(hours=1), False), failure_reason=POD_FAILURE_POLICY
+    )
+
+    assert run.drill_not_run is False
+
+
+def test_the_pod_s_exit_code_and_termination_message_are_taken_from_the_job_s_own_pod() -> None:
+    run = _run("d", VERIFY_COMPONENT, timedelta(minutes=5), False)
+    pods = [
+        _pod("other", 1, "dbkeeper: error: something else", NOW),
+        _pod("d", 1, "first try", NOW - timedelta(minutes=7)),
+        _pod("d", DRILL_NOT_RUN_EXIT_CODE, NOT_RUN_LINE, NOW - timedelta(minutes=5)),
+    ]
+
+    read = with_pod_exit(run, pods)
+
+    assert (read.exit_code, read.termination_message) == (DRILL_NOT_RUN_EXIT_CODE, NOT_RUN_LINE)
+    assert read.drill_not_run
+
+
+def test_the_exit_code_decides_over_the_job_s_condition() -> None:
+    # A pod that exited 1 is a failed drill, whatever the Job's condition says.
+    run = replace(
+        _run("d", VERIFY_COMPONENT, timedelta(minutes=5), False), failure_reason=POD_FAILURE_POLICY
+    )
+
+    assert with_pod_exit(run, [_pod("d", 1, "", NOW)]).drill_not_run is False
+    assert with_pod_exit(run, []).drill_not_run is True, "without pods, the condition decides"
+
+
+def test_a_drill_that_could_not_run_leaves_restore_verified_unknown_with_why() -> None:
+    passed = _run("d1", VERIFY_COMPONENT, timedelta(days=1), True)
+    not_run = replace(
+        _run("d2", VERIFY_COMPONENT, timedelta(minutes=5), False),
+        exit_code=DRILL_NOT_RUN_EXIT_CODE,
+        termination_message=f"restore drill of backup x: passed\n{NOT_RUN_LINE}\n",
+    )
+
+    verdict = drill_verdict([passed, not_run])
+
+    assert (verdict.status, verdict.reason) == ("Unknown", Reason.DRILL_NOT_RUN)
+    assert "d2" in verdict.message
+    assert "verdict is unchanged" in verdict.message
+    assert f"the last drill that ran, d1, succeeded at {_stamp(passed.finished_at or NOW)}" in (
+        verdict.message
+    )
+    assert verdict.message.endswith(NOT_RUN_LINE.removeprefix("dbkeeper: error: "))
+
+
+def test_a_drill_that_could_not_run_without_a_message_points_to_the_log() -> None:
+    not_run = replace(
+        _run("d", VERIFY_COMPONENT, timedelta(minutes=5), False), failure_reason=POD_FAILURE_POLICY
+    )
+
+    verdict = drill_verdict([not_run])
+
+    assert verdict.reason == Reason.DRILL_NOT_RUN
+    assert "no earlier drill ran to its end" in verdict.message
+    assert verdict.message.endswith("see its pod's log for why")
+
+
+def test_a_drill_that_ran_and_failed_is_still_a_failed_drill() -> None:
+    failed = replace(_run("d", VERIFY_COMPONENT, timedelta(minutes=5), False), exit_code=1)
+
+    assert (drill_verdict([failed]).status, drill_verdict([failed]).reason) == (
+        "False",
+        Reason.DRILL_FAILED,
+    )
+
+
+def test_the_last_completed_drill_passes_over_those_that_could_not_run() -> None:
+    failed = _run("d1", VERIFY_COMPONENT, timedelta(days=1), False)
+    not_run = replace(
+        _run("d2", VERIFY_COMPONENT, timedelta(hours=1), False), failure_reason=POD_FAILURE_POLICY
+    )
+
+    completed = newest_completed_drill([failed, not_run])
+
+    assert completed is not None
+    assert completed.name == "d1"
+
+
+def test_the_command_s_error_line_is_found_at_the_end_of_a_log() -> None:
+    log = "restore drill of backup b: passed in 0.5 s\n  ok  restore\n" + NOT_RUN_LINE + "\n"
+
+    assert command_error(log) == NOT_RUN_LINE.removeprefix("dbkeeper: error: ")
+    assert command_error("Traceback (most recent call last):\n  ...") is None
+    assert command_error("") is None
+    long_line = command_error("dbkeeper: error: " + "x" * 5000)
+    assert long_line is not None
+    assert len(long_line) == 1000
