@@ -341,6 +341,12 @@ MATRIX: tuple[Fault, ...] = (
         f"{_DESTINATION}::"
         "test_backup_before_migrate_refuses_the_migration_and_changes_nothing[full]",
     ),
+    Fault(
+        "backup",
+        "scheduled create with limits on a full destination",
+        "the limits are applied anyway and the line says what they removed",
+        f"{_DESTINATION}::test_a_scheduled_create_on_a_full_destination_still_applies_its_limits",
+    ),
     # -- audit trail ---------------------------------------------------------------
     Fault(
         "audit",

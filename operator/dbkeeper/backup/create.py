@@ -19,6 +19,7 @@ format stays available (``dump_format="custom"``) for comparison. See docs/backu
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import secrets
 import time
@@ -31,7 +32,7 @@ import psycopg
 from dbkeeper.backup import database_facts
 from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.destination_faults import tool_write_error, unwritable
-from dbkeeper.backup.errors import BackupError, BackupFailed
+from dbkeeper.backup.errors import BackupError, BackupFailed, DestinationFull
 from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest, DumpFormat
 from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool
 from dbkeeper.conninfo import ConnInfo, redact
@@ -93,7 +94,7 @@ def create_backup(
     try:
         destination.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BackupFailed(unwritable(destination, exc, _AGAIN)) from None
+        raise _refused(unwritable(destination, exc, _AGAIN), exc) from None
     catalog = BackupCatalog(destination)
     created_at = clock()
     backup_id = new_backup_id(created_at)
@@ -105,22 +106,31 @@ def create_backup(
                 # folder from a finished backup whose manifest was damaged.
                 catalog.start(backup_id)
             except OSError as exc:
-                raise BackupFailed(unwritable(destination, exc, _AGAIN)) from None
+                raise _refused(unwritable(destination, exc, _AGAIN), exc) from None
             try:
                 return _dump(
                     conninfo, catalog, backup_id, created_at, started, jobs, clock, dump_format
                 )
             except OSError as exc:
-                raise BackupFailed(
+                raise _refused(
                     f"backup of {conninfo.describe()} failed: "
-                    f"{unwritable(destination, exc, _AGAIN)}; {_discard(catalog, backup_id)}"
+                    f"{unwritable(destination, exc, _AGAIN)}; {_discard(catalog, backup_id)}",
+                    exc,
                 ) from None
             except BaseException:
                 catalog.discard(backup_id)
                 raise
     except OSError as exc:
         # The lock: the destination refused even the lock file.
-        raise BackupFailed(unwritable(destination, exc, _AGAIN)) from None
+        raise _refused(unwritable(destination, exc, _AGAIN), exc) from None
+
+
+def _refused(message: str, exc: OSError) -> BackupFailed:
+    """The failure of a destination that refused a write; DestinationFull when it is
+    out of space, so that the caller may apply the retention limits to make room."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DestinationFull(message)
+    return BackupFailed(message)
 
 
 def _discard(catalog: BackupCatalog, backup_id: str) -> str:

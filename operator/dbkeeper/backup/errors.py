@@ -19,6 +19,10 @@ class BackupFailed(BackupError):
     """Taking a backup did not produce a complete, checksummed backup."""
 
 
+class DestinationFull(BackupFailed):
+    """Taking a backup failed because the destination ran out of space or quota."""
+
+
 class BackupNotFound(BackupError):
     """No backup with that id (or no backup at all) is in the destination."""
 

@@ -21,7 +21,12 @@ from typing import Any
 from dbkeeper.backup.catalog import BackupCatalog, UnreadableBackup
 from dbkeeper.backup.create import create_backup
 from dbkeeper.backup.drill import DrillResult, verdict_of, verify_backup
-from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE, BackupError, DrillNotRun
+from dbkeeper.backup.errors import (
+    DRILL_NOT_RUN_EXIT_CODE,
+    BackupError,
+    DestinationFull,
+    DrillNotRun,
+)
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.restore import restore_backup
 from dbkeeper.backup.retention import PruneResult, parse_max_age, prune
@@ -172,21 +177,44 @@ def _prune_text(result: PruneResult) -> str:
     return "\n".join(lines)
 
 
+def _made_room(destination: Path, keep_last: int | None, max_age: timedelta | None) -> str:
+    """Apply the retention limits after a backup failed for want of space; in words."""
+    try:
+        result = prune(
+            BackupCatalog(destination), keep_last=keep_last, max_age=max_age, now=datetime.now(UTC)
+        )
+    except BackupError as exc:
+        return f"applying the retention limits failed too: {exc}"
+    if not result.removed:
+        return "the retention limits removed nothing: free space or tighten them"
+    return (
+        f"the retention limits removed {len(result.removed)} older backup(s) "
+        f"({', '.join(result.removed)}), so the next backup has more room"
+    )
+
+
 def _create(args: argparse.Namespace) -> int:
     conninfo = connection_from_args(args)
     destination = _destination(args)
     jobs = _check_jobs(args)
     keep_last, max_age = _limits(args)
+    limited = keep_last is not None or max_age is not None
     try:
         manifest = create_backup(conninfo, destination, jobs=jobs)
         pruned = None
-        if keep_last is not None or max_age is not None:
+        if limited:
             pruned = prune(
                 BackupCatalog(destination),
                 keep_last=keep_last,
                 max_age=max_age,
                 now=datetime.now(UTC),
             )
+    except DestinationFull as full:
+        if not limited:
+            raise CommandError(str(full)) from None
+        # The limits are applied anyway: tightening them is how a full volume is freed
+        # for the next scheduled backup without anyone running prune by hand.
+        raise CommandError(f"{full}; {_made_room(destination, keep_last, max_age)}") from None
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     data = _manifest_json(manifest)

@@ -440,3 +440,34 @@ def test_backup_before_migrate_refuses_the_migration_and_changes_nothing(
     assert peek.revision() == "0001"
     assert peek.history() == history
     _assert_only_whole(volume, earlier)
+
+
+def test_a_scheduled_create_on_a_full_destination_still_applies_its_limits(
+    populated: ConnInfo, volume: Volume, earlier: BackupManifest
+) -> None:
+    # Tightened retention is how a full volume gets room again without anyone running
+    # prune by hand: the failed scheduled backup applies the limits it was given.
+    later = create_backup(populated, volume.path, jobs=2)
+    volume.fill()
+
+    created = _dbkeeper(["create", "--keep-last", "1"], populated, volume.path)
+
+    assert created.returncode == 1
+    _error_line(
+        created,
+        "No space left on device",
+        f"the retention limits removed 1 older backup(s) ({earlier.id})",
+    )
+    _assert_only_whole(volume, later)
+
+
+def test_a_full_destination_whose_limits_remove_nothing_says_so(
+    populated: ConnInfo, volume: Volume, earlier: BackupManifest
+) -> None:
+    volume.fill()
+
+    created = _dbkeeper(["create", "--keep-last", "5"], populated, volume.path)
+
+    assert created.returncode == 1
+    _error_line(created, "No space left on device", "the retention limits removed nothing")
+    _assert_only_whole(volume, earlier)
