@@ -347,6 +347,13 @@ MATRIX: tuple[Fault, ...] = (
         "the limits are applied anyway and the line says what they removed",
         f"{_DESTINATION}::test_a_scheduled_create_on_a_full_destination_still_applies_its_limits",
     ),
+    Fault(
+        "backup",
+        "dbkeeper killed with SIGKILL while pg_dump runs",
+        "pg_dump dies with it (PR_SET_PDEATHSIG): nothing writes into an unlocked folder",
+        "tests/unit/backup/test_tools_die_with_dbkeeper.py::"
+        "test_a_tool_dies_with_the_dbkeeper_process_that_ran_it",
+    ),
     # -- audit trail ---------------------------------------------------------------
     Fault(
         "audit",

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.parent_death import dies_with_parent
 
 
 class ToolFailed(Exception):
@@ -64,6 +65,9 @@ def run_tool(args: list[str], conninfo: ConnInfo, timeout: float | None = None) 
         result = subprocess.run(
             [*args, "--no-password", f"--dbname={dsn}"],
             env=env,
+            # A pg_dump outliving a killed dbkeeper would go on writing into a folder
+            # that is no longer locked, and that the next prune may remove.
+            preexec_fn=dies_with_parent(),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -9,55 +9,22 @@ how it ended with ``describe_exit``.
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import NoReturn, Protocol
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+from dbkeeper.parent_death import dies_with_parent
+
+__all__ = ["dies_with_parent"]  # pooler code takes it from here with the rest
+
 # How much of pgbouncer's output a report of its end quotes: a FATAL line and its cause.
 LAST_OUTPUT_LINES = 2
 
 
 class ChildStartError(RuntimeError):
     """The child did not come up: it exited at once, or never accepted connections."""
-
-
-@functools.cache
-def _prctl() -> Callable[..., int]:
-    function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    return function
-
-
-def dies_with_parent(then: Callable[[], None] | None = None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that runs ``then`` (the switch to the service user), then has the
-    kernel SIGKILL the child as soon as the process starting it is gone.
-
-    The death signal is set after ``then`` because changing credentials clears it. It
-    follows the *thread* that forks, so children are started from the main thread.
-    Outside Linux there is no such signal and ``then`` is returned as it is.
-    """
-    if not sys.platform.startswith("linux"):
-        return then
-    prctl = _prctl()  # looked up before the fork: loading a library in the child can hang
-    parent = os.getpid()
-    death_signal = [ctypes.c_ulong(arg) for arg in (PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)]
-
-    def preexec() -> None:
-        if then is not None:
-            then()
-        if prctl(*death_signal) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        # A parent that died between the fork and the prctl sends no signal any more.
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
 
 
 def describe_exit(returncode: int) -> str:
