@@ -38,6 +38,27 @@ create_backup(conninfo_from_dsn(os.environ["BACKUP_DSN"]), Path(sys.argv[1]), jo
 
 RoleFactory = Callable[[LiteralString], ConnInfo]
 
+DBKEEPER = str(Path(sys.executable).parent / "dbkeeper")
+
+
+def backup_cli(
+    args: list[str], dsn: ConnInfo | None, destination: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``dbkeeper backup ARGS`` as a user runs it, with the destination and DSN in the
+    environment (never on the command line)."""
+    env = dict(os.environ, DBKEEPER_BACKUP_DIR=str(destination))
+    env.pop("DBKEEPER_DSN", None)
+    if dsn is not None:
+        env["DBKEEPER_DSN"] = dsn.dsn()
+    return subprocess.run(
+        [DBKEEPER, "backup", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
 
 @pytest.fixture
 def populated(database: ConnInfo) -> ConnInfo:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,30 +10,12 @@ from typing import Any
 from dbkeeper.backup.create import create_backup
 from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.conninfo import ConnInfo
+from tests.integration.backup.conftest import backup_cli
 from tests.integration.backup.sample_schema import REVISION, table_checksums
-
-DBKEEPER = str(Path(sys.executable).parent / "dbkeeper")
-
-
-def _run(
-    args: list[str], dsn: ConnInfo | None, destination: Path
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, DBKEEPER_BACKUP_DIR=str(destination))
-    env.pop("DBKEEPER_DSN", None)
-    if dsn is not None:
-        env["DBKEEPER_DSN"] = dsn.dsn()
-    return subprocess.run(
-        [DBKEEPER, "backup", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def _json(args: list[str], dsn: ConnInfo | None, destination: Path) -> Any:
-    result = _run([*args, "-o", "json"], dsn, destination)
+    result = backup_cli([*args, "-o", "json"], dsn, destination)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -65,8 +44,8 @@ def test_create_list_verify_restore_prune(
 
 
 def test_text_output_is_readable(populated: ConnInfo, destination: Path) -> None:
-    created = _run(["create"], populated, destination)
-    listed = _run(["list"], None, destination)
+    created = backup_cli(["create"], populated, destination)
+    listed = backup_cli(["list"], None, destination)
 
     assert created.returncode == 0, created.stderr
     assert "stored in" in created.stdout
@@ -80,7 +59,7 @@ def test_a_refused_restore_exits_non_zero_with_one_line(
     backup_id = create_backup(populated, destination).id
     (destination / backup_id / "dump" / "toc.dat").write_bytes(b"garbage")
 
-    result = _run(["restore", backup_id], admin, destination)
+    result = backup_cli(["restore", backup_id], admin, destination)
 
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
@@ -96,7 +75,7 @@ def test_a_failed_drill_exits_non_zero_and_reports_it(
     backup_id = create_backup(populated, destination).id
     (destination / backup_id / "dump" / "toc.dat").write_bytes(b"garbage")
 
-    result = _run(["verify", "-o", "json"], admin, destination)
+    result = backup_cli(["verify", "-o", "json"], admin, destination)
 
     assert result.returncode == 1
     assert json.loads(result.stdout)["passed"] is False
@@ -104,7 +83,7 @@ def test_a_failed_drill_exits_non_zero_and_reports_it(
 
 
 def test_bad_arguments_are_rejected_with_what_is_allowed(destination: Path) -> None:
-    result = _run(["prune", "--max-age", "thirty days"], None, destination)
+    result = backup_cli(["prune", "--max-age", "thirty days"], None, destination)
 
     assert result.returncode == 2
     assert "s, m, h, d or w" in result.stderr
@@ -118,7 +97,7 @@ def test_a_drill_that_cannot_log_in_does_not_cost_the_verified_backup_its_protec
     assert _json(["verify", a], admin, destination)["passed"] is True
     b = _json(["create"], populated, destination)["id"]
 
-    drill = _run(["verify", a], replace(admin, password=wrong_password), destination)
+    drill = backup_cli(["verify", a], replace(admin, password=wrong_password), destination)
     pruned = _json(["prune", "--keep-last", "1"], None, destination)
 
     assert pruned["removed"] == []
@@ -140,7 +119,9 @@ def test_verify_reports_a_drill_that_could_not_run_as_json_too(
 ) -> None:
     backup_id = create_backup(populated, destination).id
 
-    result = _run(["verify", "-o", "json"], replace(admin, password="wrong-3a1f"), destination)
+    result = backup_cli(
+        ["verify", "-o", "json"], replace(admin, password="wrong-3a1f"), destination
+    )
 
     assert result.returncode == DRILL_NOT_RUN_EXIT_CODE
     report = json.loads(result.stdout)
@@ -160,9 +141,9 @@ def test_list_and_prune_show_unreadable_backups_and_prune_keeps_them(
     (destination / unmarked / "manifest.json").unlink()
     newest = create_backup(populated, destination).id
 
-    listed = _run(["list"], None, destination)
+    listed = backup_cli(["list"], None, destination)
     listed_json = _json(["list"], None, destination)
-    pruned = _run(["prune", "--keep-last", "1"], None, destination)
+    pruned = backup_cli(["prune", "--keep-last", "1"], None, destination)
 
     assert (destination / damaged / "dump" / "toc.dat").is_file()
     assert (destination / unmarked / "dump" / "toc.dat").is_file()

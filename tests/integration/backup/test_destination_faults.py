@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,10 +27,10 @@ from dbkeeper.backup.restore import check_backup_files
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.migrate import MigrationError, MigrationOptions, load_set, migrate
 from dbkeeper.reconcile.hooks import MoveSafeguards
+from tests.integration.backup.conftest import backup_cli
 from tests.integration.backup.sample_schema import table_checksums
 from tests.integration.migrate.conftest import SETS_ROOT, Peek
 
-DBKEEPER = str(Path(sys.executable).parent / "dbkeeper")
 FILLER = "filler"  # a file, so the catalog never takes it for a backup
 
 # The operating system's reason, and the start of what to do about it.
@@ -120,23 +119,6 @@ def earlier(populated: ConnInfo, volume: Volume) -> BackupManifest:
     return create_backup(populated, volume.path, jobs=2)
 
 
-def _dbkeeper(
-    args: list[str], dsn: ConnInfo | None, destination: Path
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, DBKEEPER_BACKUP_DIR=str(destination))
-    env.pop("DBKEEPER_DSN", None)
-    if dsn is not None:
-        env["DBKEEPER_DSN"] = dsn.dsn()
-    return subprocess.run(
-        [DBKEEPER, "backup", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
     """The one error line of a failed command, holding every fragment."""
     assert "Traceback" not in result.stderr, result.stderr
@@ -172,12 +154,12 @@ def test_create_fails_in_one_line_and_keeps_the_earlier_backup(
     reason, advice = FAULTS[fault]
     volume.apply(fault)
 
-    created = _dbkeeper(["create"], populated, volume.path)
+    created = backup_cli(["create"], populated, volume.path)
 
     assert created.returncode == 1
     _error_line(created, str(volume.path), reason, advice, "then take the backup again")
     _assert_only_whole(volume, earlier)
-    listed = _dbkeeper(["list"], None, volume.path)
+    listed = backup_cli(["list"], None, volume.path)
     assert listed.returncode == 0, listed.stderr
     assert earlier.id in listed.stdout
     assert "unfinished" not in listed.stdout
@@ -232,10 +214,10 @@ def test_a_backup_folder_turning_read_only_before_the_manifest_is_left_unfinishe
     assert unfinished in message
     assert (volume.path / unfinished / IN_PROGRESS_FILE).exists()
     assert [m.id for m in scan.complete] == [earlier.id]
-    listed = _dbkeeper(["list"], None, volume.path)
+    listed = backup_cli(["list"], None, volume.path)
     assert f"{unfinished:<24} (unfinished: marked in progress, no manifest)" in listed.stdout
 
-    pruned = _dbkeeper(["prune", "--keep-last", "5"], None, volume.path)
+    pruned = backup_cli(["prune", "--keep-last", "5"], None, volume.path)
 
     assert pruned.returncode == 0, pruned.stderr
     assert f"removed unfinished: {unfinished}" in pruned.stdout
@@ -252,7 +234,7 @@ def test_a_drill_that_cannot_record_its_verdict_says_so(
     before = _manifest_bytes(volume, earlier)
     volume.apply(fault)
 
-    drill = _dbkeeper(["verify"], admin, volume.path)
+    drill = backup_cli(["verify"], admin, volume.path)
 
     assert drill.returncode == DRILL_NOT_RUN_EXIT_CODE
     assert "passed" in drill.stdout.splitlines()[0]
@@ -279,7 +261,7 @@ def test_a_failed_drill_that_cannot_record_its_verdict_still_exits_1(
     before = _manifest_bytes(volume, earlier)
     volume.apply(fault)
 
-    drill = _dbkeeper(["verify"], admin, volume.path)
+    drill = backup_cli(["verify"], admin, volume.path)
 
     assert drill.returncode == 1
     _error_line(
@@ -300,7 +282,7 @@ def test_a_drill_that_cannot_run_says_its_error_was_not_recorded(
     volume.apply(fault)
     wrong = ConnInfo(admin.host, admin.port, admin.dbname, admin.user, password="not-it-7q")
 
-    drill = _dbkeeper(["verify"], wrong, volume.path)
+    drill = backup_cli(["verify"], wrong, volume.path)
 
     assert drill.returncode == DRILL_NOT_RUN_EXIT_CODE
     line = _error_line(
@@ -326,7 +308,7 @@ def test_prune_on_a_read_only_destination_stops_in_one_line_and_removes_nothing(
     later = create_backup(populated, volume.path, jobs=2)
     volume.read_only()
 
-    pruned = _dbkeeper(["prune", "--keep-last", "1"], None, volume.path)
+    pruned = backup_cli(["prune", "--keep-last", "1"], None, volume.path)
 
     assert pruned.returncode == 1
     _error_line(
@@ -346,7 +328,7 @@ def test_prune_with_nothing_to_remove_needs_no_write(
 ) -> None:
     volume.apply(fault)
 
-    pruned = _dbkeeper(["prune", "--keep-last", "5"], None, volume.path)
+    pruned = backup_cli(["prune", "--keep-last", "5"], None, volume.path)
 
     assert pruned.returncode == 0, pruned.stderr
     assert pruned.stdout.startswith("pruned 0 backup(s)")
@@ -358,13 +340,13 @@ def test_prune_frees_a_full_destination_for_the_next_backup(
 ) -> None:
     later = create_backup(populated, volume.path, jobs=2)
     volume.fill()
-    assert _dbkeeper(["create"], populated, volume.path).returncode == 1
+    assert backup_cli(["create"], populated, volume.path).returncode == 1
 
-    pruned = _dbkeeper(["prune", "--keep-last", "1"], None, volume.path)
+    pruned = backup_cli(["prune", "--keep-last", "1"], None, volume.path)
 
     assert pruned.returncode == 0, pruned.stderr
     assert pruned.stdout.startswith(f"pruned 1 backup(s): {earlier.id}")
-    created = _dbkeeper(["create", "-o", "json"], populated, volume.path)
+    created = backup_cli(["create", "-o", "json"], populated, volume.path)
     assert created.returncode == 0, created.stderr
     scan = BackupCatalog(volume.path).scan()
     assert [m.id for m in scan.complete][:1] == [later.id]
@@ -376,7 +358,7 @@ def test_list_shows_the_backups_of_a_faulty_destination(
 ) -> None:
     volume.apply(fault)
 
-    listed = _dbkeeper(["list"], None, volume.path)
+    listed = backup_cli(["list"], None, volume.path)
 
     assert listed.returncode == 0, listed.stderr
     assert earlier.id in listed.stdout
@@ -391,7 +373,7 @@ def test_a_backup_on_a_read_only_destination_restores(
 ) -> None:
     volume.read_only()
 
-    restored = _dbkeeper(
+    restored = backup_cli(
         ["restore", earlier.id, "--target-database", "copy_ro"], admin, volume.path
     )
 
@@ -407,7 +389,7 @@ def test_a_read_only_copy_without_lock_files_restores(
     (volume.path / ".locks").rmdir()
     volume.read_only()
 
-    restored = _dbkeeper(
+    restored = backup_cli(
         ["restore", "latest", "--target-database", "copy_ro_bare"], admin, volume.path
     )
 
@@ -450,7 +432,7 @@ def test_a_scheduled_create_on_a_full_destination_still_applies_its_limits(
     later = create_backup(populated, volume.path, jobs=2)
     volume.fill()
 
-    created = _dbkeeper(["create", "--keep-last", "1"], populated, volume.path)
+    created = backup_cli(["create", "--keep-last", "1"], populated, volume.path)
 
     assert created.returncode == 1
     _error_line(
@@ -466,7 +448,7 @@ def test_a_full_destination_whose_limits_remove_nothing_says_so(
 ) -> None:
     volume.fill()
 
-    created = _dbkeeper(["create", "--keep-last", "5"], populated, volume.path)
+    created = backup_cli(["create", "--keep-last", "5"], populated, volume.path)
 
     assert created.returncode == 1
     _error_line(created, "No space left on device", "the retention limits removed nothing")
