@@ -354,6 +354,13 @@ MATRIX: tuple[Fault, ...] = (
         "tests/unit/backup/test_tools_die_with_dbkeeper.py::"
         "test_a_tool_dies_with_the_dbkeeper_process_that_ran_it",
     ),
+    Fault(
+        "backup",
+        "a table stays locked by another session during a backup",
+        "the counts and pg_dump give up after --lock-wait (5m by default); one line, nothing kept",
+        f"{_BACKUP}/test_locked_tables.py::"
+        "test_pg_dump_itself_gives_up_on_a_locked_table_after_the_lock_wait",
+    ),
     # -- audit trail ---------------------------------------------------------------
     Fault(
         "audit",

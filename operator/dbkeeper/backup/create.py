@@ -24,7 +24,8 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -42,6 +43,14 @@ Clock = Callable[[], datetime]
 DUMP_DIR = "dump"
 DUMP_FILE = "dump.pgdump"
 _AGAIN = "take the backup again"
+# How long the dump waits for a table another session keeps locked (a long DDL, an
+# explicit LOCK TABLE): a backup must not hang behind it for ever.
+DEFAULT_LOCK_WAIT = timedelta(minutes=5)
+_LOCK_NOT_AVAILABLE = "55P03"
+# pg_dump bounds its lock phase with a statement timeout: "ERROR:  canceling statement
+# due to statement timeout" then "Query was: LOCK TABLE … IN ACCESS SHARE MODE".
+_TOOL_CANCELLED = "canceling statement due to"
+_TOOL_LOCKING = "Query was: LOCK TABLE"
 
 
 def utc_now() -> datetime:
@@ -78,6 +87,7 @@ def create_backup(
     jobs: int = 2,
     clock: Clock = utc_now,
     dump_format: DumpFormat = "directory",
+    lock_wait: timedelta = DEFAULT_LOCK_WAIT,
 ) -> BackupManifest:
     """Dump the database of ``conninfo`` into a new folder of ``destination``.
 
@@ -109,7 +119,12 @@ def create_backup(
                 raise _refused(unwritable(destination, exc, _AGAIN), exc) from None
             try:
                 return _dump(
-                    conninfo, catalog, backup_id, created_at, started, jobs, clock, dump_format
+                    conninfo,
+                    catalog,
+                    backup_id,
+                    created_at,
+                    started,
+                    _DumpOptions(jobs, clock, dump_format, lock_wait),
                 )
             except OSError as exc:
                 raise _refused(
@@ -145,16 +160,33 @@ def _discard(catalog: BackupCatalog, backup_id: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _DumpOptions:
+    jobs: int
+    clock: Clock
+    dump_format: DumpFormat
+    lock_wait: timedelta
+
+
+def _lock_waited_too_long(conninfo: ConnInfo, lock_wait: timedelta) -> BackupFailed:
+    return BackupFailed(
+        f"backup of {conninfo.describe()} failed: a table stayed locked by another session "
+        f"for longer than the lock wait ({lock_wait.total_seconds():g}s); nothing of this "
+        "backup was kept; take it again when the lock is gone (pg_locks shows who holds "
+        "it) or give it a longer --lock-wait"
+    )
+
+
 def _dump(
     conninfo: ConnInfo,
     catalog: BackupCatalog,
     backup_id: str,
     created_at: datetime,
     started: float,
-    jobs: int,
-    clock: Clock,
-    dump_format: DumpFormat,
+    options: _DumpOptions,
 ) -> BackupManifest:
+    jobs, clock, dump_format = options.jobs, options.clock, options.dump_format
+    wait_ms = max(1, round(options.lock_wait.total_seconds() * 1000))
     folder = catalog.backup_dir(backup_id)
     try:
         pg_dump = pg_tool("pg_dump")
@@ -169,11 +201,14 @@ def _dump(
         ]
     else:
         args = [pg_dump, "--format=custom", f"--file={folder / DUMP_FILE}"]
+    args.append(f"--lock-wait-timeout={wait_ms}")
     try:
         with psycopg.connect(conninfo.dsn()) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            # The counts below lock each table like pg_dump does; bounded alike.
+            conn.execute(f"SET LOCAL lock_timeout = {wait_ms}")
             snapshot = str(row[0]) if row else ""
             counts = database_facts.row_counts(conn)
             revision = database_facts.schema_revision(conn)
@@ -183,10 +218,14 @@ def _dump(
             run_tool([*args, f"--snapshot={snapshot}"], conninfo)
             conn.rollback()
     except psycopg.Error as exc:
+        if exc.sqlstate == _LOCK_NOT_AVAILABLE:
+            raise _lock_waited_too_long(conninfo, options.lock_wait) from None
         raise BackupFailed(
             redact(f"backup of {conninfo.describe()} failed: {str(exc).strip()}")
         ) from None
     except ToolFailed as exc:
+        if _TOOL_CANCELLED in exc.output and _TOOL_LOCKING in exc.output:
+            raise _lock_waited_too_long(conninfo, options.lock_wait) from None
         write_error = tool_write_error(exc.output)
         if write_error is not None:
             raise write_error from None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dbkeeper.backup.catalog import BackupCatalog, UnreadableBackup
-from dbkeeper.backup.create import create_backup
+from dbkeeper.backup.create import DEFAULT_LOCK_WAIT, create_backup
 from dbkeeper.backup.drill import DrillResult, verdict_of, verify_backup
 from dbkeeper.backup.errors import (
     DRILL_NOT_RUN_EXIT_CODE,
@@ -35,6 +35,7 @@ from dbkeeper.cli.common import (
     add_connection_args,
     add_output_arg,
     connection_from_args,
+    duration_arg,
     emit,
 )
 
@@ -46,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create = commands.add_parser("create", help="take a backup (and prune, if limits are given)")
     _common(create, connection=True)
     _jobs(create)
+    create.add_argument(
+        "--lock-wait",
+        type=duration_arg,
+        default=DEFAULT_LOCK_WAIT,
+        help="how long the dump may wait for a table another session keeps locked "
+        "(default 5m); then it fails, keeping nothing",
+    )
     _retention(create)
     create.set_defaults(handler=_create)
 
@@ -200,7 +208,7 @@ def _create(args: argparse.Namespace) -> int:
     keep_last, max_age = _limits(args)
     limited = keep_last is not None or max_age is not None
     try:
-        manifest = create_backup(conninfo, destination, jobs=jobs)
+        manifest = create_backup(conninfo, destination, jobs=jobs, lock_wait=args.lock_wait)
         pruned = None
         if limited:
             pruned = prune(

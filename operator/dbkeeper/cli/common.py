@@ -13,10 +13,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
+from dbkeeper.api.durations import parse_duration
 from dbkeeper.conninfo import ConnInfo, redact, remember_secret
 
 Handler = Callable[[argparse.Namespace], int]
@@ -43,6 +45,14 @@ def one_line(message: str) -> str:
 def fail(message: str, exit_code: int = 1) -> int:
     print(f"dbkeeper: error: {one_line(message)}", file=sys.stderr)
     return exit_code
+
+
+def duration_arg(text: str) -> timedelta:
+    """An argparse type for durations (``5s``, ``15m``, ``1h30m``)."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_output_arg(parser: argparse.ArgumentParser) -> None:

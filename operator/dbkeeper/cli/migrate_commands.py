@@ -12,12 +12,12 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
-from dbkeeper.api.durations import parse_duration
 from dbkeeper.cli.common import (
     CommandError,
     add_connection_args,
     add_output_arg,
     connection_from_args,
+    duration_arg,
     emit,
 )
 from dbkeeper.cli.resource_defaults import apply_resource_defaults
@@ -43,13 +43,6 @@ from dbkeeper.migrate.lint import LintFinding
 from dbkeeper.migrate.plan import Step
 
 DEFAULT_SET = "healthcare"
-
-
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_set_args(parser: argparse.ArgumentParser) -> None:
@@ -131,13 +124,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     move.add_argument(
         "--lock-timeout",
-        type=_duration,
+        type=duration_arg,
         default=None,
         help="lock_timeout per statement (default 5s)",
     )
     move.add_argument(
         "--statement-timeout",
-        type=_duration,
+        type=duration_arg,
         default=None,
         help="statement_timeout per statement (default 15m)",
     )
@@ -149,13 +142,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     move.add_argument(
         "--retry-backoff",
-        type=_duration,
+        type=duration_arg,
         default=timedelta(seconds=1),
         help="wait before the first retry, doubled each time (default 1s)",
     )
     move.add_argument(
         "--wait",
-        type=_duration,
+        type=duration_arg,
         default=timedelta(seconds=30),
         help="how long to wait for another migration of the database to finish (default 30s)",
     )
