@@ -69,6 +69,12 @@ MATRIX: tuple[Fault, ...] = (
     ),
     Fault(
         "migrate",
+        "SIGTERM while waiting for another migrator's lock",
+        "one line saying nothing was changed; the other migrator keeps its lock",
+        f"{_FAULTS}::test_a_migrator_stopped_while_waiting_for_the_lock_says_it_changed_nothing",
+    ),
+    Fault(
+        "migrate",
         "database restart, fast, mid-revision",
         "one line naming the revision, 'not committed … stays at <previous>'; retried",
         f"{_FAULTS}::test_a_database_restarted_mid_revision_is_reported_with_the_revision[fast]",

@@ -106,6 +106,8 @@ class _Mover:
         self.backup_id: str | None = None
         # Where the database is as far as this move knows, and what it is doing now.
         self.position: str | None = None
+        self.located = False  # whether ``position`` has been read from the database
+        self.applied = 0
         self.in_progress: Step | None = None
         self.committing = False
         self.session_pid: int | None = None
@@ -172,7 +174,7 @@ class _Mover:
 
     def _move(self, connection: sa.Connection, started: float) -> MigrationResult:
         status, current = self._read_bookkeeping(connection)
-        self.position = current
+        self.position, self.located = current, True
         for item in status.drift:
             self.emit(
                 "drift_found",
@@ -278,6 +280,7 @@ class _Mover:
                 raise error from exc
             else:
                 self.position = step.to_revision
+                self.applied += 1
                 self.in_progress = None
                 verb = "Applied" if step.direction == "upgrade" else "Reverted"
                 kind: EventKind = (
@@ -391,11 +394,19 @@ class _Mover:
             connection.invalidate()
         ended = self.session_pid is None or end_session(self.conninfo, self.session_pid)
         if step is None:
-            doing = "before any revision was applied" if self.position is None else ""
-            doing = doing or f"between revisions, at {_describe(self.position)}"
-            what = f"nothing was in progress; the database is at {_describe(self.position)}"
-            message = f"the migration of {self.conninfo.dbname} was interrupted by {signal_name} "
-            return MigrationError("Interrupted", f"{message}({doing}); {what}")
+            start = f"the migration of {self.conninfo.dbname} was interrupted by {signal_name}"
+            if not self.located:
+                return MigrationError(
+                    "Interrupted",
+                    f"{start} before it changed anything (it was waiting for the migration "
+                    "lock or reading where the database is); nothing was in progress",
+                )
+            when = "between revisions" if self.applied else "before any revision was applied"
+            return MigrationError(
+                "Interrupted",
+                f"{start} {when}; nothing was in progress; the database is at "
+                f"{_describe(self.position)}",
+            )
         verb = "applying" if step.direction == "upgrade" else "reverting"
         if ended:
             left = (

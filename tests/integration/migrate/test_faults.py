@@ -305,3 +305,36 @@ def test_sigterm_ends_any_command_with_one_line_not_a_silent_exit(at_0001: ConnI
 
     assert status.returncode == 130
     assert err.strip() == "dbkeeper: error: interrupted by SIGTERM before the command finished"
+
+
+def test_a_migrator_stopped_while_waiting_for_the_lock_says_it_changed_nothing(
+    at_0001: ConnInfo,
+) -> None:
+    peek = Peek(at_0001)
+    with psycopg.connect(at_0001.dsn(), autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        migrator = start_cli(at_0001, "--wait", "10m")
+        try:
+            wait_for(
+                lambda: (
+                    peek.value(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE query LIKE 'SELECT pg_try_advisory_lock%%'"
+                    )
+                    >= 1
+                ),
+                "the migrator to wait for the migration lock",
+            )
+            migrator.send_signal(signal.SIGTERM)
+            _, err = migrator.communicate(timeout=DEADLINE)
+        finally:
+            migrator.kill()
+        holder_still_holds = not lock_is_free(at_0001)
+
+    assert migrator.returncode == 130
+    line = err.strip()
+    assert len(line.splitlines()) == 1, err
+    assert "interrupted by SIGTERM before it changed anything" in line
+    assert "waiting for the migration lock" in line
+    assert holder_still_holds
+    assert peek.revision() == "0001"
