@@ -178,7 +178,8 @@ def run_pooler(args: argparse.Namespace) -> int:
 
 
 def serve_pooler(args: argparse.Namespace) -> int:
-    """pgbouncer's exit status: 0 after SIGTERM or SIGINT, non-zero when it died."""
+    """pgbouncer's own exit status once stopped by SIGTERM/SIGINT (PgBouncer 1.18 exits 1
+    after SIGTERM, 0 after SIGINT), or non-zero, saying why, when it died by itself."""
     # The pod's log: reloads and pgbouncer's death, as one line each.
     configure_logging()
     try:
