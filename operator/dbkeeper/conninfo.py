@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from psycopg.conninfo import make_conninfo
 
 _PASSWORD_IN_DSN = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+URL_SCHEMES = ("postgresql://", "postgres://")
 _PASSWORD_IN_URL = re.compile(r"(postgres(?:ql)?://[^:/@\s]+:)([^@\s]+)(@)")
 
 
@@ -64,6 +65,19 @@ def remember_secret(value: str) -> None:
         return
     _KNOWN_SECRETS.add(value)
     _KNOWN_SECRETS.update(p for p in _SECRET_PIECE.split(value) if len(p) >= _MIN_PIECE)
+
+
+def remember_dsn_secrets(dsn: str) -> None:
+    """Whatever could be the password in ``dsn``, however it is spelt, never shows: the
+    value of every ``password=``, and a URL's user info after the first ':'."""
+    for match in _PASSWORD_IN_DSN.finditer(dsn):
+        remember_secret(match.group(2).strip("'"))
+    if dsn.startswith(URL_SCHEMES):
+        authority = dsn.split("://", 1)[1].split("?", 1)[0]
+        if "@" in authority:
+            userinfo = authority[: authority.rfind("@")]
+            if ":" in userinfo:
+                remember_secret(userinfo.split(":", 1)[1])
 
 
 def redact(text: str) -> str:

@@ -19,11 +19,16 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict
 
 from dbkeeper.api.durations import parse_duration
-from dbkeeper.conninfo import ConnInfo, redact, remember_secret
+from dbkeeper.conninfo import (
+    URL_SCHEMES,
+    ConnInfo,
+    redact,
+    remember_dsn_secrets,
+    remember_secret,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
-_URL_SCHEMES = ("postgresql://", "postgres://")
 _QUOTED = re.compile(r'"[^"]*"')
 _MESSAGE_LIMIT = 500
 
@@ -82,18 +87,6 @@ def connection_from_args(args: argparse.Namespace) -> ConnInfo:
     return conninfo_from_dsn(dsn)
 
 
-def _remember_dsn_secrets(dsn: str) -> None:
-    """Whatever could be the password, however the DSN is spelt, never shows."""
-    for match in re.finditer(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn, re.IGNORECASE):
-        remember_secret(match.group(1).strip("'"))
-    if dsn.startswith(_URL_SCHEMES):
-        authority = dsn.split("://", 1)[1].split("?", 1)[0]
-        if "@" in authority:
-            userinfo = authority[: authority.rfind("@")]
-            if ":" in userinfo:
-                remember_secret(userinfo.split(":", 1)[1])
-
-
 def _libpq_reason(exc: BaseException) -> str:
     """libpq's complaint without the fragments of the string it quotes back."""
     lines = str(exc).strip().splitlines()
@@ -101,8 +94,8 @@ def _libpq_reason(exc: BaseException) -> str:
 
 
 def conninfo_from_dsn(dsn: str) -> ConnInfo:
-    _remember_dsn_secrets(dsn)
-    if dsn.startswith(_URL_SCHEMES) and dsn.split("?", 1)[0].count("@") > 1:
+    remember_dsn_secrets(dsn)
+    if dsn.startswith(URL_SCHEMES) and dsn.split("?", 1)[0].count("@") > 1:
         raise CommandError(
             "the connection URL has more than one '@': percent-encode '@' in the user name "
             "or password as %40 (and '/' as %2F, ':' as %3A)",

@@ -27,16 +27,6 @@ def unreachable(conninfo: ConnInfo, exc: BaseException) -> MigrationError:
     )
 
 
-def connect_raw(
-    conninfo: ConnInfo, autocommit: bool = True
-) -> psycopg.Connection[tuple[object, ...]]:
-    """A plain psycopg connection (used for the advisory lock and read-only queries)."""
-    try:
-        return psycopg.connect(conninfo.dsn(), autocommit=autocommit)
-    except psycopg.Error as exc:
-        raise unreachable(conninfo, exc) from None
-
-
 def make_engine(conninfo: ConnInfo) -> sa.Engine:
     """A SQLAlchemy engine without a pool: every migration gets its own fresh session."""
     dsn = conninfo.dsn()

@@ -26,7 +26,7 @@ from dbkeeper.conninfo import ConnInfo
 LOST_CLIENT_CHECK = timedelta(seconds=2)
 # A silent peer is given up after idle + interval * count seconds.
 _KEEPALIVES = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3}
-_CHECK_INTERVAL_SINCE = 140000  # server_version_num of PostgreSQL 14
+_CHECK_INTERVAL_SINCE = (14,)  # PostgreSQL 14 added client_connection_check_interval
 # How long a session whose client is gone may take to end before it is terminated.
 _END_WAIT_SECONDS = 5.0
 _END_POLL_SECONDS = 0.05
@@ -45,10 +45,10 @@ def prepare_session(
         "statement_timeout": milliseconds(statement_timeout),
         **_KEEPALIVES,
     }
+    # The dialect read the server's version when it connected.
+    if (connection.dialect.server_version_info or (0,)) >= _CHECK_INTERVAL_SINCE:
+        settings["client_connection_check_interval"] = milliseconds(LOST_CLIENT_CHECK)
     with connection.begin():
-        version = connection.exec_driver_sql("SHOW server_version_num").scalar()
-        if int(str(version)) >= _CHECK_INTERVAL_SINCE:
-            settings["client_connection_check_interval"] = milliseconds(LOST_CLIENT_CHECK)
         for name, value in settings.items():
             # Names are constants of this module and values integers: nothing to quote.
             connection.exec_driver_sql(f"SET {name} = {int(value)}")

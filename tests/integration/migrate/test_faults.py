@@ -47,17 +47,40 @@ def wait_for(condition: Callable[[], bool], what: str, deadline: float = DEADLIN
         time.sleep(0.05)
 
 
-def start_cli(database: ConnInfo, *args: str) -> subprocess.Popen[str]:
+def start_dbkeeper(database: ConnInfo, *args: str) -> subprocess.Popen[str]:
+    """``dbkeeper ARGS`` on ``database`` (in the environment) with the fixture sets."""
     env = {key: value for key, value in os.environ.items() if key != "DBKEEPER_DSN"}
     env["DBKEEPER_MIGRATIONS_DIR"] = str(SETS_ROOT)
     env["DBKEEPER_DSN"] = database.dsn()
     return subprocess.Popen(
-        [sys.executable, "-m", "dbkeeper.cli", "migrate", "--set", "hanging", *args],
+        [sys.executable, "-m", "dbkeeper.cli", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def start_cli(database: ConnInfo, *args: str) -> subprocess.Popen[str]:
+    """``dbkeeper migrate`` of the ``hanging`` set."""
+    return start_dbkeeper(database, "migrate", "--set", "hanging", *args)
+
+
+def stop_when(
+    process: subprocess.Popen[str],
+    ready: Callable[[], bool],
+    what: str,
+    signum: signal.Signals = signal.SIGTERM,
+) -> str:
+    """Once ``ready()``, send ``signum`` and wait for ``process`` to exit; its stderr.
+    Whatever happens, the process does not outlive the test."""
+    try:
+        wait_for(ready, what)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=DEADLINE)
+        return err
+    finally:
+        process.kill()
 
 
 def lock_is_free(database: ConnInfo) -> bool:
@@ -113,12 +136,9 @@ def test_a_stopped_migrator_rolls_back_releases_everything_and_says_so(
 ) -> None:
     peek = Peek(at_0001)
     migrator = start_cli(at_0001)
-    try:
-        wait_for(lambda: peek.value(_SLEEPING) == 1, "revision 0002 to be running")
-        migrator.send_signal(signum)
-        _, err = migrator.communicate(timeout=DEADLINE)
-    finally:
-        migrator.kill()
+    err = stop_when(
+        migrator, lambda: peek.value(_SLEEPING) == 1, "revision 0002 to be running", signum
+    )
 
     assert migrator.returncode == 130
     lines = err.strip().splitlines()
@@ -273,35 +293,22 @@ def test_a_database_restarted_mid_revision_is_reported_with_the_revision(
 
 
 def test_sigterm_ends_any_command_with_one_line_not_a_silent_exit(at_0001: ConnInfo) -> None:
-    env = {key: value for key, value in os.environ.items() if key != "DBKEEPER_DSN"}
-    env["DBKEEPER_DSN"] = at_0001.dsn()
-    env["DBKEEPER_MIGRATIONS_DIR"] = str(SETS_ROOT)
     peek = Peek(at_0001)
     with psycopg.connect(at_0001.dsn()) as blocker:
         # `status` reads alembic_version, so it waits behind this lock until stopped.
         blocker.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
-        status = subprocess.Popen(
-            [sys.executable, "-m", "dbkeeper.cli", "status", "--set", "hanging"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        status = start_dbkeeper(at_0001, "status", "--set", "hanging")
+        err = stop_when(
+            status,
+            lambda: (
+                peek.value(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE '%%alembic_version%%'"
+                )
+                >= 1
+            ),
+            "status to wait for the lock",
         )
-        try:
-            wait_for(
-                lambda: (
-                    peek.value(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE '%%alembic_version%%'"
-                    )
-                    >= 1
-                ),
-                "status to wait for the lock",
-            )
-            status.send_signal(signal.SIGTERM)
-            _, err = status.communicate(timeout=DEADLINE)
-        finally:
-            status.kill()
 
     assert status.returncode == 130
     assert err.strip() == "dbkeeper: error: interrupted by SIGTERM before the command finished"
@@ -314,21 +321,17 @@ def test_a_migrator_stopped_while_waiting_for_the_lock_says_it_changed_nothing(
     with psycopg.connect(at_0001.dsn(), autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         migrator = start_cli(at_0001, "--wait", "10m")
-        try:
-            wait_for(
-                lambda: (
-                    peek.value(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE query LIKE 'SELECT pg_try_advisory_lock%%'"
-                    )
-                    >= 1
-                ),
-                "the migrator to wait for the migration lock",
-            )
-            migrator.send_signal(signal.SIGTERM)
-            _, err = migrator.communicate(timeout=DEADLINE)
-        finally:
-            migrator.kill()
+        err = stop_when(
+            migrator,
+            lambda: (
+                peek.value(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE query LIKE 'SELECT pg_try_advisory_lock%%'"
+                )
+                >= 1
+            ),
+            "the migrator to wait for the migration lock",
+        )
         holder_still_holds = not lock_is_free(at_0001)
 
     assert migrator.returncode == 130
