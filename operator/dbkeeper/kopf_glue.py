@@ -7,6 +7,8 @@
   passes together), on a wake-up or when the re-check interval or a backoff runs out.
 - :func:`wake` is called for every watch event: it wakes the resource's loop when the
   user changed something (spec or annotations), and only then.
+- :func:`wake_set_users` is called for every event of a ConfigMap labelled
+  ``dbkeeper.dev/migration-set``: it wakes the loops of the resources whose set it holds.
 - :func:`finalize` runs the deletion policy once the resource's pass is over.
 
 Stopping (the operator exits, or the resource is deleted or released): the loop starts
@@ -45,6 +47,8 @@ from dbkeeper.settings import Settings
 log = logging.getLogger(__name__)
 
 MEMO_KEY = "dbkeeper"
+SET_LABEL = f"{GROUP}/migration-set"
+"""Label of ConfigMaps holding migration sets: their edits wake the resources at once."""
 FINALIZER = f"{GROUP}/finalizer"
 MAX_RETRY_DELAY = 300.0
 # kopf's own bound on a stopping daemon, above the longest shutdown timeout allowed; the
@@ -70,6 +74,8 @@ class ResourceLoop:
     """The inputs of the last permanent failure: not acted on again until they change."""
     failures: int = 0
     """Temporary failures in a row (for the backoff)."""
+    config_map: str | None = None
+    """The ConfigMap holding the resource's migration set, as its last pass read it."""
 
 
 @dataclass
@@ -144,6 +150,18 @@ def wake(memo: kopf.Memo, body: Mapping[str, Any]) -> None:
     loop = context.loops.get(view.key) if context is not None else None
     if loop is not None and view_signature(view) != loop.seen:
         loop.wake.set()
+
+
+def wake_set_users(memo: kopf.Memo, body: Mapping[str, Any]) -> None:
+    """Wake the loops of the resources whose migration set ConfigMap ``body`` is."""
+    context: OperatorContext | None = memo.get(MEMO_KEY)
+    if context is None:
+        return
+    metadata = body.get("metadata") or {}
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    for key, loop in list(context.loops.items()):
+        if loop.config_map == name and key.split("/", 1)[0] == namespace:
+            loop.wake.set()
 
 
 async def run_loop(body: Mapping[str, Any], memo: kopf.Memo, stopped: Any) -> None:
@@ -221,6 +239,7 @@ def _one_pass(context: OperatorContext, loop: ResourceLoop) -> PassResult:
             else:
                 outcome = "success"
             loop.seen = result.signature
+            loop.config_map = result.config_map
             return result
         except (WorkAbandoned, ResourceGone):
             return PassResult(phase=None)

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import socket
 import threading
 from collections.abc import Mapping
@@ -67,6 +68,7 @@ KINDS: dict[str, Kind] = {
 API_CALLS: dict[str, frozenset[str]] = {
     KIND: frozenset({"get", "patch"}),
     "Secret": frozenset({"get", "create", "patch", "delete"}),
+    # Also the ConfigMaps holding migration sets (read; kopf watches the labelled ones).
     "ConfigMap": frozenset({"get", "create", "patch", "delete"}),
     "Service": frozenset({"get", "create", "patch", "delete"}),
     # The pooler's pods: their admin consoles are paused and read for metrics. And the
@@ -75,13 +77,15 @@ API_CALLS: dict[str, frozenset[str]] = {
     "Event": frozenset({"create"}),
     "Deployment": frozenset({"get", "create", "patch", "delete"}),
     "CronJob": frozenset({"get", "create", "patch", "delete"}),
-    "Job": frozenset({"list", "create"}),
+    # Migration Jobs of sets from ConfigMaps and images: created, waited for, pruned.
+    "Job": frozenset({"get", "list", "create", "delete"}),
 }
 
 
 # What kopf itself does with the resources (watching, finalizers, annotations, Events).
 KOPF_CALLS: dict[str, frozenset[str]] = {
     KIND: frozenset({"list", "watch", "patch"}),
+    "ConfigMap": frozenset({"list", "watch"}),
     "Event": frozenset({"create"}),
 }
 
@@ -223,6 +227,12 @@ class KubeClient:
         except KubeError as exc:
             if exc.status != 404:
                 raise
+
+    def server_version(self) -> tuple[int, int]:
+        """The API server's Kubernetes version as (major, minor); minor "35+" reads 35."""
+        found = self._request("GET", "/version") or {}
+        digits = [re.sub(r"\D.*", "", str(found.get(key, ""))) for key in ("major", "minor")]
+        return (int(digits[0] or 0), int(digits[1] or 0))
 
     # ----- what the reconcilers need -----
 

@@ -30,6 +30,11 @@ async def changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     kopf_glue.wake(memo, body)
 
 
+@kopf.on.event("", "v1", "configmaps", labels={kopf_glue.SET_LABEL: kopf.PRESENT})
+async def set_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    kopf_glue.wake_set_users(memo, body)
+
+
 @kopf.daemon(
     GROUP,
     VERSION,

@@ -79,6 +79,10 @@ class Settings:
     manage_workloads: bool = True
     """Create pooler Deployments and backup CronJobs; off when only migrating."""
     advisory_lock_wait: timedelta = timedelta(seconds=30)
+    image_set_mount: str = "auto"
+    """How a migration Job gets a set out of an image: ``volume`` (an image volume),
+    ``copy`` (an init container of that image copies it), or ``auto``: volume when the
+    API server is Kubernetes 1.35 or newer, copy before."""
     shutdown_timeout: timedelta = timedelta(seconds=25)
     """How long a stopping operator waits for running passes (a move in progress gets
     this long to finish before it is abandoned and rolled back); keep it below the pod's
@@ -101,6 +105,7 @@ class Settings:
             "DBKEEPER_MANAGE_WORKLOADS",
             "DBKEEPER_ADVISORY_LOCK_WAIT",
             "DBKEEPER_SHUTDOWN_TIMEOUT",
+            "DBKEEPER_IMAGE_SET_MOUNT",
         }
         # Variables read elsewhere (paths, local tools); not operator settings.
         passthrough = {
@@ -167,4 +172,16 @@ class Settings:
             ),
             advisory_lock_wait=duration("DBKEEPER_ADVISORY_LOCK_WAIT", values.advisory_lock_wait),
             shutdown_timeout=shutdown,
+            image_set_mount=_choice(
+                "DBKEEPER_IMAGE_SET_MOUNT",
+                get("DBKEEPER_IMAGE_SET_MOUNT", values.image_set_mount),
+                ("auto", "volume", "copy"),
+            ),
         )
+
+
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{name}={echo(raw)}: use {', '.join(allowed)}")
+    return value

@@ -7,6 +7,10 @@
   cluster instead, so the same scenario tests run against kind.
 - `kubelet`: the cluster's one node, which runs pods of the dbkeeper image as local
   processes (tests/k8s/pod_runner.py). Without it pods stay Pending.
+- `bundle_images`: the migration bundle images that node can pull
+  (tests/k8s/bundle_images.py): `bundle_images.add(reference, folder)` makes a folder an
+  image's content, `bundle_images.refuse(reference, message)` makes its pulls fail until
+  it is added. Usable before or after the `kubelet` starts.
 - `run_operator`: starts kopf operators in threads against `k8s_cluster`; every run still
   going is stopped at teardown.
 
@@ -26,6 +30,7 @@ from typing import Any, Protocol
 import pytest
 
 from dbkeeper.local.postgres import find_pg_bindir
+from tests.k8s.bundle_images import BundleImages
 from tests.k8s.chart_install import install_chart
 from tests.k8s.control_plane import ControlPlane
 from tests.k8s.harness import Cluster, HandlerTargets, OperatorRun
@@ -99,9 +104,18 @@ def k8s_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Clus
 
 
 @pytest.fixture
-def kubelet(k8s_cluster: Cluster, tmp_path: Path) -> Iterator[PodRunner]:
-    """The cluster's node: runs the pods of the image the operator puts in its pods
-    (tests/k8s/pod_runner.py); every pod is stopped at teardown."""
+def bundle_images() -> BundleImages:
+    """The migration bundle images the test's node (`kubelet`) can pull; empty at first."""
+    return BundleImages()
+
+
+@pytest.fixture
+def kubelet(
+    k8s_cluster: Cluster, tmp_path: Path, bundle_images: BundleImages
+) -> Iterator[PodRunner]:
+    """The cluster's node: runs the pods of the image the operator puts in its pods and
+    of the test's `bundle_images` (tests/k8s/pod_runner.py); every pod is stopped at
+    teardown."""
     if k8s_cluster.etcd_url is None:
         raise RuntimeError("pods run only on the test control plane")
     if os.geteuid() != 0:
@@ -111,7 +125,11 @@ def kubelet(k8s_cluster: Cluster, tmp_path: Path) -> Iterator[PodRunner]:
             pytrace=False,
         )
     with PodRunner(
-        k8s_cluster.kubeconfig_path, tmp_path / "node", WORKLOAD_IMAGE, find_pg_bindir()
+        k8s_cluster.kubeconfig_path,
+        tmp_path / "node",
+        WORKLOAD_IMAGE,
+        find_pg_bindir(),
+        images=bundle_images,
     ) as runner:
         yield runner
 

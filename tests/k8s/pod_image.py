@@ -5,6 +5,11 @@ The programs the image ships are found on the host instead: `dbkeeper` from the 
 virtual environment, PostgreSQL's client programs from the PostgreSQL the tests use,
 `pgbouncer` and `setpriv` from the system. `keep` lists what of the host a container's
 user must still reach once the pod's volumes are mounted (see tests/k8s/pod_launch.py).
+
+Containers of the tests' migration bundle images (tests/k8s/bundle_images.py) run on the
+same host root, with the bundle's files bound in (tests/k8s/pod_worker.py); a bundle image
+has no entrypoint, user or environment of its own, so they get `SYSTEM_PATH` only, as a
+container runtime gives an image that sets no PATH.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ class LocalImage:
 
     config: ImageConfig
     pg_bindir: Path
+    reference: str
+    """The image reference pods name it by."""
 
     @property
     def path(self) -> str:

@@ -1,15 +1,28 @@
-"""The test cluster's one node: a kubelet (and scheduler) for pods of the dbkeeper image.
+"""The test cluster's one node: a kubelet (and scheduler) for pods of the dbkeeper image
+and of the tests' migration bundle images.
 
 The control plane of the tests has no kubelet and no scheduler. `PodRunner` plays both
 for one Node (`dbkeeper-test-node`) it registers and keeps alive (a Lease renewed every
 10 s, as the kubelet's heartbeat):
 
-- **Scheduling**: a pod that names no node, whose containers all use the dbkeeper image
-  (``image``) and whose PersistentVolumeClaims are all `Bound`, is bound to the node
-  (the `pods/binding` subresource). Pods of other images stay Pending, unscheduled.
+- **Images**: the dbkeeper image (``image``), and the migration bundle images a test
+  registers in ``images`` (tests/k8s/bundle_images.py): ``images.add(reference,
+  folder)`` makes a folder an image's content, ``images.refuse(reference, message)``
+  makes its pulls fail until it is added.
+- **Scheduling**: a pod that names no node, whose containers and init containers all use
+  the dbkeeper image or a bundle image the node knows (added or refused), whose image
+  volumes all name such a bundle image, and whose PersistentVolumeClaims are all
+  `Bound`, is bound to the node (the `pods/binding` subresource). Pods of other images
+  stay Pending, unscheduled; they are looked at again while they wait, so a pod whose
+  bundle image is added later is then scheduled.
 - **Running**: each pod bound to the node gets a `PodWorker` (tests/k8s/pod_worker.py)
   that runs its containers as local processes and reports its status, so the
   controller-manager's Deployment, ReplicaSet, Job and CronJob logic runs for real.
+  Bundle images are pulled from ``images`` (a refused one leaves its container waiting
+  with `ErrImagePull`/`ImagePullBackOff` and a `Failed` event); their containers run on
+  the host's root with the bundle's folders bound in, and image volumes mount the
+  bundle's folder read-only; containers of a bundle image report
+  ``REF@sha256:<digest of its folder>`` as their `imageID`.
 - **Deleting**: a pod marked for deletion is stopped within its grace period and then
   removed (a DELETE with grace 0 and the pod's uid as precondition).
 
@@ -35,6 +48,7 @@ import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from tests.k8s.bundle_images import BundleImages
 from tests.k8s.harness import ApiError, Cluster
 from tests.k8s.pod_image import ImageConfig, LocalImage
 from tests.k8s.pod_worker import POD_IP, PodWorker, now
@@ -73,15 +87,24 @@ def _cgroup_root() -> Path | None:
 
 
 class PodRunner:
-    """Registers the node, binds and runs the dbkeeper image's pods; a context manager."""
+    """Registers the node, binds and runs the pods of the dbkeeper image and of the bundle
+    images in ``images``; a context manager."""
 
     def __init__(
-        self, kubeconfig: Path, workdir: Path, image: str, pg_bindir: Path, node: str = NODE
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        image: str,
+        pg_bindir: Path,
+        node: str = NODE,
+        images: BundleImages | None = None,
     ) -> None:
         self.cluster = Cluster(kubeconfig)
         self.workdir = workdir
         self.image = image
-        self.local_image = LocalImage(ImageConfig.from_dockerfile(), pg_bindir)
+        self.images = images if images is not None else BundleImages()
+        """The migration bundle images the node can pull; tests add to it at any time."""
+        self.local_image = LocalImage(ImageConfig.from_dockerfile(), pg_bindir, image)
         self.node = node
         self.workers: dict[str, PodWorker] = {}
         self.errors: list[str] = []
@@ -169,7 +192,7 @@ class PodRunner:
                     "type": "Ready",
                     "status": "True",
                     "reason": "KubeletReady",
-                    "message": "the test kubelet runs pods of the dbkeeper image",
+                    "message": "the test kubelet runs pods of the dbkeeper and bundle images",
                     "lastHeartbeatTime": heartbeat,
                     "lastTransitionTime": heartbeat,
                 }
@@ -281,9 +304,12 @@ class PodRunner:
             return
         node = spec.get("nodeName")
         if not node:
-            if meta.get("deletionTimestamp") is None and self._runs_here(pod):
+            if meta.get("deletionTimestamp") is None:
+                # Kept even when not runnable (yet): a bundle image may be added later.
                 self._unbound[uid] = pod
                 self._try_bind(pod)
+            else:
+                self._unbound.pop(uid, None)
             return
         self._unbound.pop(uid, None)
         if node != self.node:
@@ -302,6 +328,7 @@ class PodRunner:
                     self.local_image,
                     self.workdir / f"{meta['namespace']}-{meta['name']}-{uid[:8]}",
                     self._cgroups,
+                    self.images,
                 )
                 self.workers[uid] = worker
                 worker.start()
@@ -315,7 +342,11 @@ class PodRunner:
     def _runs_here(self, pod: Body) -> bool:
         spec = pod["spec"]
         containers = [*(spec.get("initContainers") or []), *spec["containers"]]
-        return all(c.get("image") == self.image for c in containers)
+        volumes = [v["image"] for v in spec.get("volumes") or [] if "image" in v]
+        return all(
+            c.get("image") == self.image or self.images.knows(str(c.get("image")))
+            for c in containers
+        ) and all(self.images.knows(str(v.get("reference"))) for v in volumes)
 
     def _claims_bound(self, pod: Body) -> bool:
         namespace = pod["metadata"]["namespace"]
@@ -330,7 +361,7 @@ class PodRunner:
 
     def _try_bind(self, pod: Body) -> None:
         meta = pod["metadata"]
-        if not self._claims_bound(pod):
+        if not self._runs_here(pod) or not self._claims_bound(pod):
             return
         binding = {
             "apiVersion": "v1",

@@ -11,6 +11,10 @@
   `hostPath.path` or `local.path` is the folder (hostPath volumes get no ownership
   change, as on a real node).
 
+- `image`: not set up here. As on a real node, an image volume is pulled with the
+  pod's images, when a container that mounts it starts (tests/k8s/pod_worker.py), and
+  mounted read-only from the bundle image's folder (tests/k8s/bundle_images.py).
+
 Anything else raises `MountError` (the kubelet's `FailedMount`), as does a missing
 object; the runner retries.
 """
@@ -66,7 +70,7 @@ class PodVolumes:
 
     def set_up(self) -> None:
         for spec in self.pod["spec"].get("volumes") or []:
-            if spec["name"] not in self.volumes:
+            if spec["name"] not in self.volumes and "image" not in spec:
                 self.volumes[spec["name"]] = self._set_up(spec)
 
     def refresh(self) -> None:

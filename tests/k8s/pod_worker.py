@@ -15,6 +15,24 @@ the grace period) and then removes the pod object, as the kubelet does.
 
 Each container's processes are kept in a cgroup of their own where the machine allows
 it, so nothing a container started outlives it.
+
+Containers of the dbkeeper image run as tests/k8s/pod_image.py describes. Containers of
+a migration *bundle image* (tests/k8s/bundle_images.py) are "pulled" from the test's
+registry of them first: a refused image leaves the container waiting with
+`ErrImagePull` for `PULL_RETRY_SECONDS`, then with `ImagePullBackOff` as long, then it is
+pulled again (a real kubelet backs off from 10 s to 5 min), until the test adds it and
+the container starts. Image volumes are pulled
+the same way by each container that mounts them (one no container mounts, by the pod's
+first container), as the kubelet's runtime manager pulls them with the pod's images. A
+pulled bundle container runs on the same host-overlay root as the dbkeeper image's, so
+`sh` and `cp` are there, with each top-level entry of the bundle's folder bound
+read-only at its own path (``F/migrations`` at ``/migrations``): a simplification of an
+image's own root filesystem, which the bundle images of the tests, holding only their
+own folders, do not notice. Its command comes from the pod spec alone (a bundle image
+has no entrypoint, no user and no environment but `PATH`). An image volume is the
+bundle's folder bound read-only at the mount path (`subPath` honoured, as for every
+volume). Files keep the modes the test gave them: readable for every container user when
+they are 0644 and their folders 0755.
 """
 
 from __future__ import annotations
@@ -24,20 +42,22 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from tests.k8s.bundle_images import BundleImage, BundleImages, PullError
 from tests.k8s.pod_env import ConfigError, container_argv, container_env
-from tests.k8s.pod_image import LocalImage
+from tests.k8s.pod_image import SYSTEM_PATH, ImageConfig, LocalImage
 from tests.k8s.pod_volumes import MountError, PodVolumes
 
 Body = dict[str, Any]
@@ -45,6 +65,9 @@ LAUNCHER = Path(__file__).with_name("pod_launch.py")
 TICK = 0.25
 REFRESH_SECONDS = 2.0
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+PULL_RETRY_SECONDS = 1.0
+BUNDLE_CONFIG = ImageConfig(entrypoint=(), cmd=(), env={"PATH": SYSTEM_PATH})
+"""A bundle image's configuration: no entrypoint, arguments or user (root)."""
 MESSAGE_LIMIT = 4096
 FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
 POD_IP = "127.0.0.1"
@@ -98,6 +121,11 @@ class Container:
     liveness: Probe | None = None
     done: bool = False
     """Terminated for good (restartPolicy does not restart it)."""
+    image_id: str = ""
+    """The pulled bundle image's ``REF@sha256:…``."""
+    pull_error: PullError | None = None
+    posted: set[tuple[str, str]] = field(default_factory=set)
+    """(reason, message) of the image events posted, each once."""
 
     @property
     def name(self) -> str:
@@ -123,12 +151,14 @@ class PodWorker(threading.Thread):
         image: LocalImage,
         folder: Path,
         cgroup_root: Path | None,
+        bundles: BundleImages,
     ) -> None:
         meta = pod["metadata"]
         super().__init__(name=f"pod-{meta['namespace']}-{meta['name']}", daemon=True)
         self.pod = pod
         self.api = api
         self.image = image
+        self.bundles = bundles
         self.folder = folder
         self.cgroup_root = cgroup_root
         self.volumes = PodVolumes(pod, folder / "volumes", api.read)
@@ -137,6 +167,11 @@ class PodWorker(threading.Thread):
             Container(c, True, logs) for c in pod["spec"].get("initContainers") or []
         ]
         self.containers = [Container(c, False, logs) for c in pod["spec"]["containers"]]
+        self._image_volumes = {
+            v["name"]: str(v["image"]["reference"])
+            for v in pod["spec"].get("volumes") or []
+            if "image" in v
+        }
         self.started_at = now()
         self._halt = threading.Event()
         self._grace = 30.0
@@ -223,13 +258,21 @@ class PodWorker(threading.Thread):
             return
         if container.process is None:
             if time.monotonic() >= container.backoff_until:
-                self._start(container)
+                if container.state.get("waiting", {}).get("reason") == "ErrImagePull":
+                    self._pull_backoff(container)
+                else:
+                    self._start(container)
             return
         self._probe(container)
 
     def _start(self, container: Container) -> None:
         try:
-            spec = self._launch_spec(container)
+            pulled = self._pull(container)
+        except PullError as error:
+            self._pull_failed(container, error)
+            return
+        try:
+            spec = self._launch_spec(container, pulled)
         except ConfigError as error:
             reason = "CreateContainerConfigError"
             if container.state.get("waiting", {}).get("message") != str(error):
@@ -266,11 +309,78 @@ class PodWorker(threading.Thread):
         if container.restarts == 0:
             self.api.event(self.pod, "Normal", "Started", f"Started container {container.name}")
 
-    def _launch_spec(self, container: Container) -> Body:
+    # -- images --------------------------------------------------------------------------
+
+    def _is_bundle(self, container: Container) -> bool:
+        return bool(container.spec["image"] != self.image.reference)
+
+    def _references(self, container: Container) -> list[str]:
+        """The bundle images ``container`` needs before it starts: its own, and those of
+        the image volumes it mounts (the pod's first container: also those none mounts)."""
+        wanted = [str(container.spec["image"])] if self._is_bundle(container) else []
+        mounted = {m["name"] for m in container.spec.get("volumeMounts") or []}
+        first = (self.init_containers or self.containers)[0] is container
+        if first:
+            anywhere = {
+                m["name"]
+                for c in [*self.init_containers, *self.containers]
+                for m in c.spec.get("volumeMounts") or []
+            }
+            mounted |= set(self._image_volumes) - anywhere
+        wanted += [ref for name, ref in self._image_volumes.items() if name in mounted]
+        return list(dict.fromkeys(wanted))
+
+    def _pull(self, container: Container) -> dict[str, BundleImage]:
+        pulled: dict[str, BundleImage] = {}
+        for reference in self._references(container):
+            image = self.bundles.pull(reference)
+            if ("Pulling", f'Pulling image "{reference}"') in container.posted:
+                message = f'Successfully pulled image "{reference}"'
+            else:
+                message = f'Container image "{reference}" already present on machine'
+            self._event_once(container, "Normal", "Pulled", message)
+            pulled[reference] = image
+        container.pull_error = None
+        if self._is_bundle(container):
+            container.image_id = pulled[container.spec["image"]].image_id
+        return pulled
+
+    def _pull_failed(self, container: Container, error: PullError) -> None:
+        reference = error.reference
+        self._event_once(container, "Normal", "Pulling", f'Pulling image "{reference}"')
+        self._event_once(
+            container, "Warning", "Failed", f'Failed to pull image "{reference}": {error.message}'
+        )
+        self._event_once(container, "Warning", "Failed", "Error: ErrImagePull")
+        container.pull_error = error
+        container.state = {"waiting": {"reason": "ErrImagePull", "message": str(error)}}
+        container.backoff_until = time.monotonic() + PULL_RETRY_SECONDS
+
+    def _pull_backoff(self, container: Container) -> None:
+        """The sync after a failed pull: waiting out the back-off, the next sync pulls."""
+        error = container.pull_error
+        assert error is not None
+        back_off = f'Back-off pulling image "{error.reference}"'
+        self._event_once(container, "Normal", "BackOff", back_off)
+        self._event_once(container, "Warning", "Failed", "Error: ImagePullBackOff")
+        message = f"{back_off}: ErrImagePull: {error}"
+        container.state = {"waiting": {"reason": "ImagePullBackOff", "message": message}}
+        container.backoff_until = time.monotonic() + PULL_RETRY_SECONDS
+
+    def _event_once(self, container: Container, type_: str, reason: str, message: str) -> None:
+        if (reason, message) not in container.posted:
+            container.posted.add((reason, message))
+            self.api.event(self.pod, type_, reason, message)
+
+    # -- starting ------------------------------------------------------------------------
+
+    def _launch_spec(self, container: Container, pulled: Mapping[str, BundleImage]) -> Body:
+        bundle = pulled[container.spec["image"]] if self._is_bundle(container) else None
+        config = self.image.config if bundle is None else BUNDLE_CONFIG
         pod_context = self.pod["spec"].get("securityContext") or {}
         context = {**pod_context, **(container.spec.get("securityContext") or {})}
-        uid = int(context.get("runAsUser", self.image.config.uid))
-        gid = int(context.get("runAsGroup", self.image.config.gid))
+        uid = int(context.get("runAsUser", config.uid))
+        gid = int(context.get("runAsGroup", config.gid))
         if context.get("runAsNonRoot") and uid == 0:
             raise ConfigError("container has runAsNonRoot and image will run as root")
         if os.geteuid() != 0:
@@ -278,22 +388,21 @@ class PodWorker(threading.Thread):
         groups = [int(g) for g in pod_context.get("supplementalGroups") or []]
         if pod_context.get("fsGroup") is not None:
             groups.append(int(pod_context["fsGroup"]))
-        base = {**self.image.env, "HOSTNAME": self.pod["metadata"]["name"]}
+        image_env = self.image.env if bundle is None else config.env
+        base = {**image_env, "HOSTNAME": self.pod["metadata"]["name"]}
         env = container_env(self.pod, container.spec, self.api.read, base)
-        argv = container_argv(
-            container.spec, self.image.config.entrypoint, self.image.config.cmd, env
-        )
+        argv = container_argv(container.spec, config.entrypoint, config.cmd, env)
+        if not argv:
+            raise ConfigError("no command specified")
         # Writable by whoever the container runs as, as the kubelet makes it.
         container.message_path.touch()
         container.message_path.chmod(0o666)
-        mounts = [
-            {
-                "source": str(self.volumes.volumes[m["name"]].path),
-                "target": m["mountPath"],
-                "readOnly": bool(m.get("readOnly", False)),
-            }
-            for m in container.spec.get("volumeMounts") or []
-        ]
+        mounts = [self._mount(m, pulled) for m in container.spec.get("volumeMounts") or []]
+        if bundle is not None:
+            mounts += [
+                {"source": str(entry), "target": f"/{entry.name}", "readOnly": True}
+                for entry in bundle.top_level()
+            ]
         mounts.append(
             {
                 "source": str(container.message_path),
@@ -306,7 +415,7 @@ class PodWorker(threading.Thread):
         return {
             "scratch": str(scratch),
             "mounts": mounts,
-            "keep": self.image.keep,
+            "keep": self.image.keep if bundle is None else [],
             "uid": uid,
             "gid": gid,
             "groups": groups,
@@ -317,6 +426,16 @@ class PodWorker(threading.Thread):
             "argv": argv,
             "env": env,
         }
+
+    def _mount(self, mount: Body, pulled: Mapping[str, BundleImage]) -> Body:
+        name = mount["name"]
+        reference = self._image_volumes.get(name)
+        if reference is not None:
+            root, read_only = pulled[reference].folder, True
+        else:
+            root, read_only = self.volumes.volumes[name].path, bool(mount.get("readOnly", False))
+        source = _sub_path(root, str(mount.get("subPath") or ""), create=reference is None)
+        return {"source": str(source), "target": mount["mountPath"], "readOnly": read_only}
 
     def _cgroup(self, container: Container) -> str | None:
         if self.cgroup_root is None:
@@ -512,7 +631,11 @@ class PodWorker(threading.Thread):
         status: Body = {
             "name": container.name,
             "image": container.spec["image"],
-            "imageID": f"dbkeeper-test://{container.spec['image']}",
+            "imageID": (
+                container.image_id
+                if self._is_bundle(container)
+                else f"dbkeeper-test://{container.spec['image']}"
+            ),
             "ready": container.ready,
             "started": container.running(),
             "restartCount": container.restarts,
@@ -561,3 +684,29 @@ class PodWorker(threading.Thread):
             return
         self.api.report(self.pod, status)
         self._sent = status
+
+
+def _sub_path(root: Path, sub_path: str, create: bool) -> Path:
+    """``root/sub_path``, which must stay inside ``root``. A missing one is an error, or,
+    with ``create`` (writable volumes), made as the kubelet makes it: folders with the
+    volume's own owner and mode."""
+    if not sub_path:
+        return root
+    relative = Path(sub_path)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ConfigError(f"subPath {sub_path!r} must be a relative path without '..'")
+    path = root / relative
+    if not path.exists():
+        if not create:
+            raise ConfigError(f"subPath {sub_path!r} does not exist in the volume")
+        info = root.stat()
+        for depth in range(1, len(relative.parts) + 1):
+            step = root.joinpath(*relative.parts[:depth])
+            if not step.exists():
+                step.mkdir()
+                os.chown(step, info.st_uid, info.st_gid)
+                step.chmod(stat.S_IMODE(info.st_mode))
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(os.path.realpath(root)):
+        raise ConfigError(f"subPath {sub_path!r} leads out of the volume")
+    return real

@@ -1,15 +1,20 @@
-"""The test node runs pods of the dbkeeper image as a kubelet would (tests/k8s/pod_runner.py),
-under Pod Security "restricted", with the controller-manager's controllers doing the rest."""
+"""The test node runs pods of the dbkeeper image, and of the migration bundle images a test
+registers, as a kubelet would (tests/k8s/pod_runner.py), under Pod Security "restricted",
+with the controller-manager's controllers doing the rest."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import socket
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dbkeeper.local.postgres import free_port
+from tests.k8s.bundle_images import BundleImages, folder_digest, write_bundle
 from tests.k8s.conftest import WORKLOAD_IMAGE
 from tests.k8s.harness import ApiError, Cluster
 from tests.k8s.pod_runner import NODE, PodRunner
@@ -26,6 +31,11 @@ RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
     "capabilities": {"drop": ["ALL"]},
+}
+BUNDLE = "registry.example/clinic-migrations:1.0"
+BUNDLE_FILES = {
+    "migrations/clinic/env.py": "# the clinic set's env.py\n",
+    "migrations/clinic/versions/0001_patients.py": "revision = '0001'\n",
 }
 
 
@@ -275,3 +285,200 @@ def test_a_deployments_pod_turns_ready_by_its_probe_and_stops_when_deleted(
         "the garbage collector and the node to remove the pod",
     )
     assert not _listening(port), "the pod's process is gone with it"
+
+
+def _bundle(tmp_path: Path) -> Path:
+    return write_bundle(tmp_path / "bundle", BUNDLE_FILES)
+
+
+def _job_pod(cluster: Cluster, job: str) -> dict[str, Any]:
+    pods = cluster.list("v1", "Pod", NAMESPACE, label_selector=f"job-name={job}")
+    assert len(pods) == 1, pods
+    return pods[0]
+
+
+def test_a_bundle_images_digest_covers_its_paths_and_contents(tmp_path: Path) -> None:
+    first = folder_digest(write_bundle(tmp_path / "a", {"migrations/x/env.py": "one"}))
+    same = folder_digest(write_bundle(tmp_path / "b", {"migrations/x/env.py": "one"}))
+    content = folder_digest(write_bundle(tmp_path / "c", {"migrations/x/env.py": "two"}))
+    path = folder_digest(write_bundle(tmp_path / "d", {"migrations/y/env.py": "one"}))
+
+    assert first == same
+    assert first.startswith("sha256:")
+    assert len(first) == len("sha256:") + 64
+    assert len({first, content, path}) == 3
+
+
+def test_an_init_container_of_a_bundle_image_copies_its_set_for_the_dbkeeper_container(
+    k8s_cluster: Cluster, kubelet: PodRunner, bundle_images: BundleImages, tmp_path: Path
+) -> None:
+    k8s_cluster.ensure_namespace(NAMESPACE)
+    image = bundle_images.add(BUNDLE, _bundle(tmp_path))
+    copied = {"name": "copied", "mountPath": "/dbkeeper/copied"}
+    copy = {
+        "name": "copy-set",
+        "image": BUNDLE,
+        "command": ["cp", "-R", "/migrations/clinic", "/dbkeeper/copied/clinic"],
+        "securityContext": RESTRICTED_CONTAINER,
+        "volumeMounts": [copied],
+    }
+    listing = """
+        import pathlib
+        root = pathlib.Path("/dbkeeper/copied/clinic")
+        files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        env = (root / "env.py").read_text()
+        pathlib.Path("/dev/termination-log").write_text(f"{files}|{env}")
+    """
+    spec = _pod_spec(
+        _container(listing, volumeMounts=[copied]),
+        initContainers=[copy],
+        restartPolicy="Never",
+        volumes=[{"name": "copied", "emptyDir": {}}],
+    )
+    _create(
+        k8s_cluster,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "migrate", "namespace": NAMESPACE},
+            "spec": {"backoffLimit": 0, "template": {"spec": spec}},
+        },
+    )
+
+    def complete() -> dict[str, Any] | None:
+        job = k8s_cluster.get("batch/v1", "Job", NAMESPACE, "migrate") or {}
+        conditions = (job.get("status") or {}).get("conditions") or []
+        done = any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+        return job if done else None
+
+    k8s_cluster.wait_for(complete, 90, "the Job to complete")
+    pod = _job_pod(k8s_cluster, "migrate")
+    (main,) = pod["status"]["containerStatuses"]
+    assert main["state"]["terminated"]["message"] == (
+        "['env.py', 'versions/0001_patients.py']|# the clinic set's env.py\n"
+    )
+    (init,) = pod["status"]["initContainerStatuses"]
+    assert init["imageID"] == f"{BUNDLE}@{folder_digest(tmp_path / 'bundle')}" == image.image_id
+    assert main["imageID"] == f"dbkeeper-test://{WORKLOAD_IMAGE}"
+
+
+def test_an_image_volume_mounts_the_bundle_read_only(
+    k8s_cluster: Cluster, kubelet: PodRunner, bundle_images: BundleImages, tmp_path: Path
+) -> None:
+    k8s_cluster.ensure_namespace(NAMESPACE)
+    bundle_images.add(BUNDLE, _bundle(tmp_path))
+    script = """
+        import pathlib
+        found = [
+            pathlib.Path("/dbkeeper/set/migrations/clinic/env.py").read_text(),
+            pathlib.Path("/dbkeeper/clinic/versions/0001_patients.py").read_text(),
+        ]
+        try:
+            pathlib.Path("/dbkeeper/set/written").write_text("x")
+            found.append("writable")
+        except OSError as error:
+            found.append(f"errno {error.errno}")
+        pathlib.Path("/dev/termination-log").write_text("|".join(found))
+    """
+    container = _container(
+        script,
+        volumeMounts=[
+            {"name": "set", "mountPath": "/dbkeeper/set", "readOnly": True},
+            {"name": "set", "mountPath": "/dbkeeper/clinic", "subPath": "migrations/clinic"},
+        ],
+    )
+    volume = {"name": "set", "image": {"reference": BUNDLE, "pullPolicy": "IfNotPresent"}}
+    spec = _pod_spec(container, restartPolicy="Never", volumes=[volume])
+    _create(
+        k8s_cluster,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "reader", "namespace": NAMESPACE},
+            "spec": spec,
+        },
+    )
+
+    done = _wait_phase(k8s_cluster, "reader", "Succeeded")
+    (status,) = done["status"]["containerStatuses"]
+    assert status["state"]["terminated"]["message"].split("|") == [
+        "# the clinic set's env.py\n",
+        "revision = '0001'\n",
+        "errno 30",  # EROFS: an image volume is read-only
+    ]
+    assert not (tmp_path / "bundle" / "written").exists()
+
+
+@pytest.mark.parametrize("used_as", ["init container", "image volume"])
+def test_an_unpullable_bundle_image_backs_off_until_it_is_added(
+    k8s_cluster: Cluster,
+    kubelet: PodRunner,
+    bundle_images: BundleImages,
+    tmp_path: Path,
+    used_as: str,
+) -> None:
+    k8s_cluster.ensure_namespace(NAMESPACE)
+    refusal = "manifest unknown: clinic-migrations:1.0"
+    bundle_images.refuse(BUNDLE, refusal)
+    check = """
+        import pathlib
+        env = pathlib.Path("/dbkeeper/set/migrations/clinic/env.py").read_text()
+        pathlib.Path("/dev/termination-log").write_text(env)
+    """
+    mount = {"name": "set", "mountPath": "/dbkeeper/set"}
+    if used_as == "init container":
+        copy = {
+            "name": "copy-set",
+            "image": BUNDLE,
+            "command": ["cp", "-R", "/migrations", "/dbkeeper/set/migrations"],
+            "securityContext": RESTRICTED_CONTAINER,
+            "volumeMounts": [mount],
+        }
+        spec = _pod_spec(
+            _container(check, volumeMounts=[mount]),
+            initContainers=[copy],
+            restartPolicy="Never",
+            volumes=[{"name": "set", "emptyDir": {}}],
+        )
+        statuses = "initContainerStatuses"
+    else:
+        spec = _pod_spec(
+            _container(check, volumeMounts=[mount]),
+            restartPolicy="Never",
+            volumes=[{"name": "set", "image": {"reference": BUNDLE}}],
+        )
+        statuses = "containerStatuses"
+    _create(
+        k8s_cluster,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "blocked", "namespace": NAMESPACE},
+            "spec": spec,
+        },
+    )
+
+    def waiting(reason: str) -> dict[str, Any] | None:
+        pod = _pod(k8s_cluster, "blocked")
+        found = ((pod.get("status") or {}).get(statuses) or [{}])[0]
+        state = (found.get("state") or {}).get("waiting") or {}
+        return state if state.get("reason") == reason else None
+
+    for reason in ("ErrImagePull", "ImagePullBackOff"):
+        state = k8s_cluster.wait_for(
+            functools.partial(waiting, reason), 60, f"the container in {reason}"
+        )
+        assert refusal in state["message"]
+        assert _pod(k8s_cluster, "blocked")["status"]["phase"] == "Pending"
+    failed = [
+        e["message"]
+        for e in k8s_cluster.events(NAMESPACE, "blocked")
+        if (e["type"], e["reason"]) == ("Warning", "Failed")
+    ]
+    assert f'Failed to pull image "{BUNDLE}": {refusal}' in failed
+    assert "Error: ErrImagePull" in failed
+
+    bundle_images.add(BUNDLE, _bundle(tmp_path))
+    done = _wait_phase(k8s_cluster, "blocked", "Succeeded")
+    (status,) = done["status"]["containerStatuses"]
+    assert status["state"]["terminated"]["message"] == "# the clinic set's env.py\n"

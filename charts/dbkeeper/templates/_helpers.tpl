@@ -79,10 +79,14 @@ this list against the code, so a new call without a rule fails a test.
   resources: [secrets]
   verbs: [get, create, patch, delete]
 {{- end }}
-# The pooler's ConfigMap and Service.
+# The pooler's ConfigMap and Service; the ConfigMaps holding migration sets are read,
+# and those labelled dbkeeper.dev/migration-set watched, so edits are picked up at once.
 - apiGroups: [""]
-  resources: [configmaps, services]
+  resources: [services]
   verbs: [get, create, patch, delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, patch, delete]
 # The pooler's pods, whose admin consoles are paused around risky revisions and read
 # for the pool metrics; and the pods of a failed restore-drill Job, whose exit code and
 # termination message tell a drill that could not run from one that failed.
@@ -98,8 +102,9 @@ this list against the code, so a new call without a rule fails a test.
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, create, patch, delete]
-# On-demand backups run as Jobs.
+# On-demand backups run as Jobs, and so do migration sets from ConfigMaps and images
+# (created, waited for, pruned).
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, create]
+  verbs: [get, list, create, delete]
 {{- end -}}

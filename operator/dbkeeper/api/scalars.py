@@ -173,6 +173,21 @@ MigrationSetName = Annotated[
     ),
 ]
 
+# An OCI image reference: [registry[:port]/]path[:tag][@algorithm:digest], lower-case path.
+IMAGE_REFERENCE_REGEX: Final = (
+    r"([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._/-][a-z0-9]+)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@[a-z0-9]+([+._-][a-z0-9]+)*:[0-9a-fA-F]{32,})?"
+)
+ImageReference = Annotated[
+    str,
+    *_pattern_checked(
+        IMAGE_REFERENCE_REGEX,
+        "an image reference such as registry.example.com/team/migrations:1.4 or "
+        "...@sha256:<digest>",
+        max_length=512,
+    ),
+]
+
 REVISION_ID_REGEX: Final = r"[A-Za-z0-9_]{1,64}"
 RELATIVE_TARGET_REGEX: Final = r"[+-][1-9][0-9]{0,5}"
 TARGET_REVISION_REGEX: Final = f"head|{REVISION_ID_REGEX}|{RELATIVE_TARGET_REGEX}"

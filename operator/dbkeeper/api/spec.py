@@ -11,6 +11,7 @@ the field the user most likely has to change (see :func:`_blame`).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
 
@@ -18,12 +19,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from pydantic.alias_generators import to_camel
 
 from dbkeeper.api.scalars import (
+    MIGRATION_SET_REGEX,
     AbsolutePath,
     Cron,
     DatabaseName,
     Duration,
     Host,
     HostAndPort,
+    ImageReference,
     KubeName,
     MigrationSetName,
     Quantity,
@@ -32,6 +35,7 @@ from dbkeeper.api.scalars import (
     invalid,
     split_host_and_port,
 )
+from dbkeeper.echo import echo
 from dbkeeper.vocabulary import ROLE_KINDS, LintMode
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -46,6 +50,8 @@ def _lint_mode_hint(value: object) -> object:
 
 
 LintModeField = Annotated[LintMode, BeforeValidator(_lint_mode_hint)]
+SetSourceKind = Literal["bundled", "configMap", "image"]
+DEFAULT_SET = "healthcare"
 PoolMode = Literal["session", "transaction", "statement"]
 DeletionPolicy = Literal["Retain", "Drop"]
 
@@ -171,14 +177,91 @@ class DatabaseSpec(SpecModel):
 # --- spec.migrations -----------------------------------------------------------------------
 
 
+class ConfigMapSetSource(SpecModel):
+    """A migration set whose files are the keys of a ConfigMap."""
+
+    name: KubeName = Field(
+        description="ConfigMap in the resource's namespace. Each key is one file of the "
+        "set: the revision files (NAME.py, put in versions/) and optionally env.py (else "
+        "dbkeeper's standard one). Label it dbkeeper.dev/migration-set so that edits are "
+        "picked up at once rather than at the next re-check.",
+    )
+
+
+class ImageSetSource(SpecModel):
+    """A migration set shipped as a folder inside an OCI image."""
+
+    reference: ImageReference = Field(
+        description="The image, e.g. registry.example.com/clinic/migrations:1.4 (a digest "
+        "reference such as ...@sha256:... pins the exact bundle).",
+    )
+    path: AbsolutePath = Field(
+        description="Folder of the set inside the image (env.py and versions/); its last "
+        "part is the set's name in the history table, e.g. /migrations/clinic.",
+    )
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="When the node pulls the image."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        name = self.path.rstrip("/").rsplit("/", 1)[-1]
+        if not re.fullmatch(MIGRATION_SET_REGEX, name):
+            raise invalid(
+                f"the last part of the path, {echo(name)}, is the set's name and must be "
+                "lower-case letters, digits, '_' or '-' (at most 63 characters)",
+                field="path",
+            )
+        return self
+
+    @property
+    def set_name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+class MigrationJobSpec(SpecModel):
+    """The Job that runs a set from a ConfigMap or an image."""
+
+    service_account_name: KubeName | None = Field(
+        default=None,
+        description="ServiceAccount of the Job's pod. By default none is named and no API "
+        "token is mounted: the migration's code cannot call the Kubernetes API.",
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None, description="CPU and memory of the migration container."
+    )
+    active_deadline: Duration = Field(
+        default=timedelta(hours=1),
+        json_schema_extra={"default": "1h"},
+        description="Longest a migration Job may run before Kubernetes stops it (the "
+        "revision in progress is rolled back).",
+    )
+
+
 class MigrationsSpec(SpecModel):
     """Which schema the database should have and how carefully to move it there."""
 
-    set_name: MigrationSetName = Field(
-        default="healthcare",
+    set_name: MigrationSetName | None = Field(
+        default=None,
         alias="set",
         description="Migration set bundled with the operator (a folder of Alembic "
-        "revisions), e.g. healthcare.",
+        "revisions), e.g. healthcare; the default when neither configMap nor image is "
+        "given.",
+    )
+    config_map: ConfigMapSetSource | None = Field(
+        default=None,
+        description="Take the set from a ConfigMap in the resource's namespace; it runs "
+        "as a Job, never inside the operator.",
+    )
+    image: ImageSetSource | None = Field(
+        default=None,
+        description="Take the set from a folder inside an OCI image; it runs as a Job, "
+        "never inside the operator.",
+    )
+    job: MigrationJobSpec = Field(
+        default_factory=MigrationJobSpec,
+        json_schema_extra=_default_object(),
+        description="The Job that runs a set from configMap or image.",
     )
     target_revision: TargetRevision = Field(
         default="head",
@@ -230,6 +313,20 @@ class MigrationsSpec(SpecModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        given = [
+            name
+            for name, value in (
+                ("set", self.set_name),
+                ("configMap", self.config_map),
+                ("image", self.image),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise invalid(
+                f"give one source of the migration set, not {' and '.join(given)}",
+                field=given[-1],
+            )
         if self.lock_timeout >= self.statement_timeout:
             raise invalid(
                 "must be shorter than statementTimeout "
@@ -237,6 +334,23 @@ class MigrationsSpec(SpecModel):
                 field=self._blame("lock_timeout", "statement_timeout"),
             )
         return self
+
+    @property
+    def source_kind(self) -> SetSourceKind:
+        if self.config_map is not None:
+            return "configMap"
+        if self.image is not None:
+            return "image"
+        return "bundled"
+
+    @property
+    def set_label(self) -> str:
+        """The set's name in the history table and in status."""
+        if self.config_map is not None:
+            return self.config_map.name
+        if self.image is not None:
+            return self.image.set_name
+        return self.set_name or DEFAULT_SET
 
 
 # --- spec.pooler ---------------------------------------------------------------------------

@@ -72,6 +72,8 @@ class Reason(StrEnum):
     LOCK_BUSY = "LockBusy"
     LOCK_TIMEOUT = "LockTimeout"
     BACKUP_BEFORE_MIGRATE_FAILED = "BackupBeforeMigrateFailed"
+    MIGRATION_SOURCE_UNAVAILABLE = "MigrationSourceUnavailable"
+    MIGRATION_JOB_FAILED = "MigrationJobFailed"
     # Drift
     NO_DRIFT = "NoDrift"
     DRIFT_DETECTED = "DriftDetected"
@@ -173,6 +175,23 @@ class LastBackup(StatusModel):
     )
 
 
+class MigrationSetStatus(StatusModel):
+    """Where the migration set's files came from, so that a changed bundle is visible."""
+
+    source: Literal["bundled", "configMap", "image"] = Field(
+        description="bundled (inside the operator's image), configMap or image."
+    )
+    name: str = Field(description="The set's name in the history table.")
+    identity: str | None = Field(
+        default=None,
+        description="The exact files: a ConfigMap's resourceVersion and content hash, or "
+        "the image's digest.",
+    )
+    job: str | None = Field(
+        default=None, description="The last Job that described or migrated the set."
+    )
+
+
 class PoolerStatus(StatusModel):
     """The pooler as last observed."""
 
@@ -220,6 +239,9 @@ class DatabaseSchemaStatus(StatusModel):
     last_backup_request: str | None = Field(
         default=None,
         description="Value of the dbkeeper.dev/backup-now annotation last acted on.",
+    )
+    migration_set: MigrationSetStatus | None = Field(
+        default=None, description="The migration set in use and where it came from."
     )
     pooler: PoolerStatus | None = Field(default=None, description="The pooler, when enabled.")
     drift: list[str] = Field(

@@ -1,13 +1,19 @@
 """``dbkeeper plan|migrate|status|history|lint``: the migration engine on the command line.
 
 Every command works on one migration set (``--set``, default ``healthcare``) and, except
-``plan`` and ``lint`` without a database, one database (``--dsn`` or ``$DBKEEPER_DSN``).
+``plan``, ``lint`` without a database and ``migrate describe``, one database (``--dsn``
+or ``$DBKEEPER_DSN``). ``migrate`` and ``migrate describe`` are what the operator's Jobs
+run: with ``--result-file`` they leave their outcome as one JSON object (see
+:mod:`dbkeeper.cli.job_result`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,13 @@ from dbkeeper.cli.common import (
     connection_from_args,
     duration_arg,
     emit,
+)
+from dbkeeper.cli.job_result import (
+    RESULT_LIMIT_BYTES,
+    JobReport,
+    reporting,
+    result_size,
+    success,
 )
 from dbkeeper.cli.resource_defaults import apply_resource_defaults
 from dbkeeper.conninfo import ConnInfo
@@ -32,6 +45,9 @@ from dbkeeper.migrate import (
     MigrationSet,
     MovePlan,
     SchemaStatus,
+    SetDescription,
+    describe_set,
+    encode_description,
     lint_sql,
     load_set,
     migrate,
@@ -43,6 +59,7 @@ from dbkeeper.migrate.lint import LintFinding
 from dbkeeper.migrate.plan import Step
 
 DEFAULT_SET = "healthcare"
+SET_SOURCE_LIMIT = 300
 
 
 def _add_set_args(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +101,18 @@ def _add_move_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="lint the SQL with squawk: off, warn (default) or block (unapproved "
         "findings stop the move)",
+    )
+
+
+def _add_result_file_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--result-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the outcome as one JSON object of at most "
+        f"{RESULT_LIMIT_BYTES} bytes to PATH, whatever it is (for a Job: "
+        "/dev/termination-log)",
     )
 
 
@@ -157,8 +186,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=os.environ.get("USER") or "dbkeeper",
         help="who is migrating, recorded in the history (default: $USER)",
     )
+    move.add_argument(
+        "--set-source",
+        default=None,
+        metavar="TEXT",
+        help="where the set's files came from (a ConfigMap's version, an image digest), "
+        f"recorded in every history row; one line of up to {SET_SOURCE_LIMIT} characters",
+    )
     add_output_arg(move)
+    _add_result_file_arg(move)
     move.set_defaults(handler=run_migrate)
+
+    under_migrate = move.add_subparsers(dest="migrate_command", metavar="[describe]")
+    describe = under_migrate.add_parser(
+        "describe",
+        help="list the set's revisions with checksums and lint flags (no database)",
+        description="Render and lint each revision of the set both ways, offline, and "
+        "list one line per revision, base side first: '<id> <checksum prefix> <flags>'. "
+        "Flags: u/d the upgrade/downgrade has a risky finding, f/g it has any finding, "
+        "o the revision runs online; - for none. Options go after 'describe'.",
+    )
+    _add_set_args(describe)
+    add_output_arg(describe)
+    _add_result_file_arg(describe)
+    describe.set_defaults(handler=run_describe)
 
     status = subparsers.add_parser(
         "status",
@@ -201,6 +252,16 @@ _INTERRUPTED_EXIT = 130
 def _command_error(error: MigrationError) -> CommandError:
     code = _INTERRUPTED_EXIT if error.reason == "Interrupted" else 1
     return CommandError(f"{error.message} [{error.reason}]", code)
+
+
+@contextmanager
+def _job(args: argparse.Namespace) -> Iterator[JobReport]:
+    """The block's outcome goes to ``--result-file``; its failures become one line."""
+    try:
+        with reporting(args.result_file) as report:
+            yield report
+    except MigrationError as error:
+        raise _command_error(error) from None
 
 
 def _load(args: argparse.Namespace) -> MigrationSet:
@@ -276,24 +337,19 @@ def run_plan(args: argparse.Namespace) -> int:
 # -- migrate --------------------------------------------------------------------------
 
 
+def _checked_set_source(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not text or len(text) > SET_SOURCE_LIMIT or not text.isprintable():
+        raise CommandError(
+            f"--set-source must be one line of 1 to {SET_SOURCE_LIMIT} printable characters "
+            f"(got {len(text)} characters)",
+            2,
+        )
+    return text
+
+
 def run_migrate(args: argparse.Namespace) -> int:
-    apply_resource_defaults(args)
-    conninfo = connection_from_args(args)
-    migration_set = _load(args)
-    if args.lock_retries < 0:
-        raise CommandError("--lock-retries must be 0 or more", 2)
-    options = MigrationOptions(
-        target=args.target,
-        allow_downgrade=args.allow_downgrade,
-        lock_timeout=args.lock_timeout,
-        statement_timeout=args.statement_timeout,
-        lock_retries=args.lock_retries,
-        retry_backoff=args.retry_backoff,
-        advisory_lock_wait=args.wait,
-        lint_mode=args.lint,
-        approved=frozenset(args.approve),
-        actor=args.actor,
-    )
     events: list[MigrationEvent] = []
     text_mode = args.output != "json"
 
@@ -302,15 +358,65 @@ def run_migrate(args: argparse.Namespace) -> int:
         if text_mode and event.kind != "failed":
             print(event.message, flush=True)
 
-    try:
+    with _job(args) as report:
+        apply_resource_defaults(args)
+        conninfo = connection_from_args(args)
+        source = _checked_set_source(args.set_source)
+        migration_set = load_set(args.set_name, args.migrations_dir)
+        if source is not None:
+            migration_set = dataclasses.replace(migration_set, source=source)
+        if args.lock_retries < 0:
+            raise CommandError("--lock-retries must be 0 or more", 2)
+        options = MigrationOptions(
+            target=args.target,
+            allow_downgrade=args.allow_downgrade,
+            lock_timeout=args.lock_timeout,
+            statement_timeout=args.statement_timeout,
+            lock_retries=args.lock_retries,
+            retry_backoff=args.retry_backoff,
+            advisory_lock_wait=args.wait,
+            lint_mode=args.lint,
+            approved=frozenset(args.approve),
+            actor=args.actor,
+        )
         with interrupts_raise():
             result = migrate(conninfo, migration_set, options, on_event=on_event)
-    except MigrationError as error:
-        raise _command_error(error) from None
+        report.succeeded(success(result))
     data: dict[str, Any] = {**result.to_dict(), "events": [e.to_dict() for e in events]}
     if text_mode:
         return 0
     emit(args, data, "")
+    return 0
+
+
+# -- migrate describe -----------------------------------------------------------------
+
+
+def _check_fits(description: SetDescription, exact: bool) -> None:
+    size = result_size(encode_description(description))
+    if size <= RESULT_LIMIT_BYTES:
+        return
+    raise MigrationError(
+        "SetTooLarge",
+        f"migration set {description.name!r} has {len(description.revisions)} revisions and "
+        f"its description takes {'' if exact else 'at least '}{size} bytes, more than the "
+        f"{RESULT_LIMIT_BYTES} a Job can report: squash the oldest revisions into one "
+        "baseline revision that creates the schema they built",
+    )
+
+
+def run_describe(args: argparse.Namespace) -> int:
+    with _job(args) as report:
+        apply_resource_defaults(args)
+        migration_set = load_set(args.set_name, args.migrations_dir)
+        # Without rendering the description is as short as it can be: a set too large
+        # for it is refused before the slow part.
+        _check_fits(describe_set(migration_set, render=False), exact=False)
+        description = describe_set(migration_set)
+        _check_fits(description, exact=True)
+        data = encode_description(description)
+        report.succeeded(data)
+    emit(args, data, "\n".join(description.lines))
     return 0
 
 

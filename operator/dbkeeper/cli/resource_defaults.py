@@ -52,7 +52,7 @@ def _from_resource(args: argparse.Namespace, path: Any) -> None:
         raise CommandError(f"{path}: {exc}", 2) from None
     migrations = manifest.spec.migrations
     from_file: dict[str, Any] = {
-        "set_name": migrations.set_name,
+        "set_name": migrations.set_label,
         "target": migrations.target_revision,
         "lint": migrations.lint,
         "allow_downgrade": migrations.allow_downgrade,

@@ -189,7 +189,7 @@ def _query_through_pooler(session: Session, client: ConnInfo) -> None:
 
 def _roll_back_and_forward(session: Session, local: dict[str, Any]) -> AppliedResource:
     spec = parse_manifest(local).spec
-    migration_set = load_set(spec.migrations.set_name)
+    migration_set = load_set(spec.migrations.set_label)
     head = migration_set.head
     position = migration_set.position(head)
     below = migration_set.ids[position - 2] if position >= 2 else None

@@ -10,10 +10,22 @@ Public API (the operator and the CLI use only these names)::
     read_history(conninfo, limit=50) -> list[HistoryEntry]
     plan_move(conninfo | None, migration_set, options) -> MovePlan
     lint_sql(sql) -> list[LintFinding]
+    describe_set(migration_set) -> SetDescription      # what a describe Job reports
+    encode_description(description) -> dict
+    parse_description(data, name, source) -> DescribedSet  # the operator reading it back
 """
 
 from __future__ import annotations
 
+from dbkeeper.migrate.describe import (
+    DescribedRevision,
+    DescribedSet,
+    RevisionFlags,
+    SetDescription,
+    describe_set,
+    encode_description,
+    parse_description,
+)
 from dbkeeper.migrate.errors import REASONS, TRANSIENT_REASONS, MigrationError, Reason
 from dbkeeper.migrate.events import EventKind, MigrationEvent, MigrationResult
 from dbkeeper.migrate.history import HistoryEntry
@@ -24,7 +36,13 @@ from dbkeeper.migrate.options import LINT_MODES, LintMode, MigrationOptions
 from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, plan_move
 from dbkeeper.migrate.runner import migrate
 from dbkeeper.migrate.sets import MigrationSet, Revision, load_set, load_set_from_path
-from dbkeeper.migrate.status import DriftItem, SchemaStatus, read_history, read_status
+from dbkeeper.migrate.status import (
+    DriftItem,
+    SchemaStatus,
+    checksum_matches,
+    read_history,
+    read_status,
+)
 from dbkeeper.migrate.targets import resolve_target
 
 __all__ = [
@@ -34,6 +52,8 @@ __all__ = [
     "REASONS",
     "RISKY_RULES",
     "TRANSIENT_REASONS",
+    "DescribedRevision",
+    "DescribedSet",
     "DriftItem",
     "EventKind",
     "HistoryEntry",
@@ -49,13 +69,19 @@ __all__ = [
     "MovePlan",
     "Reason",
     "Revision",
+    "RevisionFlags",
     "SchemaStatus",
+    "SetDescription",
     "Step",
+    "checksum_matches",
+    "describe_set",
+    "encode_description",
     "lint_sql",
     "load_set",
     "load_set_from_path",
     "migrate",
     "migrate_isolated",
+    "parse_description",
     "plan_move",
     "read_history",
     "read_status",

@@ -4,6 +4,14 @@ Alembic is configured in code (no ``alembic.ini``): ``script_location`` is the s
 folder and the open connection is passed in ``config.attributes["connection"]``, already
 inside the transaction the runner opened, so Alembic does not commit on its own.
 
+An online revision (``dbkeeper_transaction = False``) is not run through ``env.py``: its
+``env.py`` would wrap it in a transaction. Its ``upgrade()`` or ``downgrade()`` runs
+under an Alembic context of dbkeeper's own on the session in autocommit, and the runner
+then writes ``alembic_version`` (:func:`stamp`) with the history row in one transaction.
+Alembic's ``autocommit_block()`` cannot work inside the runner's transaction (it commits
+only a transaction Alembic began itself): :class:`AutocommitBlockUnsupported` says what
+to do instead.
+
 Alembic publishes its running context through module-level proxies (``alembic.op``,
 ``alembic.context``), which one process cannot share between threads; a process-wide
 lock serialises the Alembic calls of concurrent migrations in one process. Moves that
@@ -15,17 +23,49 @@ from __future__ import annotations
 
 import io
 import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from dbkeeper.migrate.sets import MigrationSet
 
 _ALEMBIC_LOCK = threading.RLock()
 # Offline rendering needs a dialect, not a server: no host, user or password.
 _OFFLINE_URL = "postgresql+psycopg://"
+# How Alembic's offline mode frames a step (``impl.emit_begin``/``emit_commit``).
+_BEGIN = "BEGIN;"
+_COMMIT = "COMMIT;"
+
+
+class AutocommitBlockUnsupported(RuntimeError):
+    """A revision used ``op.get_context().autocommit_block()``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "op.get_context().autocommit_block() cannot run under dbkeeper, which runs "
+            "each revision in a transaction of its own: put the statements that must run "
+            "outside a transaction in a revision of their own that declares "
+            "dbkeeper_transaction = False (an online revision, see docs/migrations.md) "
+            "and drop the autocommit_block"
+        )
+
+
+@contextmanager
+def _autocommit_block_explained() -> Iterator[None]:
+    try:
+        yield
+    except AssertionError as exc:
+        frames = traceback.walk_tb(exc.__traceback__)
+        if any(frame.f_code.co_name == "autocommit_block" for frame, _ in frames):
+            raise AutocommitBlockUnsupported() from exc
+        raise
 
 
 def make_config(
@@ -61,11 +101,33 @@ def run_step(
     """Move one revision up or down inside the connection's open transaction."""
     config = make_config(migration_set, connection)
     target = to_revision or "base"
-    with _ALEMBIC_LOCK:
+    with _ALEMBIC_LOCK, _autocommit_block_explained():
         if downgrade:
             command.downgrade(config, target)
         else:
             command.upgrade(config, target)
+
+
+def run_online_step(
+    migration_set: MigrationSet, connection: sa.Connection, revision: str, downgrade: bool
+) -> None:
+    """Run ``revision``'s ``upgrade()`` (or ``downgrade()``) on ``connection``, which is
+    in autocommit; ``alembic_version`` is left to :func:`stamp`."""
+    script = ScriptDirectory(str(migration_set.path))
+    module = script.get_revision(revision).module
+    function: Callable[[], None] = module.downgrade if downgrade else module.upgrade
+    with _ALEMBIC_LOCK, _autocommit_block_explained():
+        context = MigrationContext.configure(connection)
+        with connection.begin(), Operations.context(context):
+            function()
+
+
+def stamp(migration_set: MigrationSet, connection: sa.Connection, revision: str | None) -> None:
+    """Record ``revision`` (``None``: base) in ``alembic_version``, creating the table if
+    needed, inside the connection's open transaction."""
+    script = ScriptDirectory(str(migration_set.path))
+    with _ALEMBIC_LOCK:
+        MigrationContext.configure(connection).stamp(script, revision or "base")
 
 
 def render_step(
@@ -73,8 +135,36 @@ def render_step(
     from_revision: str | None,
     to_revision: str | None,
     downgrade: bool,
+    online: bool = False,
 ) -> str:
-    """The SQL of one step, as Alembic's offline mode renders it."""
+    """The SQL of one step as Alembic's offline mode renders it, framed the way dbkeeper
+    runs it: in ``BEGIN``/``COMMIT``, or (``online``) in none, whatever ``env.py`` says
+    about transactions."""
+    return _framed(_rendered(migration_set, from_revision, to_revision, downgrade), online)
+
+
+def _framed(sql: str, online: bool) -> str:
+    lines = sql.splitlines(keepends=True)
+    filled = [index for index, line in enumerate(lines) if line.strip()]
+    framed = (
+        len(filled) >= 2
+        and lines[filled[0]].strip() == _BEGIN
+        and lines[filled[-1]].strip() == _COMMIT
+    )
+    if online and framed:
+        del lines[filled[-1]], lines[filled[0]]
+        return "".join(lines).strip("\n") + "\n"
+    if not online and not framed and filled:
+        return f"{_BEGIN}\n\n{sql.strip()}\n\n{_COMMIT}\n"
+    return sql
+
+
+def _rendered(
+    migration_set: MigrationSet,
+    from_revision: str | None,
+    to_revision: str | None,
+    downgrade: bool,
+) -> str:
     output = io.StringIO()
     config = make_config(migration_set, output=output)
     with _ALEMBIC_LOCK:

@@ -23,6 +23,10 @@ Reason = Literal[
     "InvalidMigrationSet",
     "LintUnavailable",
     "Interrupted",
+    "SetTooLarge",
+    "SourceUnavailable",
+    "MigrationJobFailed",
+    "MigrationJobLost",
 ]
 
 REASONS: frozenset[str] = frozenset(get_args(Reason))
@@ -30,9 +34,19 @@ REASONS: frozenset[str] = frozenset(get_args(Reason))
 # Failures that go away without a change of spec or files: retried with backoff. A
 # lock held by someone else is released in time; a backup destination that refused a
 # write may be fixed (mounted, emptied) without touching the resource. An interrupted
-# move (SIGTERM, Ctrl-C) was rolled back and can simply run again.
+# move (SIGTERM, Ctrl-C) was rolled back and can simply run again. A set's source that
+# cannot be read yet (a ConfigMap not created, an image not pullable) may appear, and a
+# migration Job whose pod was lost with its node can run again.
 TRANSIENT_REASONS: frozenset[str] = frozenset(
-    {"DatabaseUnreachable", "LockBusy", "LockTimeout", "BackupFailed", "Interrupted"}
+    {
+        "DatabaseUnreachable",
+        "LockBusy",
+        "LockTimeout",
+        "BackupFailed",
+        "Interrupted",
+        "SourceUnavailable",
+        "MigrationJobLost",
+    }
 )
 
 

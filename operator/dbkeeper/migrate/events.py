@@ -16,6 +16,8 @@ EventKind = Literal[
     "finished",
     "lint_warning",
     "drift_found",
+    # An online revision's earlier attempt left an INVALID index that was dropped.
+    "invalid_index_dropped",
 ]
 
 

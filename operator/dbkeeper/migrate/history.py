@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS {QUALIFIED_TABLE} (
     backup_id     text
 )
 """
+# Added after the first release: where the set's files came from (a bundled set's name,
+# a ConfigMap's version and content hash, an image digest), so a changed bundle shows.
+_ADD_SOURCE = f"ALTER TABLE {QUALIFIED_TABLE} ADD COLUMN IF NOT EXISTS set_source text"
 _CREATE_INDEX = f"""
 CREATE INDEX IF NOT EXISTS migration_history_set_revision_idx
     ON {QUALIFIED_TABLE} (migration_set, revision, id)
@@ -63,6 +66,7 @@ class HistoryEntry:
     actor: str
     checksum: str
     backup_id: str | None
+    set_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,6 +91,7 @@ class NewHistoryEntry:
     actor: str
     checksum: str
     backup_id: str | None
+    set_source: str | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -97,6 +102,17 @@ def ensure_history_table(connection: sa.Connection) -> None:
     """Create the schema and table when missing; safe to call on every run."""
     for statement in (_CREATE_SCHEMA, _CREATE_TABLE, _CREATE_INDEX):
         connection.exec_driver_sql(statement)
+    # ALTER TABLE takes the table's strongest lock even when the column exists: only
+    # tables made by an older dbkeeper need it.
+    has_source = connection.execute(
+        sa.text(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(:name) "
+            "AND attname = 'set_source' AND NOT attisdropped"
+        ),
+        {"name": QUALIFIED_TABLE},
+    ).first()
+    if has_source is None:
+        connection.exec_driver_sql(_ADD_SOURCE)
 
 
 def history_table_exists(connection: sa.Connection) -> bool:
@@ -112,9 +128,9 @@ def record(connection: sa.Connection, entry: NewHistoryEntry) -> None:
         sa.text(
             f"INSERT INTO {QUALIFIED_TABLE} (migration_set, revision, from_revision, "
             "to_revision, direction, started_at, finished_at, duration_ms, outcome, error, "
-            "actor, checksum, backup_id) VALUES (:migration_set, :revision, :from_revision, "
-            ":to_revision, :direction, :started_at, :finished_at, :duration_ms, :outcome, "
-            ":error, :actor, :checksum, :backup_id)"
+            "actor, checksum, backup_id, set_source) VALUES (:migration_set, :revision, "
+            ":from_revision, :to_revision, :direction, :started_at, :finished_at, "
+            ":duration_ms, :outcome, :error, :actor, :checksum, :backup_id, :set_source)"
         ),
         values,
     )
@@ -130,8 +146,10 @@ def read_entries(
     rows = connection.execute(
         sa.text(
             "SELECT id, migration_set, revision, from_revision, to_revision, direction, "
-            "started_at, finished_at, duration_ms, outcome, error, actor, checksum, backup_id "
-            f"FROM {QUALIFIED_TABLE} {where} ORDER BY id DESC LIMIT :limit"
+            "started_at, finished_at, duration_ms, outcome, error, actor, checksum, backup_id, "
+            # to_jsonb reads the column of tables made by an older dbkeeper as NULL.
+            f"to_jsonb(h) ->> 'set_source' AS set_source FROM {QUALIFIED_TABLE} h {where} "
+            "ORDER BY id DESC LIMIT :limit"
         ),
         {"limit": limit, "set": migration_set},
     )

@@ -1,11 +1,19 @@
 """Safety lint of migration SQL with squawk, and which findings make a step risky.
 
-squawk runs offline on the SQL Alembic renders for a step. Rules that the engine makes
-moot are left out: it sets ``lock_timeout``/``statement_timeout`` itself and runs every
-revision in one transaction (so a half-applied revision cannot be re-run). Rules that
-are type-style preferences rather than dangers are left out too. A finding from a rule
-that takes a long or heavy lock marks the step *risky* (the operator may pause the
-pooler around it).
+squawk runs offline on the SQL Alembic renders for a step, framed the way the engine
+runs it: a revision in ``BEGIN``/``COMMIT`` (so squawk sees the transaction itself and
+needs no ``--assume-in-transaction``), an online revision (``dbkeeper_transaction =
+False``) in none. So ``CREATE INDEX CONCURRENTLY`` passes in an online revision and is
+reported in any other, with advice to make it an online revision.
+
+Rules that the engine makes moot are left out: it sets ``lock_timeout``/
+``statement_timeout`` itself, and it runs every other revision in one transaction (so a
+half-applied revision cannot be left to re-run: ``prefer-robust-stmts`` applies only to
+online revisions, which are not all-or-nothing). Rules that are type-style preferences
+rather than dangers are left out too. A finding from a rule that takes a long or heavy
+lock marks the step *risky* (the operator may pause the pooler around it). Where
+squawk's advice is "use ``CONCURRENTLY``", the finding says how to do that here
+(:data:`ADVICE`).
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ IGNORED_RULES: frozenset[str] = frozenset(
     }
 )
 
+# An online revision may stop half-way: a statement that can run again is what keeps a
+# retry safe (``CREATE INDEX CONCURRENTLY IF NOT EXISTS``).
+ONLINE_IGNORED_RULES: frozenset[str] = IGNORED_RULES - {"prefer-robust-stmts"}
+
 RISKY_RULES: frozenset[str] = frozenset(
     {
         "require-concurrent-index-creation",
@@ -53,6 +65,30 @@ RISKY_RULES: frozenset[str] = frozenset(
         "renaming-table",
     }
 )
+
+_ONLINE = (
+    "an online revision of its own (one that declares dbkeeper_transaction = False; see "
+    '"Online revisions" in docs/migrations.md)'
+)
+ADVICE: dict[str, str] = {
+    "require-concurrent-index-creation": (
+        f"Build the index with CREATE INDEX CONCURRENTLY IF NOT EXISTS in {_ONLINE}, so "
+        "writes to the table go on while it builds."
+    ),
+    "require-concurrent-index-deletion": (
+        f"Drop the index with DROP INDEX CONCURRENTLY IF EXISTS in {_ONLINE}."
+    ),
+    "disallowed-unique-constraint": (
+        f"Build a unique index with CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS in "
+        f"{_ONLINE}, then add the constraint with ADD CONSTRAINT ... UNIQUE USING INDEX in "
+        "the next revision."
+    ),
+    "ban-concurrent-index-creation-in-transaction": (
+        "dbkeeper runs this revision in a transaction, where CONCURRENTLY cannot run: move "
+        f"the statement to {_ONLINE}."
+    ),
+}
+"""dbkeeper's advice for a rule, in place of squawk's own help."""
 
 _LINT_TIMEOUT_SECONDS = 60
 
@@ -92,7 +128,8 @@ def squawk_binary() -> str:
 def lint_sql(
     sql: str, ignored: frozenset[str] = IGNORED_RULES, pg_version: str | None = "15.0"
 ) -> list[LintFinding]:
-    """squawk's findings on ``sql``, minus the ``ignored`` rules."""
+    """squawk's findings on ``sql``, minus the ``ignored`` rules (an online revision's
+    SQL: :data:`ONLINE_IGNORED_RULES`)."""
     if not sql.strip():
         return []
     args = [squawk_binary(), "--reporter", "json", "--stdin-filepath", "migration.sql"]
@@ -122,7 +159,7 @@ def lint_sql(
             rule=str(item.get("rule_name") or "unknown"),
             message=str(item.get("message") or ""),
             level=str(item.get("level") or "Warning").lower(),
-            help=item.get("help"),
+            help=ADVICE.get(str(item.get("rule_name")), item.get("help")),
             line=int(item["line"]) + 1 if isinstance(item.get("line"), int) else None,
         )
         for item in raw

@@ -7,7 +7,7 @@ Given a connection, the plan starts from the database's current revision, else f
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from dbkeeper.conninfo import ConnInfo
@@ -15,7 +15,7 @@ from dbkeeper.migrate.alembic_bridge import current_revision, render_step
 from dbkeeper.migrate.connection import sqlalchemy_connection
 from dbkeeper.migrate.errors import MigrationError
 from dbkeeper.migrate.history import Direction
-from dbkeeper.migrate.lint import LintFinding, lint_sql
+from dbkeeper.migrate.lint import IGNORED_RULES, ONLINE_IGNORED_RULES, LintFinding, lint_sql
 from dbkeeper.migrate.options import MigrationOptions
 from dbkeeper.migrate.sets import MigrationSet
 from dbkeeper.migrate.targets import resolve_target
@@ -33,6 +33,8 @@ class Step:
     checksum: str
     sql: str = ""
     findings: tuple[LintFinding, ...] = ()
+    online: bool = False
+    """Runs outside a transaction (the revision declares ``dbkeeper_transaction = False``)."""
 
     @property
     def risky(self) -> bool:
@@ -49,6 +51,7 @@ class Step:
             "sql": self.sql,
             "findings": [finding.to_dict() for finding in self.findings],
             "risky": self.risky,
+            "online": self.online,
         }
 
 
@@ -103,6 +106,7 @@ def steps_between(
                     to_revision=revision.id,
                     description=revision.description,
                     checksum=revision.checksum,
+                    online=revision.online,
                 )
             )
     else:
@@ -116,6 +120,7 @@ def steps_between(
                     to_revision=ids[position - 1],
                     description=revision.description,
                     checksum=revision.checksum,
+                    online=revision.online,
                 )
             )
     return steps
@@ -124,19 +129,30 @@ def steps_between(
 def with_sql(migration_set: MigrationSet, step: Step, lint: bool) -> Step:
     """``step`` with its offline SQL and (when ``lint``) squawk's findings on it."""
     sql = render_step(
-        migration_set, step.from_revision, step.to_revision, step.direction == "downgrade"
+        migration_set,
+        step.from_revision,
+        step.to_revision,
+        step.direction == "downgrade",
+        online=step.online,
     )
-    findings = tuple(lint_sql(sql)) if lint else ()
-    return Step(
-        revision=step.revision,
-        direction=step.direction,
-        from_revision=step.from_revision,
-        to_revision=step.to_revision,
-        description=step.description,
-        checksum=step.checksum,
-        sql=sql,
-        findings=findings,
-    )
+    ignored = ONLINE_IGNORED_RULES if step.online else IGNORED_RULES
+    findings = tuple(_not_bookkeeping(sql, lint_sql(sql, ignored))) if lint else ()
+    return replace(step, sql=sql, findings=findings)
+
+
+def _not_bookkeeping(sql: str, findings: list[LintFinding]) -> list[LintFinding]:
+    """Leave out what squawk says of ``alembic_version``: the engine writes it, in a
+    transaction, also after an online revision."""
+    lines = sql.splitlines()
+    return [
+        finding
+        for finding in findings
+        if not (
+            finding.line is not None
+            and 0 < finding.line <= len(lines)
+            and "alembic_version" in lines[finding.line - 1]
+        )
+    ]
 
 
 def build_plan(

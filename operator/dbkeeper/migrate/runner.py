@@ -5,6 +5,12 @@ target and refuse what is not allowed (unknown revision, downgrade without conse
 unapproved lint findings in block mode) before anything changes; let the caller take a
 backup; then apply each revision in its own transaction with lock and statement
 timeouts, recording it in the history table in the same transaction.
+
+An online revision (``dbkeeper_transaction = False``) runs on the same session in
+autocommit instead, still under the lock and both timeouts; ``alembic_version`` and its
+history row are then written in one short transaction. It is not all-or-nothing: before
+each attempt, the INVALID indexes that an earlier attempt's concurrent build left behind
+are dropped (:mod:`dbkeeper.migrate.online`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ import sqlalchemy as sa
 
 from dbkeeper.conninfo import ConnInfo, redact
 from dbkeeper.interrupt import Interrupted
-from dbkeeper.migrate.alembic_bridge import current_revision, run_step
+from dbkeeper.migrate.alembic_bridge import (
+    current_revision,
+    render_step,
+    run_online_step,
+    run_step,
+    stamp,
+)
 from dbkeeper.migrate.connection import sqlalchemy_connection, unreachable
 from dbkeeper.migrate.errors import MigrationError
 from dbkeeper.migrate.events import EventKind, MigrationEvent, MigrationResult
@@ -31,6 +43,7 @@ from dbkeeper.migrate.history import (
     record,
 )
 from dbkeeper.migrate.lock import LockBusy, migration_lock
+from dbkeeper.migrate.online import drop_invalid_leftovers
 from dbkeeper.migrate.options import MigrationOptions
 from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, build_plan
 from dbkeeper.migrate.session import (
@@ -38,6 +51,7 @@ from dbkeeper.migrate.session import (
     backend_pid,
     end_session,
     milliseconds,
+    outside_transaction,
     prepare_session,
 )
 from dbkeeper.migrate.sets import MigrationSet
@@ -47,6 +61,7 @@ EventSink = Callable[[MigrationEvent], None]
 
 _LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_CANCELED = "57014"
+_ACTIVE_SQL_TRANSACTION = "25001"  # "... cannot run inside a transaction block"
 _MAX_ERROR_LENGTH = 2000
 SessionSink = Callable[[int], None]
 # What looking at the database after a fault may wait for: it reports, it must not hang.
@@ -77,6 +92,15 @@ def _sqlstate(exc: BaseException) -> str | None:
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else current.__cause__
     return None
+
+
+def _online_aftermath(step: Step) -> str:
+    """What an online revision that stopped half-way leaves: no rollback covers it."""
+    return (
+        f"revision {step.revision} is an online revision, so what its completed statements "
+        "did stays, and an index it was building concurrently is left INVALID until the "
+        "revision runs again, which drops it first"
+    )
 
 
 def _error_text(exc: BaseException) -> str:
@@ -266,7 +290,10 @@ class _Mover:
         for attempt in range(1, attempts + 1):
             started_at = datetime.now(UTC)
             try:
-                self._apply_once(connection, step, started_at)
+                if step.online:
+                    self._apply_online_once(connection, step, started_at)
+                else:
+                    self._apply_once(connection, step, started_at)
             except Exception as exc:
                 if connection.invalidated or connection.closed:
                     raise self._lost(connection, exc) from None
@@ -312,11 +339,40 @@ class _Mover:
             self.committing = True
         self.committing = False
 
+    def _apply_online_once(
+        self, connection: sa.Connection, step: Step, started_at: datetime
+    ) -> None:
+        downgrade = step.direction == "downgrade"
+        sql = step.sql or render_step(
+            self.migration_set, step.from_revision, step.to_revision, downgrade, online=True
+        )
+        with outside_transaction(
+            connection, self.options.lock_timeout, self.options.statement_timeout
+        ):
+            for name in drop_invalid_leftovers(connection, sql):
+                self.emit(
+                    "invalid_index_dropped",
+                    f"Dropped the INVALID index {name} that an earlier attempt of online "
+                    f"revision {step.revision} left behind on {self.conninfo.dbname}.",
+                    step.revision,
+                )
+            run_online_step(self.migration_set, connection, step.revision, downgrade)
+        with connection.begin():
+            stamp(self.migration_set, connection, step.to_revision)
+            record(connection, self._entry(step, started_at, "succeeded", None))
+            self.committing = True
+        self.committing = False
+
     def _failure(
         self, step: Step, exc: BaseException, state: str | None, attempts: int, waited: float
     ) -> MigrationError:
         verb = "apply" if step.direction == "upgrade" else "revert"
         where = f"database stays at {_describe(step.from_revision)}"
+        if step.online:
+            where = f"alembic_version stays at {_describe(step.from_revision)}; " + (
+                _online_aftermath(step)
+            )
+        ended = "was cancelled" if step.online else "was rolled back"
         if state == _LOCK_NOT_AVAILABLE:
             tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
             return MigrationError(
@@ -332,13 +388,22 @@ class _Mover:
             return MigrationError(
                 "RevisionFailed",
                 f"revision {step.revision} ran longer than statement_timeout "
-                f"({milliseconds(self.options.statement_timeout)} ms) and was rolled back; "
+                f"({milliseconds(self.options.statement_timeout)} ms) and {ended}; "
                 f"{where}; raise statementTimeout or make the revision faster",
+                revision=step.revision,
+            )
+        if state == _ACTIVE_SQL_TRANSACTION and not step.online:
+            return MigrationError(
+                "RevisionFailed",
+                f"revision {step.revision} failed and was rolled back ({where}): "
+                f"{_error_text(exc)}; dbkeeper runs each revision in a transaction: move "
+                "that statement to an online revision of its own (one that declares "
+                "dbkeeper_transaction = False, see docs/migrations.md) and migrate again",
                 revision=step.revision,
             )
         return MigrationError(
             "RevisionFailed",
-            f"revision {step.revision} failed and was rolled back ({where}): "
+            f"revision {step.revision} failed and {ended} ({where}): "
             f"{_error_text(exc)}; fix the revision and migrate again",
             revision=step.revision,
         )
@@ -366,12 +431,18 @@ class _Mover:
                 "database is reachable",
                 revision=step.revision,
             )
+        if step.online:
+            left = f"alembic_version stays at {_describe(step.from_revision)}; "
+            left += _online_aftermath(step)
+        else:
+            left = (
+                "it was not committed, so PostgreSQL rolled it back and the database stays "
+                f"at {_describe(step.from_revision)}"
+            )
         return MigrationError(
             "DatabaseUnreachable",
             f"the connection to {self.conninfo.describe()} was lost while {verb} revision "
-            f"{step.revision} ({cause}); it was not committed, so PostgreSQL rolled it back "
-            f"and the database stays at {_describe(step.from_revision)}; migrate again when "
-            "the database is reachable",
+            f"{step.revision} ({cause}); {left}; migrate again when the database is reachable",
             revision=step.revision,
         )
 
@@ -408,7 +479,12 @@ class _Mover:
                 f"{_describe(self.position)}",
             )
         verb = "applying" if step.direction == "upgrade" else "reverting"
-        if ended:
+        if ended and step.online:
+            left = (
+                "its session ended and every lock was released; alembic_version stays at "
+                f"{_describe(step.from_revision)}; {_online_aftermath(step)}"
+            )
+        elif ended:
             left = (
                 f"it was rolled back and every lock released; the database stays at "
                 f"{_describe(step.from_revision)}"
@@ -463,6 +539,7 @@ class _Mover:
             actor=self.options.actor,
             checksum=step.checksum,
             backup_id=self.backup_id,
+            set_source=self.migration_set.source,
         )
 
 

@@ -3,7 +3,8 @@ lost client.
 
 ``lock_timeout`` and ``statement_timeout`` are set for the whole session, so the
 engine's own bookkeeping (the history table, ``alembic_version``) is bounded like the
-revisions are (each revision sets them again with ``SET LOCAL``).
+revisions are (each revision sets them again with ``SET LOCAL``; an online revision,
+which runs in autocommit, with a plain ``SET``: :func:`outside_transaction`).
 
 ``client_connection_check_interval`` (PostgreSQL 14+) makes the server check, while a
 statement runs, that the client is still there: a migrator killed with SIGKILL, or whose
@@ -16,6 +17,8 @@ the connection.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg
@@ -52,6 +55,40 @@ def prepare_session(
         for name, value in settings.items():
             # Names are constants of this module and values integers: nothing to quote.
             connection.exec_driver_sql(f"SET {name} = {int(value)}")
+
+
+def set_timeouts(
+    connection: sa.Connection, lock_timeout: timedelta, statement_timeout: timedelta
+) -> None:
+    """Set ``lock_timeout`` and ``statement_timeout`` for the rest of the session."""
+    with connection.begin():
+        connection.exec_driver_sql(f"SET lock_timeout = {milliseconds(lock_timeout)}")
+        connection.exec_driver_sql(f"SET statement_timeout = {milliseconds(statement_timeout)}")
+
+
+@contextmanager
+def outside_transaction(
+    connection: sa.Connection, lock_timeout: timedelta, statement_timeout: timedelta
+) -> Iterator[None]:
+    """The same session in autocommit while the block runs: each statement commits on its
+    own (what ``CREATE INDEX CONCURRENTLY`` needs), the session-level timeouts set again
+    (``SET LOCAL`` means nothing outside a transaction) and bounding each statement.
+
+    The session stays the one that holds the migration lock; afterwards it is back in
+    the isolation level it connected with.
+    """
+    if connection.in_transaction():
+        connection.rollback()
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        set_timeouts(connection, lock_timeout, statement_timeout)
+        yield
+    finally:
+        # A broken session is given up by the caller; there is nothing to restore.
+        if not (connection.invalidated or connection.closed):
+            if connection.in_transaction():
+                connection.rollback()
+            connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
 def backend_pid(connection: sa.Connection) -> int:

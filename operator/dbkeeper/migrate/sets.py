@@ -33,6 +33,8 @@ class Revision:
     description: str
     path: Path
     checksum: str
+    online: bool = False
+    """Runs outside a transaction (``CREATE INDEX CONCURRENTLY`` and the like)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class MigrationSet:
     name: str
     path: Path
     revisions: tuple[Revision, ...]
+    source: str | None = None
+    """Where the files came from when not bundled (a ConfigMap's version and content hash,
+    an image digest): recorded with each history row, so a changed bundle is visible."""
 
     @property
     def ids(self) -> list[str]:
@@ -71,6 +76,18 @@ def _summary(doc: str | None) -> str:
     """The first line of a revision's docstring, without a final full stop."""
     lines = (doc or "").strip().splitlines()
     return lines[0].strip().rstrip(".") if lines else ""
+
+
+def _runs_outside_transaction(module: object, revision: str, set_name: str) -> bool:
+    """An online revision says ``dbkeeper_transaction = False`` (docs/migrations.md)."""
+    declared = getattr(module, "dbkeeper_transaction", True)
+    if not isinstance(declared, bool):
+        raise MigrationError(
+            "InvalidMigrationSet",
+            f"revision {revision} of set {set_name!r} sets dbkeeper_transaction to "
+            f"{echo(declared)}: it must be True or False (False: an online revision)",
+        )
+    return not declared
 
 
 def file_checksum(path: Path) -> str:
@@ -180,6 +197,7 @@ def load_set_from_path(folder: Path, name: str | None = None) -> MigrationSet:
                 description=_summary(item.doc),
                 path=path,
                 checksum=file_checksum(path),
+                online=_runs_outside_transaction(item.module, item.revision, set_name),
             )
         )
     return MigrationSet(name=set_name, path=folder.resolve(), revisions=tuple(revisions))

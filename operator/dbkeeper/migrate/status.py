@@ -13,6 +13,18 @@ from dbkeeper.migrate.connection import sqlalchemy_connection, unreachable
 from dbkeeper.migrate.history import HistoryEntry, applied_checksums, read_entries
 from dbkeeper.migrate.sets import MigrationSet
 
+SHORT_CHECKSUM_LENGTH = 16
+"""Hex digits of a revision's sha256 that a described set carries (and the fewest that
+count as a checksum at all): enough to tell an edited file, short enough for a set of a
+hundred revisions to fit in a Job's termination message."""
+
+
+def checksum_matches(recorded: str, current: str) -> bool:
+    """Whether a revision's file is the one that was applied: ``recorded`` is the sha256
+    in the history, ``current`` the file's sha256 or, for a described set, its first
+    :data:`SHORT_CHECKSUM_LENGTH` hex digits."""
+    return len(current) >= SHORT_CHECKSUM_LENGTH and recorded.startswith(current)
+
 
 @dataclass(frozen=True)
 class DriftItem:
@@ -70,7 +82,8 @@ def status_of(connection: sa.Connection, migration_set: MigrationSet) -> SchemaS
     drift = [
         DriftItem(revision=revision.id, recorded=recorded[revision.id], current=revision.checksum)
         for revision in applied
-        if revision.id in recorded and recorded[revision.id] != revision.checksum
+        if revision.id in recorded
+        and not checksum_matches(recorded[revision.id], revision.checksum)
     ]
     return SchemaStatus(
         migration_set=migration_set.name,

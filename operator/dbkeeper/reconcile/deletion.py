@@ -8,12 +8,22 @@ set's own downgrades, which removes every object the set created and the data in
 
 from __future__ import annotations
 
-from dbkeeper.api import SpecInvalid, parse_spec
-from dbkeeper.migrate import MigrationError, load_set, migrate_isolated
+from dbkeeper.api import DatabaseSchemaSpec, SpecInvalid, parse_spec
+from dbkeeper.conninfo import ConnInfo
+from dbkeeper.migrate import (
+    MigrationError,
+    MigrationOptions,
+    MigrationSet,
+    load_set,
+    migrate_isolated,
+    read_status,
+)
 from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
+from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.runtime import Outcome, ResourceView, Runtime
 from dbkeeper.reconcile.schema import move_options
 from dbkeeper.reconcile.telemetry import forget
+from dbkeeper.reconcile.user_sets import describe_user_set, move_with_job
 from dbkeeper.settings import Settings
 
 
@@ -47,13 +57,17 @@ def _finalize(view: ResourceView, runtime: Runtime, settings: Settings) -> Outco
     delay = settings.retry_delay.total_seconds()
     try:
         conninfo = database_conninfo(spec, view, runtime)
-        migration_set = load_set(spec.migrations.set_name)
-        migrate_isolated(
-            conninfo,
-            migration_set,
-            move_options(view, spec, None, settings, dropping=True),
-            hooks=runtime.migration_hooks(view, spec, conninfo),
-        )
+        options = move_options(view, spec, None, settings, dropping=True)
+        if spec.migrations.source_kind == "bundled":
+            migration_set = load_set(spec.migrations.set_label)
+            migrate_isolated(
+                conninfo,
+                migration_set,
+                options,
+                hooks=runtime.migration_hooks(view, spec, conninfo),
+            )
+        else:
+            migration_set = _drop_with_job(view, spec, runtime, conninfo, settings, options)
     except (CredentialsUnavailable, NoPrimary, MigrationError) as exc:
         runtime.event(
             view,
@@ -71,3 +85,33 @@ def _finalize(view: ResourceView, runtime: Runtime, settings: Settings) -> Outco
         f"from database {spec.database.name}",
     )
     return Outcome(phase="Deleted")
+
+
+def _drop_with_job(
+    view: ResourceView,
+    spec: DatabaseSchemaSpec,
+    runtime: Runtime,
+    conninfo: ConnInfo,
+    settings: Settings,
+    options: MigrationOptions,
+) -> MigrationSet:
+    """The set from a ConfigMap or an image taken down to base by a migrate Job."""
+    if not isinstance(runtime, KubeRuntime):
+        raise MigrationError(
+            "InvalidMigrationSet", "a set from a ConfigMap or an image is run by a Job"
+        )
+    user_set = describe_user_set(view, spec, runtime, conninfo, settings)
+    migration_set = user_set.described.migration_set
+    current = read_status(conninfo, migration_set).current_revision
+    applied = migration_set.ids[: migration_set.position(current)]
+    move_with_job(
+        user_set,
+        options,
+        runtime.migration_hooks(view, spec, conninfo),
+        list(reversed(applied)),
+        current,
+        None,
+        downgrade=True,
+        on_event=lambda _event: None,
+    )
+    return migration_set

@@ -64,6 +64,11 @@ class _Safeguards:
         return _all_paused(self.spec.poolers)
 
 
+def paused_for_move(safeguards: MoveSafeguards) -> AbstractContextManager[None]:
+    """Every pooler of ``safeguards`` PAUSEd for a whole move (one run in a Job)."""
+    return _all_paused(safeguards.poolers)
+
+
 @contextlib.contextmanager
 def _all_paused(poolers: tuple[PoolerPause, ...]) -> Iterator[None]:
     # Entered inside one ExitStack, so a PAUSE that fails resumes those already paused.

@@ -61,6 +61,8 @@ class PassResult:
     """Failed for a reason only a change of the resource can heal."""
     signature: Signature | None = None
     """The inputs this pass worked from."""
+    config_map: str | None = None
+    """The ConfigMap the migration set came from, if it did: its edits are inputs too."""
 
 
 def run_pass(
@@ -118,6 +120,11 @@ def run_pass(
         retry_after=retry,
         failed=outcome.permanent_error is not None,
         signature=view_signature(view),
+        config_map=(
+            spec.migrations.config_map.name
+            if spec is not None and spec.migrations.config_map is not None
+            else None
+        ),
     )
 
 

@@ -95,15 +95,21 @@ def _target(
         roles = declared_roles(view, spec, runtime)
     except RoleSecretUnusable as exc:
         raise RolesNotManageable(exc.reason, str(exc)) from None
+    if spec.migrations.source_kind != "bundled":
+        raise RolesNotManageable(
+            Reason.NOT_CONFIGURED,
+            "spec.roles needs the privileges file of a bundled migration set; roles are not "
+            f"managed yet for a set from spec.migrations.{spec.migrations.source_kind}",
+        )
     try:
-        migration_set = load_set(spec.migrations.set_name)
+        migration_set = load_set(spec.migrations.set_label)
         privileges = load_privileges(migration_set.path)
     except MigrationError as exc:
         raise RolesNotManageable(Reason.UNKNOWN_MIGRATION_SET, str(exc)) from None
     except SecurityError as exc:
         raise RolesNotManageable(Reason.NOT_CONFIGURED, exc.message) from None
     return RolesTarget(
-        admin, spec.database.name, tuple(roles), privileges, spec.migrations.set_name
+        admin, spec.database.name, tuple(roles), privileges, spec.migrations.set_label
     )
 
 

@@ -18,6 +18,7 @@ from dbkeeper.api import (
     ConditionType,
     DatabaseSchemaSpec,
     LastMigration,
+    MigrationSetStatus,
     Phase,
     Reason,
     SpecInvalid,
@@ -38,8 +39,10 @@ from dbkeeper.migrate import (
     resolve_target,
 )
 from dbkeeper.reconcile.connection import CredentialsUnavailable, NoPrimary, database_conninfo
+from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.runtime import Outcome, ResourceView, Runtime
 from dbkeeper.reconcile.status_report import StatusReport
+from dbkeeper.reconcile.user_sets import UserSet, describe_user_set, move_with_job
 from dbkeeper.settings import Settings
 
 _REASON_OF_ENGINE: dict[str, Reason] = {
@@ -54,6 +57,10 @@ _REASON_OF_ENGINE: dict[str, Reason] = {
     "InvalidMigrationSet": Reason.UNKNOWN_MIGRATION_SET,
     "LintUnavailable": Reason.MIGRATION_FAILED,
     "Interrupted": Reason.MIGRATION_FAILED,
+    "SetTooLarge": Reason.UNKNOWN_MIGRATION_SET,
+    "SourceUnavailable": Reason.MIGRATION_SOURCE_UNAVAILABLE,
+    "MigrationJobFailed": Reason.MIGRATION_JOB_FAILED,
+    "MigrationJobLost": Reason.MIGRATION_JOB_FAILED,
 }
 
 _EVENT_REASON = {
@@ -95,6 +102,8 @@ class Observed:
     migration_set: MigrationSet
     schema: SchemaStatus
     target: str | None
+    user_set: UserSet | None = None
+    """Set when the set comes from a ConfigMap or an image (it then runs as a Job)."""
 
 
 def describe(revision: str | None) -> str:
@@ -141,17 +150,14 @@ def observe(
         )
         return report.outcome(Phase.FAILED, str(exc), permanent=True)
     found.spec = spec
-    try:
-        migration_set = load_set(spec.migrations.set_name)
-    except MigrationError as exc:
-        report.condition(
-            ConditionType.SCHEMA_CURRENT,
-            "False",
-            Reason.UNKNOWN_MIGRATION_SET,
-            str(exc),
-            event="Warning",
-        )
-        return report.outcome(Phase.FAILED, str(exc), permanent=True)
+    migrations = spec.migrations
+    bundled: MigrationSet | None = None
+    if migrations.source_kind == "bundled":
+        try:
+            bundled = load_set(migrations.set_label)
+        except MigrationError as exc:
+            return _set_unusable(report, exc, settings)
+        report.update(migration_set=MigrationSetStatus(source="bundled", name=bundled.name))
     try:
         conninfo = database_conninfo(spec, view, runtime)
     except CredentialsUnavailable as exc:
@@ -172,6 +178,15 @@ def observe(
         )
         return _waiting(report, str(exc), settings)
     found.conninfo = conninfo
+    user_set: UserSet | None = None
+    if bundled is not None:
+        migration_set = bundled
+    else:
+        described = _describe(view, runtime, spec, conninfo, settings, report)
+        if isinstance(described, Outcome):
+            return described
+        user_set = described
+        migration_set = user_set.described.migration_set
     try:
         schema = read_status(conninfo, migration_set)
     except MigrationError as exc:
@@ -206,7 +221,47 @@ def observe(
         )
         return report.outcome(Phase.FAILED, str(exc), permanent=True)
     _record_schema(report, migration_set, schema, target)
-    return Observed(spec, conninfo, migration_set, schema, target)
+    return Observed(spec, conninfo, migration_set, schema, target, user_set)
+
+
+def _set_unusable(report: StatusReport, exc: MigrationError, settings: Settings) -> Outcome:
+    """The set cannot be used: waiting when that may heal by itself, Failed otherwise."""
+    reason = _REASON_OF_ENGINE.get(exc.reason, Reason.UNKNOWN_MIGRATION_SET)
+    report.condition(ConditionType.SCHEMA_CURRENT, "False", reason, str(exc), event="Warning")
+    if exc.transient:
+        return _waiting(report, str(exc), settings)
+    return report.outcome(Phase.FAILED, str(exc), permanent=True)
+
+
+def _describe(
+    view: ResourceView,
+    runtime: Runtime,
+    spec: DatabaseSchemaSpec,
+    conninfo: ConnInfo,
+    settings: Settings,
+    report: StatusReport,
+) -> UserSet | Outcome:
+    """The set from a ConfigMap or an image, described by a Job (never run here)."""
+    kind = spec.migrations.source_kind
+    status = MigrationSetStatus(source=kind, name=spec.migrations.set_label)
+    if not isinstance(runtime, KubeRuntime):
+        message = (
+            f"a migration set from spec.migrations.{kind} runs as a Kubernetes Job: it needs "
+            "the operator in a cluster (use set, or dbkeeper migrate --migrations-dir here)"
+        )
+        report.update(migration_set=status)
+        return _set_unusable(report, MigrationError("InvalidMigrationSet", message), settings)
+    try:
+        user_set = describe_user_set(view, spec, runtime, conninfo, settings)
+    except MigrationError as exc:
+        report.update(migration_set=status)
+        return _set_unusable(report, exc, settings)
+    report.update(
+        migration_set=status.model_copy(
+            update={"identity": user_set.identity, "job": user_set.jobs.last_job}
+        )
+    )
+    return user_set
 
 
 def _waiting(report: StatusReport, message: str, settings: Settings) -> Outcome:
@@ -301,10 +356,15 @@ def schema_aspect(
     return SchemaResult(_schema(view, runtime, settings, report, found, act_on_failed), found)
 
 
-def _still_failed(report: StatusReport, view: ResourceView) -> Outcome | None:
-    """The last failure again, when it was at this generation and nothing asks to retry."""
+def _still_failed(report: StatusReport, view: ResourceView, observed: Observed) -> Outcome | None:
+    """The last failure again, when it was at this generation and nothing asks to retry
+    (for a set from a ConfigMap or an image, its files changing asks to retry)."""
     before = report.before
     if before.phase != Phase.FAILED or before.observed_generation != view.generation:
+        return None
+    if observed.user_set is not None and (
+        before.migration_set is None or before.migration_set.identity != observed.user_set.identity
+    ):
         return None
     message = before.message or "failed; change the spec to try again"
     return report.outcome(Phase.FAILED, message, permanent=True)
@@ -333,7 +393,7 @@ def _schema(
     if schema.current_revision == target:
         return _at_target(report, observed)
     if not act_on_failed:
-        still = _still_failed(report, view)
+        still = _still_failed(report, view, observed)
         if still is not None:
             return still
     return _move(view, runtime, settings, report, observed)
@@ -430,24 +490,50 @@ def _move(
             view, "Warning" if event_type == "Warning" else "Normal", reason, event.message
         )
 
+    options = move_options(view, observed.spec, target, settings)
     try:
-        result = migrate_isolated(
-            observed.conninfo,
-            observed.migration_set,
-            move_options(view, observed.spec, target, settings),
-            hooks=hooks,
-            on_event=forward,
-            abandoned=runtime.abandoned(),
-            abandon_grace=_abandon_grace(settings),
-        )
+        if observed.user_set is not None:
+            moved = move_with_job(
+                observed.user_set,
+                options,
+                hooks,
+                _pending(observed.migration_set, schema.current_revision, target),
+                schema.current_revision,
+                target,
+                direction == "downgrade",
+                forward,
+            )
+            count, seconds, backup_id = len(moved.applied), moved.duration, moved.backup_id
+            report.update(
+                migration_set=(report.status.migration_set or _job_status(observed)).model_copy(
+                    update={"job": moved.job}
+                )
+            )
+        else:
+            result = migrate_isolated(
+                observed.conninfo,
+                observed.migration_set,
+                options,
+                hooks=hooks,
+                on_event=forward,
+                abandoned=runtime.abandoned(),
+                abandon_grace=_abandon_grace(settings),
+            )
+            count, seconds, backup_id = len(result.steps), result.duration, result.backup_id
     except MigrationError as exc:
+        if observed.user_set is not None and observed.user_set.jobs.last_job:
+            report.update(
+                migration_set=(report.status.migration_set or _job_status(observed)).model_copy(
+                    update={"job": observed.user_set.jobs.last_job}
+                )
+            )
         return _failed(report, runtime, settings, observed, running, exc)
     finished = running.model_copy(
         update={
             "finished_at": runtime.now(),
             "result": "Succeeded",
-            "backup_id": result.backup_id,
-            "message": f"{len(result.steps)} revision(s) in {result.duration.total_seconds():.1f}s",
+            "backup_id": backup_id,
+            "message": f"{count} revision(s) in {seconds.total_seconds():.1f}s",
         }
     )
     after = read_status(observed.conninfo, observed.migration_set)
@@ -462,6 +548,12 @@ def _move(
     return _at_target(
         report, Observed(observed.spec, observed.conninfo, observed.migration_set, after, target)
     )
+
+
+def _job_status(observed: Observed) -> MigrationSetStatus:
+    kind = observed.spec.migrations.source_kind
+    identity = observed.user_set.identity if observed.user_set is not None else None
+    return MigrationSetStatus(source=kind, name=observed.migration_set.name, identity=identity)
 
 
 def _failed(

@@ -24,6 +24,8 @@ KOPF_NEEDS: dict[tuple[str, str], frozenset[str]] = {
     ("dbkeeper.dev", "databaseschemas"): frozenset({"list", "watch", "patch"}),
     # KubeClient.patch_status (the status helper) writes the status subresource
     ("dbkeeper.dev", "databaseschemas/status"): frozenset({"patch"}),
+    # watching the ConfigMaps labelled as migration sets, to wake the resources using them
+    ("", "configmaps"): frozenset({"list", "watch"}),
 }
 # ...with peering (more than one replica): its peering objects, per served namespace or
 # cluster-wide.

@@ -76,7 +76,9 @@ def test_minimal_spec_gets_documented_defaults() -> None:
     spec = parse_spec({"database": {"host": "db", "name": "clinic", "credentialsSecret": "c"}})
     assert spec.database.port == 5432
     assert spec.database.ssl_mode == "prefer"
-    assert spec.migrations.set_name == "healthcare"
+    assert spec.migrations.set_name is None
+    assert spec.migrations.source_kind == "bundled"
+    assert spec.migrations.set_label == "healthcare"
     assert spec.migrations.target_revision == "head"
     assert spec.migrations.allow_downgrade is False
     assert spec.migrations.lock_timeout == timedelta(seconds=5)
@@ -211,3 +213,68 @@ def test_directory_destination_for_local_runs(valid_spec: dict[str, Any]) -> Non
     assert backup is not None
     assert backup.destination.directory == "/srv/dbkeeper/backups"
     assert backup.destination.persistent_volume_claim is None
+
+
+def _with_migrations(migrations: dict[str, object]) -> dict[str, object]:
+    return {
+        "database": {"host": "db", "name": "clinic", "credentialsSecret": "c"},
+        "migrations": migrations,
+    }
+
+
+def test_a_configmap_source_names_the_set_after_the_configmap() -> None:
+    spec = parse_spec(_with_migrations({"configMap": {"name": "clinic-migrations"}}))
+    assert spec.migrations.source_kind == "configMap"
+    assert spec.migrations.set_label == "clinic-migrations"
+
+
+def test_an_image_source_names_the_set_after_the_last_part_of_its_path() -> None:
+    spec = parse_spec(
+        _with_migrations(
+            {"image": {"reference": "registry.example.com/clinic/set:1.4", "path": "/m/clinic"}}
+        )
+    )
+    assert spec.migrations.source_kind == "image"
+    assert spec.migrations.set_label == "clinic"
+    assert spec.migrations.image is not None
+    assert spec.migrations.image.pull_policy == "IfNotPresent"
+
+
+@pytest.mark.parametrize(
+    ("migrations", "path", "words"),
+    [
+        (
+            {"set": "healthcare", "configMap": {"name": "x"}},
+            "spec.migrations.configMap",
+            "one source",
+        ),
+        (
+            {"configMap": {"name": "x"}, "image": {"reference": "a/b", "path": "/m/s"}},
+            "spec.migrations.image",
+            "one source",
+        ),
+        (
+            {"image": {"reference": "Not An Image", "path": "/m/s"}},
+            "spec.migrations.image.reference",
+            "image reference",
+        ),
+        (
+            {"image": {"reference": "a/b:1", "path": "/m/Clinic Set"}},
+            "spec.migrations.image.path",
+            "set's name",
+        ),
+        (
+            {"image": {"reference": "a/b:1", "path": "/m/../etc"}},
+            "spec.migrations.image.path",
+            "..",
+        ),
+        ({"configMap": {"name": "Bad_Name"}}, "spec.migrations.configMap.name", "Kubernetes"),
+    ],
+)
+def test_bad_sources_are_refused_naming_the_field(
+    migrations: dict[str, object], path: str, words: str
+) -> None:
+    with pytest.raises(SpecInvalid) as caught:
+        parse_spec(_with_migrations(migrations))
+    assert path in caught.value.paths, caught.value
+    assert words in str(caught.value)
