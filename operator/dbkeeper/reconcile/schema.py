@@ -71,6 +71,7 @@ _EVENT_REASON = {
     "finished": ("Normal", "MigrationSucceeded"),
     "lint_warning": ("Warning", "LintWarning"),
     "drift_found": ("Warning", "DriftDetected"),
+    "invalid_index_dropped": ("Normal", "InvalidIndexDropped"),
 }
 
 
