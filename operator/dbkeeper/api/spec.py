@@ -187,6 +187,16 @@ class ConfigMapSetSource(SpecModel):
         "picked up at once rather than at the next re-check.",
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not re.fullmatch(MIGRATION_SET_REGEX, self.name):
+            raise invalid(
+                f"{echo(self.name)} is also the set's name in the history table: use "
+                "lower-case letters, digits, '_' or '-' (at most 63 characters, no '.')",
+                field="name",
+            )
+        return self
+
 
 class ImageSetSource(SpecModel):
     """A migration set shipped as a folder inside an OCI image."""

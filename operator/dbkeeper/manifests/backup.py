@@ -27,7 +27,7 @@ from typing import Any
 from croniter import croniter
 
 from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
-from dbkeeper.manifests import HASH_ANNOTATION
+from dbkeeper.manifests import HASH_ANNOTATION, database_env
 
 SPEC_HASH_ANNOTATION = HASH_ANNOTATION
 BACKUP_COMPONENT = "backup"
@@ -177,21 +177,14 @@ def _metadata(settings: BackupJobSettings, name: str, component: str) -> Manifes
 
 
 def _env(settings: BackupJobSettings) -> list[Manifest]:
-    dsn = (
-        f"host={settings.database_host} port={settings.database_port} "
-        f"dbname={settings.database_name} user=$(PGUSER)"
-    )
-    if settings.sslmode:
-        dsn += f" sslmode={settings.sslmode}"
-
-    def secret(key: str) -> Manifest:
-        return {"secretKeyRef": {"name": settings.credentials_secret, "key": key}}
-
-    # PGUSER comes first: Kubernetes expands $(PGUSER) only from variables defined earlier.
     return [
-        {"name": "PGUSER", "valueFrom": secret("username")},
-        {"name": "PGPASSWORD", "valueFrom": secret("password")},
-        {"name": "DBKEEPER_DSN", "value": dsn},
+        *database_env(
+            settings.database_host,
+            settings.database_port,
+            settings.database_name,
+            settings.sslmode,
+            settings.credentials_secret,
+        ),
         {"name": "DBKEEPER_BACKUP_DIR", "value": settings.mount_path},
         {"name": "HOME", "value": SCRATCH_DIR},
     ]

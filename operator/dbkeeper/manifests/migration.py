@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from dbkeeper.api.scalars import MIGRATION_SET_REGEX
-from dbkeeper.manifests import HASH_ANNOTATION
+from dbkeeper.manifests import HASH_ANNOTATION, database_env
 
 Manifest = dict[str, Any]
 Purpose = Literal["describe", "migrate"]
@@ -447,23 +447,14 @@ def _labels(settings: MigratorJobSettings, purpose: str) -> dict[str, str]:
 
 
 def _env(settings: MigratorJobSettings) -> list[Manifest]:
-    # user=$(PGUSER) rather than no user: the CLI fills a missing user with $USER or
-    # "postgres" and passes it to libpq, which would then not read PGUSER.
-    dsn = (
-        f"host={settings.database_host} port={settings.database_port} "
-        f"dbname={settings.database_name} user=$(PGUSER)"
-    )
-    if settings.sslmode:
-        dsn += f" sslmode={settings.sslmode}"
-
-    def secret(key: str) -> Manifest:
-        return {"secretKeyRef": {"name": settings.credentials_secret, "key": key}}
-
-    # PGUSER comes first: Kubernetes expands $(PGUSER) only from variables defined earlier.
     return [
-        {"name": "PGUSER", "valueFrom": secret("username")},
-        {"name": "PGPASSWORD", "valueFrom": secret("password")},
-        {"name": "DBKEEPER_DSN", "value": dsn},
+        *database_env(
+            settings.database_host,
+            settings.database_port,
+            settings.database_name,
+            settings.sslmode,
+            settings.credentials_secret,
+        ),
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         {"name": "HOME", "value": SCRATCH_DIR},
     ]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dbkeeper.api import build_crd
+from dbkeeper.api import KIND, build_crd
 from dbkeeper.paths import source_root
 
 EXAMPLES_DIR = source_root() / "examples"
@@ -47,8 +47,9 @@ def example_paths() -> list[Path]:
 
 
 def load_example(path: Path) -> dict[str, Any]:
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert isinstance(document, dict)
+    """The example's DatabaseSchema (a file may also hold what it needs, e.g. a ConfigMap)."""
+    documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+    (document,) = [d for d in documents if isinstance(d, dict) and d.get("kind") == KIND]
     return document
 
 

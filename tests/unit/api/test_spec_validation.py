@@ -269,6 +269,7 @@ def test_an_image_source_names_the_set_after_the_last_part_of_its_path() -> None
             "..",
         ),
         ({"configMap": {"name": "Bad_Name"}}, "spec.migrations.configMap.name", "Kubernetes"),
+        ({"configMap": {"name": "clinic.set"}}, "spec.migrations.configMap.name", "no '.'"),
     ],
 )
 def test_bad_sources_are_refused_naming_the_field(
