@@ -74,7 +74,8 @@ API_CALLS: dict[str, frozenset[str]] = {
     # The pooler's pods: their admin consoles are paused and read for metrics. And the
     # pods of a failed drill Job: their exit code tells a drill that could not run.
     "Pod": frozenset({"list"}),
-    "Event": frozenset({"create"}),
+    # Events are posted; those of a migration Job are read when its pod cannot be created.
+    "Event": frozenset({"create", "list"}),
     "Deployment": frozenset({"get", "create", "patch", "delete"}),
     "CronJob": frozenset({"get", "create", "patch", "delete"}),
     # Migration Jobs of sets from ConfigMaps and images: created, waited for, pruned.
@@ -192,10 +193,18 @@ class KubeClient:
         return self._request("GET", KINDS[kind].path(namespace, name))
 
     def list(
-        self, kind: str, namespace: str | None, label_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[JsonObject]:
-        query = {"labelSelector": label_selector} if label_selector else None
-        found = self._request("GET", KINDS[kind].path(namespace), query=query) or {}
+        query = {
+            key: value
+            for key, value in (("labelSelector", label_selector), ("fieldSelector", field_selector))
+            if value
+        }
+        found = self._request("GET", KINDS[kind].path(namespace), query=query or None) or {}
         items = found.get("items", [])
         return list(items)
 

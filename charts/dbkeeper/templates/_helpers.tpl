@@ -93,9 +93,11 @@ this list against the code, so a new call without a rule fails a test.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+# Events are posted; a migration Job's are read when its pod cannot be created (a
+# missing ServiceAccount, a quota), to say why in the resource's status.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, list]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, create, patch, delete]

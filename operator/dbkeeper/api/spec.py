@@ -234,8 +234,8 @@ class MigrationJobSpec(SpecModel):
 
     service_account_name: KubeName | None = Field(
         default=None,
-        description="ServiceAccount of the Job's pod. By default none is named and no API "
-        "token is mounted: the migration's code cannot call the Kubernetes API.",
+        description="ServiceAccount of the Job's pod, e.g. for its imagePullSecrets. No API "
+        "token is ever mounted: the migration's code cannot call the Kubernetes API.",
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="CPU and memory of the migration container."

@@ -350,11 +350,25 @@ class MigratorJobs:
             if _finished(current):
                 self.image_digest = _image_digest(pods) or self.image_digest
                 return JobReport(name, _result_of(name, current, pods))
-            stuck = _stuck(pods)
+            stuck = _stuck(pods) or (None if pods else self._not_created(name))
             if stuck is not None:
                 raise MigrationError("SourceUnavailable", f"migration Job {name}: {stuck}")
             self._pause(give_up, f"migration Job {name}")
             current = self.kube.get("Job", self.view.namespace, name)
+
+    def _not_created(self, name: str) -> str | None:
+        """Why the Job controller could not create the Job's pod (its Event FailedCreate:
+        a missing ServiceAccount, a quota), once it has said so."""
+        events = self.kube.list(
+            "Event",
+            self.view.namespace,
+            field_selector=f"involvedObject.kind=Job,involvedObject.name={name},reason=FailedCreate",
+        )
+        if not events:
+            return None
+        newest = max(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        message = echo(str(newest.get("message") or ""), limit=400)
+        return f"its pod cannot be created: {message}"
 
 
 def _replace_source(settings: MigratorJobSettings, source: ImageSet) -> MigratorJobSettings:
@@ -408,6 +422,25 @@ def _image_digest(pods: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def _failed_init_container(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """What an init container that failed says (fetching or assembling the set)."""
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("initContainerStatuses") or []:
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            if terminated and terminated.get("exitCode") not in (0, None):
+                said = echo(" ".join(str(terminated.get("message") or "").split()), limit=400)
+                what = (
+                    "copying the set out of its image"
+                    if container.get("name") == FETCH_CONTAINER
+                    else "preparing the set's folder"
+                )
+                return (
+                    f"init container {container.get('name')} failed {what} (exit code "
+                    f"{terminated.get('exitCode')})" + (f": {said}" if said else "")
+                )
+    return None
+
+
 def _container(pods: Sequence[Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
     for pod in pods:
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -441,6 +474,13 @@ def _lost_result(
 ) -> Mapping[str, Any]:
     failed = _condition(job, "Failed") or {}
     why = str(failed.get("reason") or terminated.get("reason") or "ended")
+    init = _failed_init_container(pods)
+    if init is not None:
+        return {
+            "ok": False,
+            "reason": "MigrationJobFailed",
+            "message": f"migration Job {name}: {init}",
+        }
     tail = echo(" ".join(message.split()[-40:]), limit=400) if message else ""
     disrupted = any(
         condition.get("type") == "DisruptionTarget" and condition.get("status") == "True"

@@ -124,6 +124,23 @@ def test_peering_is_on_exactly_when_there_is_more_than_one_replica(
     assert strategy == ("RollingUpdate" if peering else "Recreate")
 
 
+@pytest.mark.parametrize(
+    ("values", "mode"),
+    [
+        ({}, "auto"),
+        ({"operator": {"imageSetMount": "volume"}}, "volume"),
+        ({"operator": {"imageSetMount": "copy"}}, "copy"),
+    ],
+    ids=["default", "volume", "copy"],
+)
+def test_image_set_mount_value_reaches_the_operator_setting(
+    helm: Path, values: dict[str, Any], mode: str
+) -> None:
+    env = _env(_operator_deployment(render(helm, values)))
+    assert env["DBKEEPER_IMAGE_SET_MOUNT"] == mode
+    assert Settings.from_env({"DBKEEPER_IMAGE_SET_MOUNT": mode}).image_set_mount == mode
+
+
 def test_namespaced_peering_objects_are_in_every_watched_namespace(helm: Path) -> None:
     objects = render(helm, VALUE_SETS["namespaced-with-secret-names"])
     peerings = of_kind(objects, "KopfPeering")

@@ -23,6 +23,7 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "bad-log-format": ({"operator": {"logFormat": "xml"}}, "logFormat"),
     "bad-log-level": ({"operator": {"logLevel": "TRACE"}}, "logLevel"),
     "too-many-workers": ({"operator": {"workers": 1000}}, "workers"),
+    "bad-image-set-mount": ({"operator": {"imageSetMount": "mount"}}, "imageSetMount"),
     "port-out-of-range": ({"metrics": {"port": 70000}}, "/metrics/port"),
     "bad-pull-policy": ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
     "unknown-security-key": ({"securityContext": {"privileged": True}}, "securityContext"),

@@ -344,3 +344,104 @@ def test_a_set_from_an_image_is_fetched_by_the_job_and_waits_for_a_pullable_imag
             assert "@sha256:" in ready["migrationSet"]["identity"]
         assert _database_revision(database) == "0002"
     assert IMPORT_MARK not in sys.modules
+
+
+HOLD = "hold_0002"
+HELD = {
+    "0002_held.py": _revision(
+        "0002",
+        "0001",
+        # Runs until the test drops the table HOLD (each loop reads the catalog afresh).
+        "DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM pg_tables WHERE tablename = 'hold_0002') "
+        "LOOP PERFORM pg_sleep(0.2); END LOOP; CREATE TABLE notes (id bigint); END $$",
+        "DROP TABLE notes",
+    )
+}
+
+
+def _admin(database: OwnedDatabase, statement: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database.admin.dsn(), autocommit=True) as conn:
+        cursor = conn.execute(statement)
+        return cursor.fetchall() if cursor.description else []
+
+
+def test_a_migration_pod_killed_mid_revision_leaves_a_whole_revision_and_says_so(
+    k8s_cluster: Cluster,
+    kubelet: PodRunner,
+    start_dbkeeper: Any,
+    owned_database: OwnedDatabase,
+) -> None:
+    cluster, database = k8s_cluster, owned_database
+    _prepare(cluster, database)
+    _admin(database, f"CREATE TABLE {HOLD} ()")
+    with start_dbkeeper():
+        cluster.create(_config_map({"0001_patients.py": FIRST["0001_patients.py"], **HELD}))
+        cluster.create(_resource(database, {"configMap": {"name": CONFIG_MAP}}))
+        cluster.wait_for(
+            lambda: (
+                _admin(
+                    database,
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'DO $$ BEGIN WHILE%' "
+                    "AND pid <> pg_backend_pid()",
+                )
+                or None
+            ),
+            TIMEOUT,
+            "revision 0002 to be running in the migrate Job",
+        )
+        (job,) = [
+            j
+            for j in _migrator_jobs(cluster, "migrate")
+            if not j.get("status", {}).get("conditions")
+        ]
+        pods = cluster.list(
+            "v1", "Pod", NAMESPACE, label_selector=f"job-name={job['metadata']['name']}"
+        )
+        for pod in pods:
+            cluster.request(
+                "DELETE",
+                f"/api/v1/namespaces/{NAMESPACE}/pods/{pod['metadata']['name']}",
+                {"gracePeriodSeconds": 0},
+            )
+        lost = _wait_for_reason(cluster, "MigrationJobFailed")
+        message = _condition(lost, "SchemaCurrent")["message"]
+        assert "lost" in message, message
+        assert job["metadata"]["name"] in message, message
+        # PostgreSQL rolled the revision back: the database is at the last whole one.
+        assert _database_revision(database) == "0001"
+        assert _columns(database, "notes") == []
+        # The loss is temporary: the operator runs the move again, which now finishes.
+        _admin(database, f"DROP TABLE {HOLD}")
+        _wait_for_revision(cluster, "0002")
+    assert IMPORT_MARK not in sys.modules
+
+
+def test_a_job_whose_pod_cannot_be_created_says_why_and_heals(
+    k8s_cluster: Cluster,
+    kubelet: PodRunner,
+    start_dbkeeper: Any,
+    owned_database: OwnedDatabase,
+) -> None:
+    cluster, database = k8s_cluster, owned_database
+    _prepare(cluster, database)
+    with start_dbkeeper():
+        cluster.create(_config_map(FIRST))
+        cluster.create(
+            _resource(
+                database,
+                {"configMap": {"name": CONFIG_MAP}, "job": {"serviceAccountName": "migrator"}},
+            )
+        )
+        waiting = _wait_for_reason(cluster, "MigrationSourceUnavailable")
+        message = _condition(waiting, "SchemaCurrent")["message"]
+        assert "cannot be created" in message, message
+        assert "migrator" in message, message
+        cluster.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "migrator", "namespace": NAMESPACE},
+            }
+        )
+        ready = _wait_for_revision(cluster, "0002")
+        assert ready["migrationSet"]["source"] == "configMap"
