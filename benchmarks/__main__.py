@@ -60,6 +60,14 @@ def _pooler(
     return run_pooler_overhead(cluster, options.duration, options.repeat, log)
 
 
+def _pooler_prepared(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
+    from benchmarks.pooler_prepared import run_pooler_prepared
+
+    return run_pooler_prepared(cluster, options.duration, options.repeat, log)
+
+
 def _engine(
     cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
 ) -> BenchmarkResult:
@@ -95,6 +103,7 @@ def _operator_real_api(
 BENCHMARKS: dict[str, Runner] = {
     "latency": _latency,
     "pooler": _pooler,
+    "pooler-prepared": _pooler_prepared,
     "engine": _engine,
     "backup": _backup,
     "operator": _operator,

@@ -137,8 +137,13 @@ class BenchCluster:
         self._seeded[patients] = seeded
         return seeded
 
-    def start_pooler(self, dbname: str, alias: str = "app", **overrides: Any) -> LocalPgBouncer:
-        """A PgBouncer in transaction mode in front of ``dbname``, served as ``alias``."""
+    def start_pooler(
+        self, dbname: str, alias: str = "app", binary: str | None = None, **overrides: Any
+    ) -> LocalPgBouncer:
+        """A PgBouncer in transaction mode in front of ``dbname``, served as ``alias``.
+
+        ``binary`` is the pgbouncer to run (default: ``find_pgbouncer()``).
+        """
         folder = Path(tempfile.mkdtemp(prefix="pgbouncer-", dir=self.base_dir))
         folder.chmod(0o755)
         values: dict[str, Any] = {
@@ -151,7 +156,10 @@ class BenchCluster:
         }
         values.update(overrides)
         pooler = LocalPgBouncer(
-            folder, PgBouncerSettings(**values), [UserEntry(CLIENT_ROLE, self.client_verifier)]
+            folder,
+            PgBouncerSettings(**values),
+            [UserEntry(CLIENT_ROLE, self.client_verifier)],
+            binary=binary,
         )
         self._poolers.append((pooler, folder))
         pooler.start()

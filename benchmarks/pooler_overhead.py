@@ -44,7 +44,7 @@ def parse_pgbench(output: str) -> PgbenchRun:
     return PgbenchRun(float(tps.group(1)), float(latency.group(1)), int(done.group(1)))
 
 
-def _pgbench(args: list[str], conninfo: ConnInfo, timeout: float) -> str:
+def run_pgbench(args: list[str], conninfo: ConnInfo, timeout: float) -> str:
     env = {**os.environ, "PGPASSWORD": conninfo.password or ""}
     command = [
         str(find_pg_bindir() / "pgbench"),
@@ -59,9 +59,12 @@ def _pgbench(args: list[str], conninfo: ConnInfo, timeout: float) -> str:
     return result.stdout + result.stderr
 
 
-def select_only(conninfo: ConnInfo, clients: int, seconds: float) -> PgbenchRun:
-    output = _pgbench(
-        ["-n", "-S", "-M", "simple", "-c", str(clients), "-j", str(clients),
+def select_only(
+    conninfo: ConnInfo, clients: int, seconds: float, protocol: str = "simple"
+) -> PgbenchRun:
+    """pgbench -S with ``protocol`` (simple, extended or prepared)."""
+    output = run_pgbench(
+        ["-n", "-S", "-M", protocol, "-c", str(clients), "-j", str(clients),
          "-T", str(max(1, round(seconds)))],
         conninfo,
         timeout=seconds + 60,
@@ -74,7 +77,7 @@ def run_pooler_overhead(
 ) -> BenchmarkResult:
     direct = cluster.create_database(DATABASE)
     log(f"pooler: pgbench -i -s {PGBENCH_SCALE}")
-    _pgbench(["-i", "-q", "-s", str(PGBENCH_SCALE)], direct, timeout=600)
+    run_pgbench(["-i", "-q", "-s", str(PGBENCH_SCALE)], direct, timeout=600)
     pooler = cluster.start_pooler(DATABASE)
     pooled = cluster.pooled_conninfo(pooler)
     runs: dict[tuple[str, int], list[PgbenchRun]] = {}

@@ -446,8 +446,8 @@ class PoolerSpec(SpecModel):
     pool_mode: PoolMode = Field(
         default="transaction",
         description="When a server connection returns to the pool: session, transaction "
-        "(clients must not rely on session state such as prepared statements) or "
-        "statement.",
+        "(clients must not rely on session state such as SET or advisory locks; "
+        "prepared statements work, see maxPreparedStatements) or statement.",
     )
     default_pool_size: int = Field(
         default=20,
@@ -500,6 +500,15 @@ class PoolerSpec(SpecModel):
         default=timedelta(minutes=10),
         json_schema_extra={"default": "10m"},
         description="Idle server connections older than this are closed.",
+    )
+    max_prepared_statements: int = Field(
+        default=200,
+        ge=0,
+        le=100000,
+        description="Protocol-level prepared statements the pooler keeps per server "
+        "connection in transaction and statement mode, so applications may keep prepared "
+        "statements on (PgBouncer 1.21 or later; older ones are not given the setting). "
+        "0 turns this off: clients must then not use prepared statements.",
     )
     server_tls: PoolerServerTls = Field(
         default_factory=PoolerServerTls,

@@ -36,7 +36,7 @@ from dbkeeper.pooler.child_process import keep_running
 from dbkeeper.pooler.listen_port import PortInUseError
 from dbkeeper.pooler.local import LocalPgBouncer, admin_console_for
 from dbkeeper.pooler.render import UserEntry
-from dbkeeper.pooler.scram import is_scram_verifier, scram_verifier
+from dbkeeper.pooler.scram import userlist_verifier
 from dbkeeper.pooler.settings import (
     POOL_MODES,
     SERVER_TLS_MODES,
@@ -85,27 +85,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _role_verifier(target: ConnInfo) -> str:
-    """The role's stored SCRAM verifier, set from its password when it cannot be read.
+    """The verifier the pooler's userlist holds for the role (see ``userlist_verifier``).
 
-    A superuser can read the verifier PostgreSQL already has. Any other role sets a
-    fresh verifier of its own, unchanged, password on itself: every role may do that, and
-    clients using the password are unaffected.
+    A role that may read pg_authid reuses the verifier PostgreSQL already has. Any other
+    role stores the shared verifier of its password on itself: every role may do that,
+    clients using the password are unaffected, and other dbkeeper poolers of the role
+    hold that same verifier.
     """
     assert target.password is not None
     try:
         with psycopg.connect(target.dsn(), autocommit=True) as conn:
+            role = conn.execute("SELECT current_user").fetchone()
             try:
                 row = conn.execute(
                     "SELECT rolpassword FROM pg_authid WHERE rolname = current_user"
                 ).fetchone()
             except psycopg.errors.InsufficientPrivilege:
                 row = None
-            if row is not None and isinstance(row[0], str) and is_scram_verifier(row[0]):
-                return row[0]
-            verifier = scram_verifier(target.password)
-            conn.execute(
-                sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(sql.Literal(verifier))
-            )
+            stored = row[0] if row is not None and isinstance(row[0], str) else None
+            name = str(role[0]) if role is not None else target.user
+            verifier = userlist_verifier(name, target.password, stored)
+            if verifier != stored:
+                conn.execute(
+                    sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(sql.Literal(verifier))
+                )
             return verifier
     except psycopg.Error as exc:
         raise CommandError(

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -44,6 +46,26 @@ def find_pgbouncer() -> str:
     raise RuntimeError("pgbouncer not found: install the pgbouncer package")
 
 
+_VERSION_LINE = re.compile(r"PgBouncer (\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@functools.cache
+def pgbouncer_version(binary: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of the pgbouncer at ``binary``, from its ``--version``."""
+    try:
+        result = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError as exc:
+        raise RuntimeError(f"cannot run {binary} --version: {exc}") from exc
+    match = _VERSION_LINE.search(result.stdout)
+    if match is None:
+        output = (result.stdout + result.stderr).strip()[:200]
+        raise RuntimeError(f"{binary} --version reported no PgBouncer version: {output!r}")
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
 def _write_private(path: Path, text: str) -> None:
     """Replace ``path`` atomically with ``text``, readable only by the service user."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -59,6 +81,9 @@ class LocalPgBouncer:
     With ``dies_with_parent`` the kernel kills pgbouncer when this process is gone, even
     by SIGKILL: what a supervisor in the foreground wants (``pooler run``). Without it
     pgbouncer may be left running in the background, as the demo does.
+
+    ``binary`` is the pgbouncer to run (default: ``find_pgbouncer()``); the ini is rendered
+    for its version, so settings it does not know are left out.
     """
 
     def __init__(
@@ -69,7 +94,10 @@ class LocalPgBouncer:
         admin_user: str = ADMIN_USER,
         *,
         dies_with_parent: bool = False,
+        binary: str | None = None,
     ) -> None:
+        self.binary = binary or find_pgbouncer()
+        self.version = pgbouncer_version(self.binary)
         self.base_dir = base_dir.resolve()
         self.admin_user = admin_user
         self.dies_with_parent = dies_with_parent
@@ -120,7 +148,7 @@ class LocalPgBouncer:
     def _write_files(self, settings: PgBouncerSettings, users: list[UserEntry]) -> None:
         # Render both before writing either, so a rejected value leaves both files as
         # they were.
-        ini = render_pgbouncer_ini(settings)
+        ini = render_pgbouncer_ini(settings, version=self.version)
         userlist = render_userlist(users)
         _write_private(self.userlist_path, userlist)
         _write_private(self.ini_path, ini)
@@ -151,7 +179,7 @@ class LocalPgBouncer:
         self._log_start = log.tell()
         try:
             self._process = subprocess.Popen(
-                [find_pgbouncer(), str(self.ini_path)],
+                [self.binary, str(self.ini_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

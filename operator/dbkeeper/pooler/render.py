@@ -10,7 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dbkeeper.pooler.scram import is_scram_verifier, scram_verifier
-from dbkeeper.pooler.settings import PgBouncerSettings, PoolerSettingsError, check_name
+from dbkeeper.pooler.settings import (
+    PgBouncerSettings,
+    PoolerSettingsError,
+    check_name,
+    settings_unknown_to,
+)
 
 __all__ = ["UserEntry", "render_pgbouncer_ini", "render_userlist", "scram_verifier"]
 
@@ -48,11 +53,18 @@ def _value(value: object) -> str:
     return str(value)
 
 
-def pgbouncer_parameters(settings: PgBouncerSettings) -> dict[str, str]:
-    """The ``[pgbouncer]`` section as setting name -> rendered value (empty ones left out)."""
+def pgbouncer_parameters(
+    settings: PgBouncerSettings, version: tuple[int, ...] | None = None
+) -> dict[str, str]:
+    """The ``[pgbouncer]`` section as setting name -> rendered value (empty ones left out).
+
+    With ``version``, the pgbouncer that will read the file, settings it does not know
+    are left out too: it would refuse to start on them.
+    """
+    unknown = settings_unknown_to(version) if version is not None else frozenset()
     params: dict[str, str] = {}
     for name, value in settings.to_mapping().items():
-        if name == "databases":
+        if name == "databases" or name in unknown:
             continue
         rendered = _value(tuple(value) if isinstance(value, list) else value)
         # An empty unix_socket_dir must be written out: left out, PgBouncer uses /tmp.
@@ -61,15 +73,23 @@ def pgbouncer_parameters(settings: PgBouncerSettings) -> dict[str, str]:
     return params
 
 
-def render_pgbouncer_ini(settings: PgBouncerSettings) -> str:
-    """pgbouncer.ini for ``settings``; holds no password (see ``render_userlist``)."""
+def render_pgbouncer_ini(
+    settings: PgBouncerSettings, *, version: tuple[int, ...] | None = None
+) -> str:
+    """pgbouncer.ini for ``settings``; holds no password (see ``render_userlist``).
+
+    ``version`` is that of the pgbouncer that will read it (see ``pgbouncer_parameters``);
+    None renders every setting, for the pgbouncer of dbkeeper's own image.
+    """
     lines = [HEADER, "", "[databases]"]
     for target in settings.databases:
         lines.append(
             f"{target.alias} = host={target.host} port={target.port} dbname={target.dbname}"
         )
     lines += ["", "[pgbouncer]"]
-    lines += [f"{name} = {value}" for name, value in pgbouncer_parameters(settings).items()]
+    lines += [
+        f"{name} = {value}" for name, value in pgbouncer_parameters(settings, version).items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -84,3 +104,18 @@ def render_userlist(users: Iterable[UserEntry]) -> str:
             raise PoolerSettingsError("users", "each user must be a UserEntry")
         check_name("users.name", entry.name)
     return "".join(f'"{entry.name}" "{entry.verifier}"\n' for entry in entries)
+
+
+def ini_for_version(ini: str, version: tuple[int, ...]) -> str:
+    """``ini`` without the lines of settings a pgbouncer of ``version`` does not know.
+
+    For a pgbouncer.ini rendered elsewhere (a pod's mounted ConfigMap) and run by a
+    pgbouncer older than the one it was rendered for.
+    """
+    unknown = settings_unknown_to(version)
+    kept = [
+        line
+        for line in ini.splitlines(keepends=True)
+        if line.partition("=")[0].strip() not in unknown or "=" not in line
+    ]
+    return "".join(kept)

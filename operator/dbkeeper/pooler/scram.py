@@ -1,10 +1,15 @@
 """SCRAM-SHA-256 password verifiers in the form PostgreSQL stores and PgBouncer reads.
 
-A verifier lets a server check a password without holding it. dbkeeper computes one
-verifier per role and gives the very same string to PostgreSQL (``ALTER ROLE … PASSWORD``
-accepts a pre-computed verifier) and to PgBouncer's userlist.txt: PgBouncer can then log
-in to PostgreSQL on behalf of a client that authenticated with SCRAM, and no plaintext
-password is stored anywhere in the pooler's configuration.
+A verifier lets a server check a password without holding it. PgBouncer logs in to
+PostgreSQL on behalf of a client that authenticated with SCRAM only when its userlist
+holds the very verifier the server stores, so no plaintext password is kept anywhere in
+a pooler's configuration, but every pooler of a role must agree with the server.
+
+:func:`userlist_verifier` is the one rule every dbkeeper pooler follows (the operator,
+``dbkeeper pooler run``, the demo): the server's stored verifier when it can be read and
+proves the password, so the server is never changed; otherwise :func:`shared_verifier`,
+which is the same for the same role and password wherever it is computed, so storing it
+again for a second pooler changes nothing for the first.
 """
 
 from __future__ import annotations
@@ -80,6 +85,37 @@ def scram_verifier(
         return base64.b64encode(raw).decode()
 
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def shared_salt(role: str, password: str, iterations: int = DEFAULT_ITERATIONS) -> bytes:
+    """The salt of :func:`shared_verifier`: derived from ``role`` and ``password`` alone.
+
+    PBKDF2 with as many iterations as the verifier itself, so that testing a guessed
+    password against the salt costs as much as testing it against the verifier (a salt
+    from a single HMAC would be a shortcut past the iterations). The role's name is in
+    it so two roles with one password still get different salts and verifiers.
+    """
+    if not password:
+        raise ValueError("an empty password cannot have a SCRAM verifier")
+    context = b"dbkeeper-scram-salt\x00" + role.encode()
+    return hashlib.pbkdf2_hmac("sha256", _saslprep(password), context, iterations)[:SALT_BYTES]
+
+
+def shared_verifier(role: str, password: str) -> str:
+    """The verifier dbkeeper gives ``role`` when it cannot reuse the stored one.
+
+    Deterministic: every pooler of every resource computes the same string for the same
+    role and password, so one storing it never breaks another that holds it.
+    """
+    return scram_verifier(password, salt=shared_salt(role, password))
+
+
+def userlist_verifier(role: str, password: str, stored: str | None) -> str:
+    """What a pooler's userlist holds for ``role``: the server's ``stored`` verifier when
+    it proves ``password``, else :func:`shared_verifier` (which must then be stored)."""
+    if stored is not None and verifier_matches(password, stored):
+        return stored
+    return shared_verifier(role, password)
 
 
 def is_scram_verifier(text: str) -> bool:

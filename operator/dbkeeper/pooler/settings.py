@@ -29,6 +29,11 @@ _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _PATH = re.compile(r"/[A-Za-z0-9_./+@-]{0,1023}")
 _STARTUP_PARAMETER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
+# Settings older PgBouncers do not know, with the release that added each: an ini that
+# names one makes an older pgbouncer refuse to start, so they are only rendered for a
+# pgbouncer known to be new enough (see ``settings_unknown_to``).
+INTRODUCED_IN: dict[str, tuple[int, int]] = {"max_prepared_statements": (1, 21)}
+
 _NAME_RULE = "1-63 characters: letters, digits, '_', '.', '-', starting with a letter or '_'"
 _HOST_RULE = "a DNS name (letters, digits, '-', '.') or an IP address"
 _PATH_RULE = "an absolute path of letters, digits and '_./+@-' (no spaces or quotes)"
@@ -174,6 +179,10 @@ class PgBouncerSettings:
     client_idle_timeout: float = 0.0
     client_login_timeout: float = 60.0
     idle_transaction_timeout: float = 0.0
+    # Protocol-level prepared statements kept per server connection in transaction and
+    # statement mode, so clients may keep prepared statements on; 0 turns it off. 200 is
+    # PgBouncer 1.24's own default.
+    max_prepared_statements: int = 200
     ignore_startup_parameters: tuple[str, ...] = field(default=("extra_float_digits",))
 
     def __post_init__(self) -> None:
@@ -200,6 +209,7 @@ class PgBouncerSettings:
         check_int("max_client_conn", self.max_client_conn, 1, 1_000_000)
         check_int("max_db_connections", self.max_db_connections, 0, 100_000)
         check_int("max_user_connections", self.max_user_connections, 0, 100_000)
+        check_int("max_prepared_statements", self.max_prepared_statements, 0, 100_000)
         if self.min_pool_size > self.default_pool_size:
             raise PoolerSettingsError(
                 "min_pool_size",
@@ -281,6 +291,11 @@ class PgBouncerSettings:
         data = dataclasses.asdict(self)
         data["databases"] = [dataclasses.asdict(t) for t in self.databases]
         return data
+
+
+def settings_unknown_to(version: tuple[int, ...]) -> frozenset[str]:
+    """The settings a pgbouncer of ``version`` (major, minor[, patch]) does not know."""
+    return frozenset(name for name, since in INTRODUCED_IN.items() if tuple(version) < since)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(PgBouncerSettings)}

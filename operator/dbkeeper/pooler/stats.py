@@ -109,7 +109,10 @@ class PooledDatabase:
             database=_str(row, "database"),
             pool_size=_int(row, "pool_size"),
             min_pool_size=_int(row, "min_pool_size"),
-            reserve_pool=_int(row, "reserve_pool"),
+            # PgBouncer 1.24 renamed the column to reserve_pool_size.
+            reserve_pool=_int(
+                row, "reserve_pool_size" if "reserve_pool_size" in row else "reserve_pool"
+            ),
             pool_mode=_str(row, "pool_mode"),
             max_connections=_int(row, "max_connections"),
             current_connections=_int(row, "current_connections"),

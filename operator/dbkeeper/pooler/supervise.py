@@ -14,6 +14,12 @@ SIGTERM and SIGINT are passed on to pgbouncer, and the supervisor exits with its
 once it stopped. When pgbouncer dies on its own the supervisor logs one line saying how,
 with pgbouncer's last output, and exits non-zero: the kubelet restarts the container.
 pgbouncer's output goes through the supervisor to the container's log for that.
+
+The ini is rendered for the pgbouncer of dbkeeper's image. When the pgbouncer that runs
+is older and does not know some of the settings dbkeeper renders (it would refuse to
+start on them), it runs on a copy without them, kept in the ini's ``unix_socket_dir`` (a
+folder pgbouncer must be able to write to anyway) or else a temporary folder, and
+rewritten before every reload.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ import collections
 import configparser
 import hashlib
 import logging
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +46,9 @@ from dbkeeper.pooler.child_process import (
     dies_with_parent,
     shell_exit_status,
 )
-from dbkeeper.pooler.local import find_pgbouncer
+from dbkeeper.pooler.local import find_pgbouncer, pgbouncer_version
+from dbkeeper.pooler.render import ini_for_version
+from dbkeeper.pooler.settings import settings_unknown_to
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +122,16 @@ class OutputTail:
         return " | ".join(line for line in lines if line)
 
 
+def _private_dir(preferred: str) -> Path:
+    """A new folder in ``preferred`` when that is writable, else in the temporary folder."""
+    if preferred and Path(preferred).is_dir():
+        try:
+            return Path(tempfile.mkdtemp(prefix="dbkeeper-ini-", dir=preferred))
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(prefix="dbkeeper-ini-"))
+
+
 class Supervisor:
     """One pgbouncer child process, reloaded when its files change."""
 
@@ -133,6 +153,31 @@ class Supervisor:
         self._child: subprocess.Popen[bytes] | None = None
         self._stop_signal: int | None = None
         self._forwarded = False
+        self._version = pgbouncer_version(self.pgbouncer)
+        self._adapted_dir: Path | None = None
+
+    def _served_ini(self) -> Path:
+        """The ini pgbouncer is given: the watched one, or a copy it can read (see above).
+
+        A pgbouncer that lacks any setting dbkeeper renders always gets the copy, so that
+        a later version of the watched ini that names such a setting reaches it cut down.
+        """
+        if not settings_unknown_to(self._version):
+            return self.ini_path
+        text = self.ini_path.read_text()
+        adapted = ini_for_version(text, self._version)
+        if self._adapted_dir is None:
+            parser = configparser.ConfigParser(interpolation=None, strict=False)
+            parser.read_string(text)
+            socket_dir = parser.get("pgbouncer", "unix_socket_dir", fallback="").strip()
+            self._adapted_dir = _private_dir(socket_dir)
+            self._adapted_dir.chmod(0o755)  # read by pgbouncer as the service user
+        target = self._adapted_dir / self.ini_path.name
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(adapted)  # no secret in it: passwords live in the auth file
+        tmp.chmod(0o644)
+        tmp.replace(target)
+        return target
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
         self._stop_signal = signum
@@ -149,10 +194,11 @@ class Supervisor:
         if not self.ini_path.is_file():
             raise FileNotFoundError(f"pgbouncer configuration {self.ini_path} does not exist")
         seen = fingerprint(watched_files(self.ini_path))
+        served = self._served_ini()
         previous = {signum: signal.signal(signum, self._forward) for signum in _FORWARDED}
         try:
             self._child = subprocess.Popen(
-                [self.pgbouncer, str(self.ini_path)],
+                [self.pgbouncer, str(served)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -176,6 +222,8 @@ class Supervisor:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            if self._adapted_dir is not None:
+                shutil.rmtree(self._adapted_dir, ignore_errors=True)
 
     def _exit_status(self, code: int, last_output: str) -> int:
         status = shell_exit_status(code)
@@ -199,6 +247,11 @@ class Supervisor:
         now = fingerprint(watched_files(self.ini_path))
         if now != seen and self._child is not None and self._child.poll() is None:
             log.info("pgbouncer configuration changed; reloading")
+            try:
+                self._served_ini()
+            except OSError as exc:
+                log.error("cannot prepare the changed configuration for pgbouncer: %s", exc)
+                return now
             self._child.send_signal(signal.SIGHUP)
             self.reloads += 1
         return now

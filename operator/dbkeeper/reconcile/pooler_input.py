@@ -5,21 +5,23 @@ The pooler aspect (:mod:`dbkeeper.reconcile.pooler_workload`) reads what these n
 from :func:`pgbouncer_settings` too, so the two can never configure PgBouncer
 differently.
 
-Verifiers use a salt derived from the resource and the role, so the same password gives
-the same verifier on every pass: the Secret's hash stays put and nothing is rolled or
+Each role's verifier follows :func:`dbkeeper.pooler.scram.userlist_verifier`: the one the
+server stores when the operator could read it, otherwise the shared one computed from
+the role and its password. Either way the same password gives the same verifier on every
+pass and for every resource: the Secret's hash stays put and nothing is rolled or
 re-keyed until a password really changes.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dbkeeper.api import API_VERSION, KIND, DatabaseSchemaSpec
 from dbkeeper.manifests.pooler import PoolerObjectsInput, PoolerTlsSecrets, pooler_name
 from dbkeeper.pooler.render import UserEntry
-from dbkeeper.pooler.scram import SALT_BYTES, scram_verifier
+from dbkeeper.pooler.scram import userlist_verifier
 from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings
 from dbkeeper.reconcile.runtime import ResourceView
 from dbkeeper.settings import Settings
@@ -34,12 +36,6 @@ class PooledRole:
 
     def __repr__(self) -> str:
         return f"PooledRole({self.name!r})"
-
-
-def verifier_salt(namespace: str, resource: str, user: str) -> bytes:
-    """A fixed salt per resource and role, so a password always gives the same verifier."""
-    seed = f"dbkeeper-pooler:{namespace}/{resource}/{user}".encode()
-    return hashlib.sha256(seed).digest()[:SALT_BYTES]
 
 
 def owner_reference(view: ResourceView) -> dict[str, Any]:
@@ -87,6 +83,7 @@ def pgbouncer_settings(spec: DatabaseSchemaSpec, host: str, port: int) -> PgBoun
         max_db_connections=pooler.max_database_connections,
         query_wait_timeout=pooler.query_wait_timeout.total_seconds(),
         server_idle_timeout=pooler.server_idle_timeout.total_seconds(),
+        max_prepared_statements=pooler.max_prepared_statements,
         server_tls_sslmode=pooler.server_tls.ssl_mode,
         client_tls_sslmode=pooler.client_tls.ssl_mode,
         **pooler_tls_secrets(spec).file_settings(),
@@ -116,19 +113,19 @@ def pooler_input(
     roles: tuple[PooledRole, ...],
     settings: Settings,
     admin_user: str | None = None,
+    stored: Mapping[str, str] | None = None,
 ) -> PoolerObjectsInput:
     """Everything the pooler's objects are built from (pure; raises PoolerSettingsError).
 
-    ``admin_user`` (one of ``roles``) may use the pods' admin console.
+    ``admin_user`` (one of ``roles``) may use the pods' admin console. ``stored`` holds
+    the verifiers the server has, by role, where the operator could read them.
     """
     pgbouncer = pgbouncer_settings(spec, host, port)
     if admin_user is not None:
         pgbouncer = pgbouncer.updated({"admin_users": (admin_user,)})
+    known = stored or {}
     users = tuple(
-        UserEntry(
-            role.name,
-            scram_verifier(role.password, salt=verifier_salt(view.namespace, view.name, role.name)),
-        )
+        UserEntry(role.name, userlist_verifier(role.name, role.password, known.get(role.name)))
         for role in roles
     )
     extra: dict[str, Any] = {}

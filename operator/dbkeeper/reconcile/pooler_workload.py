@@ -6,6 +6,10 @@ SCRAM verifier that is in the userlist, applies ConfigMap, Secret, Deployment an
 Service, and reports ``PoolerReady`` from the Deployment's ready replicas. Disabling the
 pooler deletes the objects again.
 
+The userlist reuses the verifier the server stores wherever the owner may read it, so
+the server is left as it is; only otherwise is the role given the shared verifier of
+its password (an Event ``RoleVerifierSet`` says so), which other poolers compute alike.
+
 TLS from ``spec.pooler.clientTls`` and ``serverTls``: the Secrets they name are mounted
 into the pods (:class:`PoolerTlsSecrets`) and pgbouncer.ini points at the mounted files.
 A named Secret that does not exist, or lacks a key pgbouncer needs, keeps the objects as
@@ -39,12 +43,14 @@ from dbkeeper.reconcile.pooler_input import (
 )
 from dbkeeper.reconcile.runtime import ResourceView
 from dbkeeper.reconcile.status_report import StatusReport
-from dbkeeper.security import SecurityError
+from dbkeeper.security import SecurityError, role_verifiers
 from dbkeeper.security.rotation import store_verifiers
 from dbkeeper.settings import Settings
 from dbkeeper.vocabulary import ROLE_KINDS
 
 POOLER_KINDS = ("Deployment", "Service", "ConfigMap", "Secret")
+ROLE_VERIFIER_SET = "RoleVerifierSet"
+"""The Event posted when the pooler aspect stores a verifier on a role."""
 
 
 class PoolerUnavailable(Exception):
@@ -109,14 +115,32 @@ def pooled_roles(
 
 
 def set_role_verifiers(
-    server: ConnInfo, roles: tuple[PooledRole, ...], inp: PoolerObjectsInput
-) -> None:
-    """Give each pooled role, in PostgreSQL, the verifier the pooler's userlist holds."""
+    server: ConnInfo,
+    roles: tuple[PooledRole, ...],
+    inp: PoolerObjectsInput,
+    stored: Mapping[str, str],
+) -> tuple[str, ...]:
+    """Give each pooled role, in PostgreSQL, the verifier the pooler's userlist holds;
+    returns the roles whose stored verifier was set.
+
+    A role whose ``stored`` verifier is already the userlist's is left alone, so other
+    poolers holding it keep logging in; the rest get the shared verifier, which any other
+    dbkeeper pooler of the role computes alike.
+    """
     verifiers = {user.name: user.verifier for user in inp.users}
+    changing = [role for role in roles if stored.get(role.name) != verifiers[role.name]]
     try:
         store_verifiers(
-            server, [(role.name, role.password, verifiers[role.name]) for role in roles]
+            server, [(role.name, role.password, verifiers[role.name]) for role in changing]
         )
+    except SecurityError as exc:
+        raise PoolerUnavailable(Reason.POOLER_NOT_READY, exc.message) from None
+    return tuple(role.name for role in changing)
+
+
+def _stored_verifiers(server: ConnInfo, roles: tuple[PooledRole, ...]) -> dict[str, str]:
+    try:
+        return role_verifiers(server, [role.name for role in roles])
     except SecurityError as exc:
         raise PoolerUnavailable(Reason.POOLER_NOT_READY, exc.message) from None
 
@@ -129,9 +153,12 @@ def _current_hash(runtime: KubeRuntime, kind: str, namespace: str, name: str) ->
     return annotations.get(HASH_ANNOTATION)
 
 
-def _readiness(deployment: Mapping[str, Any] | None, wanted: int) -> tuple[bool, str]:
+def ready_replicas(deployment: Mapping[str, Any] | None) -> int:
     status = (deployment or {}).get("status") or {}
-    ready = int(status.get("readyReplicas") or 0)
+    return int(status.get("readyReplicas") or 0)
+
+
+def _readiness(ready: int, wanted: int) -> tuple[bool, str]:
     if ready >= 1:
         if ready >= wanted:
             return True, f"{ready}/{wanted} pooler replicas ready"
@@ -166,10 +193,19 @@ def reconcile_pooler(
         return False
     try:
         roles, missing = pooled_roles(view, spec, runtime, server)
+        # Empty unless the owner may read pg_authid; what it reads is reused as it is.
+        stored = _stored_verifiers(server, roles)
         # The owner administers the pods: the operator PAUSEs them around risky revisions
         # and reads their pool metrics with the owner's password, which it holds anyway.
         inp = pooler_input(
-            view, spec, server.host, server.port, roles, settings, admin_user=server.user
+            view,
+            spec,
+            server.host,
+            server.port,
+            roles,
+            settings,
+            admin_user=server.user,
+            stored=stored,
         )
         # Before anything is applied: pods that cannot mount their certificates would
         # never start, and the pods running now keep serving meanwhile.
@@ -178,7 +214,13 @@ def reconcile_pooler(
         secret_hash = secret["metadata"]["annotations"][HASH_ANNOTATION]
         if _current_hash(runtime, "Secret", view.namespace, inp.name) != secret_hash:
             # Before the Secret: pods must never hold a verifier the server does not.
-            set_role_verifiers(server, roles, inp)
+            for role in set_role_verifiers(server, roles, inp, stored):
+                report.event(
+                    "Normal",
+                    ROLE_VERIFIER_SET,
+                    f"role {role}: stored SCRAM verifier set to the one dbkeeper computes "
+                    "from its password, the same for every pooler of the role",
+                )
     except PoolerUnavailable as exc:
         report.condition(ConditionType.POOLER_READY, "False", exc.reason, str(exc))
         return False
@@ -194,17 +236,18 @@ def reconcile_pooler(
     configmap = build_pooler_configmap(inp)
     # Recorded before applying: should applying fail half-way, the status still says a
     # pooler exists, and disabling it later removes what was created.
-    report.update(
-        pooler=PoolerStatus(
-            endpoint=f"{inp.name}.{view.namespace}.svc:{inp.settings.listen_port}",
-            config_hash=configmap["metadata"]["annotations"][HASH_ANNOTATION],
-        )
+    pooler = PoolerStatus(
+        endpoint=f"{inp.name}.{view.namespace}.svc:{inp.settings.listen_port}",
+        config_hash=configmap["metadata"]["annotations"][HASH_ANNOTATION],
+        replicas=inp.replicas,
+        ready_replicas=(report.status.pooler.ready_replicas if report.status.pooler else None),
     )
+    report.update(pooler=pooler)
     for obj in (configmap, secret, build_pooler_deployment(inp), build_pooler_service(inp)):
         runtime.apply(view, obj)
-    ready, message = _readiness(
-        runtime.kube.get("Deployment", view.namespace, inp.name), inp.replicas
-    )
+    count = ready_replicas(runtime.kube.get("Deployment", view.namespace, inp.name))
+    report.update(pooler=pooler.model_copy(update={"ready_replicas": count}))
+    ready, message = _readiness(count, inp.replicas)
     if missing:
         message += "; left out until their Secret has username and password: " + ", ".join(missing)
     report.condition(

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from dbkeeper.conninfo import ConnInfo
-from dbkeeper.pooler.scram import scram_verifier, verifier_matches
+from dbkeeper.pooler.scram import shared_verifier, verifier_matches
 from dbkeeper.security.connection import Connection, admin_connection, first_line, take_lock
 from dbkeeper.security.errors import SecurityError, SecurityReason
 from dbkeeper.security.grants import Grant, desired_grants, read_grants
@@ -215,7 +215,8 @@ def _role_findings(
         ident = sql.Identifier(name)
         row = rows.get(name)
         if row is None:
-            verifier = scram_verifier(role.password)
+            # The shared verifier: a pooler of this role then holds the very same string.
+            verifier = shared_verifier(name, role.password)
             create = sql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
                 ident, _attribute_sql(desired), sql.Literal(verifier)
             )
@@ -245,7 +246,7 @@ def _role_findings(
                 f"the password of {role.kind} role {name} does not match its Secret",
             )
             alter = sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
-                ident, sql.Literal(scram_verifier(role.password))
+                ident, sql.Literal(shared_verifier(name, role.password))
             )
             findings.append(_Finding(drift, (alter,)))
     return findings
@@ -488,10 +489,13 @@ def apply_roles(
 def role_verifiers(admin: ConnInfo, usernames: Sequence[str]) -> dict[str, str]:
     """The stored SCRAM verifiers of ``usernames``: what the pooler's userlist must hold.
 
-    Needs a superuser ``admin``. Roles without a SCRAM verifier are left out.
+    Empty when ``admin`` may not read pg_authid (only superusers and roles granted
+    SELECT on it may). Roles without a SCRAM verifier are left out.
     """
     with admin_connection(admin, admin.dbname) as conn:
         try:
+            if not _can_read_verifiers(conn):
+                return {}
             rows = conn.execute(
                 "SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY(%s)",
                 (list(usernames),),

@@ -6,6 +6,10 @@ pooler's userlist gets the very same string and is RELOADed (clients already con
 stay; new ones must use the new password). Between the two steps new clients still
 log in to the pooler with the old password and are served by existing server
 connections.
+
+The new verifier is the shared one (:func:`dbkeeper.pooler.scram.shared_verifier`): any
+other dbkeeper pooler given the new password computes the same string, so none of them
+has to store a verifier of its own afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from psycopg import sql
 
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.pooler.render import UserEntry
-from dbkeeper.pooler.scram import scram_verifier, verifier_matches
+from dbkeeper.pooler.scram import shared_verifier, verifier_matches
 from dbkeeper.security.connection import admin_connection, first_line
 from dbkeeper.security.errors import SecurityError, SecurityReason
 
@@ -45,7 +49,7 @@ def rotate_password(admin: ConnInfo, role: str, new_password: str) -> str:
                 ).fetchone()
                 if stored and stored[0] and verifier_matches(new_password, str(stored[0])):
                     return str(stored[0])
-            verifier = scram_verifier(new_password)
+            verifier = shared_verifier(role, new_password)
             conn.execute(
                 sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
                     sql.Identifier(role), sql.Literal(verifier)
@@ -76,7 +80,8 @@ def store_verifiers(server: ConnInfo, roles: Sequence[tuple[str, str, str]]) -> 
 
     PgBouncer logs in to the server with the verifier it holds, so the server must hold
     the very same string. ``ALTER ROLE CURRENT_USER PASSWORD`` is allowed to every role
-    and leaves the password itself unchanged.
+    and leaves the password itself unchanged. Nothing is connected to for an empty
+    ``roles``.
     """
     for role, password, verifier in roles:
         target = dataclasses.replace(server, user=role, password=password)

@@ -29,6 +29,9 @@ from dbkeeper.pooler.local import LocalPgBouncer
 from dbkeeper.pooler.render import UserEntry
 from dbkeeper.pooler.scram import scram_verifier
 from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings
+from tests.integration.pooler.binaries import pgbouncer_binary
+
+__all__ = ["pgbouncer_binary"]  # a fixture, for the modules that run on both pgbouncers
 
 ALIAS = "app"
 
@@ -100,13 +103,20 @@ StartPooler = Callable[..., LocalPgBouncer]
 
 
 @pytest.fixture
-def start_pooler(database: ConnInfo, pooler_role: PoolerRole) -> Iterator[StartPooler]:
+def start_pooler(
+    database: ConnInfo, pooler_role: PoolerRole, pgbouncer_binary: str
+) -> Iterator[StartPooler]:
     """Start a real pgbouncer in front of the test's database with setting overrides."""
     started: list[tuple[LocalPgBouncer, Path]] = []
 
     def start(**overrides: Any) -> LocalPgBouncer:
         folder = make_temp_dir("dbkeeper-test-pgbouncer-")
-        pooler = LocalPgBouncer(folder, pooler_settings(database, **overrides), [pooler_role.entry])
+        pooler = LocalPgBouncer(
+            folder,
+            pooler_settings(database, **overrides),
+            [pooler_role.entry],
+            binary=pgbouncer_binary,
+        )
         started.append((pooler, folder))
         pooler.start()
         return pooler

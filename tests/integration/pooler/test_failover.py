@@ -18,6 +18,7 @@ import pytest
 from dbkeeper.local.postgres import LocalPostgres
 from dbkeeper.pooler.failover import Endpoint, find_primary, repoint
 from dbkeeper.pooler.local import LocalPgBouncer
+from tests.integration.pooler.binaries import on_both_pgbouncers
 from tests.integration.pooler.conftest import (
     ALIAS,
     PoolerRole,
@@ -90,8 +91,11 @@ def primary_and_replica(pooler_role: PoolerRole) -> Iterator[tuple[LocalPostgres
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@on_both_pgbouncers
 def test_clients_keep_working_through_a_promoted_replica_after_repoint(
-    primary_and_replica: tuple[LocalPostgres, LocalPostgres], pooler_role: PoolerRole
+    primary_and_replica: tuple[LocalPostgres, LocalPostgres],
+    pooler_role: PoolerRole,
+    pgbouncer_binary: str,
 ) -> None:
     primary, replica = primary_and_replica
     # The replica holds the same role with the same verifier: it was copied physically.
@@ -102,7 +106,10 @@ def test_clients_keep_working_through_a_promoted_replica_after_repoint(
 
     folder = make_temp_dir("dbkeeper-test-pgbouncer-")
     pooler = LocalPgBouncer(
-        folder, pooler_settings(primary.admin_conninfo(), server_idle_timeout=5), [role.entry]
+        folder,
+        pooler_settings(primary.admin_conninfo(), server_idle_timeout=5),
+        [role.entry],
+        binary=pgbouncer_binary,
     )
     loop = ClientLoop(pooler, role)
     try:

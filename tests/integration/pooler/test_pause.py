@@ -10,6 +10,7 @@ import pytest
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.pooler.admin import AdminConsole, PauseTimeout
 from dbkeeper.pooler.pause import paused
+from tests.integration.pooler.binaries import on_both_pgbouncers
 from tests.integration.pooler.conftest import (
     ALIAS,
     BackgroundQuery,
@@ -18,6 +19,8 @@ from tests.integration.pooler.conftest import (
     connect_client,
     wait_for,
 )
+
+pytestmark = on_both_pgbouncers
 
 
 class InjectedFailure(Exception):

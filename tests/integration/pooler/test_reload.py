@@ -8,8 +8,11 @@ import psycopg
 
 from dbkeeper.local.postgres import free_port
 from dbkeeper.pooler.changes import RESTART_FIELDS, ChangeKind
-from dbkeeper.pooler.settings import PgBouncerSettings
+from dbkeeper.pooler.settings import PgBouncerSettings, settings_unknown_to
+from tests.integration.pooler.binaries import on_both_pgbouncers
 from tests.integration.pooler.conftest import ALIAS, PoolerRole, StartPooler, connect_client
+
+pytestmark = on_both_pgbouncers
 
 
 def test_pool_size_change_is_reloaded_while_a_client_stays_connected(
@@ -30,11 +33,13 @@ def test_pool_size_change_is_reloaded_while_a_client_stays_connected(
 def test_settings_that_need_a_restart_are_exactly_those_pgbouncer_cannot_change(
     start_pooler: StartPooler,
 ) -> None:
-    config = start_pooler().admin_console().show_config()
+    pooler = start_pooler()
+    config = pooler.admin_console().show_config()
     fields = {f.name for f in dataclasses.fields(PgBouncerSettings)} - {"databases"}
     not_changeable = {name for name in fields if name in config and not config[name].changeable}
     assert not_changeable == RESTART_FIELDS
-    assert fields - set(config) == set(), "every setting is one pgbouncer knows"
+    unknown = settings_unknown_to(pooler.version)
+    assert fields - set(config) == unknown, "every setting but the newer ones is one it knows"
 
 
 def test_listen_port_change_restarts_pgbouncer_on_the_new_port(

@@ -28,9 +28,10 @@ from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres
 from dbkeeper.local.service_user import service_user
 from dbkeeper.pooler.admin import AdminConsole
-from dbkeeper.pooler.local import find_pgbouncer
+from dbkeeper.pooler.local import find_pgbouncer, pgbouncer_version
 from dbkeeper.pooler.render import UserEntry, render_pgbouncer_ini, render_userlist
 from dbkeeper.pooler.settings import PgBouncerSettings
+from tests.integration.pooler.binaries import on_both_pgbouncers
 from tests.integration.pooler.conftest import (
     ALIAS,
     PoolerRole,
@@ -76,7 +77,13 @@ class KubeletMount:
 class Served:
     """A running ``dbkeeper pooler serve`` with its mounts and admin console."""
 
-    def __init__(self, folder: Path, settings: PgBouncerSettings, users: list[UserEntry]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        settings: PgBouncerSettings,
+        users: list[UserEntry],
+        pgbouncer: str | None = None,
+    ) -> None:
         self.config = KubeletMount(folder / "config")
         self.auth = KubeletMount(folder / "auth")
         self.admin_password = secrets.token_urlsafe(18)
@@ -97,6 +104,7 @@ class Served:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env={**os.environ, "DBKEEPER_PGBOUNCER": pgbouncer} if pgbouncer else None,
         )
         wait_for(self.accepting, 30, "pgbouncer to accept connections")
 
@@ -153,12 +161,14 @@ class Served:
 
 
 @pytest.fixture
-def serve(database: ConnInfo, pooler_role: PoolerRole) -> Iterator[Any]:
+def serve(database: ConnInfo, pooler_role: PoolerRole, pgbouncer_binary: str) -> Iterator[Any]:
     started: list[tuple[Served, Path]] = []
 
     def start(**overrides: Any) -> Served:
         folder = make_temp_dir("dbkeeper-test-serve-")
-        served = Served(folder, pooler_settings(database, **overrides), [pooler_role.entry])
+        served = Served(
+            folder, pooler_settings(database, **overrides), [pooler_role.entry], pgbouncer_binary
+        )
         started.append((served, folder))
         return served
 
@@ -168,6 +178,7 @@ def serve(database: ConnInfo, pooler_role: PoolerRole) -> Iterator[Any]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@on_both_pgbouncers
 def test_pool_size_change_in_the_mounted_ini_is_reloaded_while_a_client_keeps_working(
     serve: Any, pooler_role: PoolerRole
 ) -> None:
@@ -184,6 +195,29 @@ def test_pool_size_change_in_the_mounted_ini_is_reloaded_while_a_client_keeps_wo
         )
         assert client.execute("SELECT 2").fetchone() == (2,)
         assert not client.closed
+
+
+@on_both_pgbouncers
+def test_a_mounted_ini_with_settings_newer_than_the_pgbouncer_still_serves_and_reloads(
+    serve: Any, pooler_role: PoolerRole, pgbouncer_binary: str
+) -> None:
+    served: Served = serve(max_prepared_statements=150)
+    mounted = served.config.path("pgbouncer.ini")
+    assert "\nmax_prepared_statements = 150\n" in mounted.read_text()
+    config = served.admin().show_config()
+    if pgbouncer_version(pgbouncer_binary) >= (1, 21):
+        assert config["max_prepared_statements"].value == "150"
+    else:
+        assert "max_prepared_statements" not in config
+    served.settings = served.settings.updated({"default_pool_size": 4})
+    served.publish()
+    wait_for(
+        lambda: served.admin().show_config()["default_pool_size"].value == "4",
+        30,
+        "SHOW CONFIG to report the new default_pool_size",
+    )
+    with served.client(pooler_role) as client:
+        assert client.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_a_user_added_to_the_mounted_userlist_can_log_in(

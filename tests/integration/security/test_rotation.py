@@ -22,6 +22,7 @@ from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres, free_port
 from dbkeeper.pooler.local import LocalPgBouncer
 from dbkeeper.pooler.render import UserEntry
+from dbkeeper.pooler.scram import shared_verifier
 from dbkeeper.pooler.settings import DatabaseTarget, PgBouncerSettings
 from dbkeeper.security import (
     PrivilegeDeclaration,
@@ -32,7 +33,10 @@ from dbkeeper.security import (
     rotate_password,
     with_verifier,
 )
+from tests.integration.pooler.binaries import on_both_pgbouncers, pgbouncer_binary
 from tests.integration.security.conftest import MakeDatabase, RoleSet, login
+
+__all__ = ["pgbouncer_binary"]  # a fixture: the rotation runs on both pgbouncers
 
 ALIAS = "clinic"
 CLIENTS = 4
@@ -44,6 +48,7 @@ def pooled(
     make_healthcare_db: MakeDatabase,
     roles: RoleSet,
     privileges: PrivilegeDeclaration,
+    pgbouncer_binary: str,
 ) -> Iterator[tuple[LocalPgBouncer, str]]:
     """A secured database and a pgbouncer whose userlist holds the app role's verifier."""
     admin = pg_cluster.admin_conninfo()
@@ -61,7 +66,9 @@ def pooled(
         server_login_retry=0.5,
         server_connect_timeout=2.0,
     )
-    pooler = LocalPgBouncer(folder, settings, [UserEntry(roles.app.username, verifier)])
+    pooler = LocalPgBouncer(
+        folder, settings, [UserEntry(roles.app.username, verifier)], binary=pgbouncer_binary
+    )
     pooler.start()
     try:
         yield pooler, database
@@ -101,6 +108,18 @@ class ClientLoop:
         self.conn.close()
 
 
+def _each_answers_more(loops: list[ClientLoop], queries: int = 20) -> None:
+    """Wait until every client has had ``queries`` more answers (or errors) than now."""
+    start = [loop.ok + len(loop.errors) for loop in loops]
+    deadline = time.monotonic() + 60
+    while any(
+        loop.ok + len(loop.errors) < s + queries for loop, s in zip(loops, start, strict=True)
+    ):
+        assert time.monotonic() < deadline, "pooled clients stopped getting answers"
+        time.sleep(0.01)
+
+
+@on_both_pgbouncers
 def test_rotation_keeps_pooled_clients_working_and_retires_the_old_password(
     pg_cluster: LocalPostgres,
     pooled: tuple[LocalPgBouncer, str],
@@ -111,15 +130,16 @@ def test_rotation_keeps_pooled_clients_working_and_retires_the_old_password(
     new_password = "rotated-" + app.password[::-1]
     loops = [ClientLoop(_through(pooler, app.username, app.password)) for _ in range(CLIENTS)]
     try:
-        time.sleep(0.3)
+        _each_answers_more(loops)
         before = sum(loop.ok for loop in loops)
         verifier = rotate_password(pg_cluster.admin_conninfo(), app.username, new_password)
-        time.sleep(0.2)  # the window between the database and the pooler
+        # The window between the database and the pooler: clients keep being served.
+        _each_answers_more(loops)
         pooler.set_users(with_verifier([], app.username, verifier))
-        time.sleep(0.5)
+        _each_answers_more(loops)
         with _through(pooler, app.username, new_password) as fresh:
             assert fresh.execute("SELECT current_user").fetchone() == (app.username,)
-        time.sleep(0.3)
+        _each_answers_more(loops)
     finally:
         for loop in loops:
             loop.stop()
@@ -146,6 +166,18 @@ def test_rotating_to_the_same_password_keeps_the_verifier(
     admin = pg_cluster.admin_conninfo()
     stored = role_verifiers(admin, [roles.app.username])[roles.app.username]
     assert rotate_password(admin, roles.app.username, roles.app.password) == stored
+
+
+def test_a_rotated_password_gets_the_verifier_every_pooler_computes(
+    pg_cluster: LocalPostgres, pooled: tuple[LocalPgBouncer, str], roles: RoleSet
+) -> None:
+    # Another pooler given the new password (a second resource, `dbkeeper pooler run`)
+    # computes this very verifier and has nothing to store that would lock this one out.
+    admin = pg_cluster.admin_conninfo()
+    new_password = roles.app.password + "-rotated"
+    verifier = rotate_password(admin, roles.app.username, new_password)
+    assert verifier == shared_verifier(roles.app.username, new_password)
+    assert role_verifiers(admin, [roles.app.username]) == {roles.app.username: verifier}
 
 
 def test_rotating_a_missing_role_names_it_and_not_the_password(pg_cluster: LocalPostgres) -> None:

@@ -16,6 +16,7 @@ def test_no_selection_means_every_benchmark() -> None:
     assert selection(None) == [
         "latency",
         "pooler",
+        "pooler-prepared",
         "engine",
         "backup",
         "operator",

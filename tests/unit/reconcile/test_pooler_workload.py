@@ -7,7 +7,7 @@ from typing import Any
 from dbkeeper.api import parse_spec
 from dbkeeper.manifests import HASH_ANNOTATION
 from dbkeeper.manifests.pooler import PoolerTlsSecrets, build_pooler_secret, pooler_name
-from dbkeeper.pooler.scram import verifier_matches
+from dbkeeper.pooler.scram import scram_verifier, verifier_matches
 from dbkeeper.reconcile.pooler_input import (
     PooledRole,
     pgbouncer_settings,
@@ -81,8 +81,24 @@ def test_a_new_password_changes_the_secrets_hash() -> None:
     assert after["metadata"]["annotations"][HASH_ANNOTATION] != before
 
 
-def test_each_resource_salts_its_verifiers_differently() -> None:
-    assert _input(_view("a")).users[0].verifier != _input(_view("b")).users[0].verifier
+def test_every_resource_gives_a_role_the_same_verifier() -> None:
+    # Two resources pooling one role must not store verifiers that lock each other out.
+    assert _input(_view("a")).users[0].verifier == _input(_view("b")).users[0].verifier
+
+
+def test_a_stored_verifier_that_proves_the_password_is_the_userlists() -> None:
+    stored = scram_verifier(PASSWORD)
+    roles = (PooledRole("clinic_owner", PASSWORD),)
+    inp = pooler_input(
+        _view(),
+        _spec(),
+        "10.0.0.7",
+        5433,
+        roles,
+        Settings(image="dbkeeper:test"),
+        stored={"clinic_owner": stored},
+    )
+    assert inp.users[0].verifier == stored
 
 
 def test_objects_are_named_after_the_resource_and_owned_by_it() -> None:
