@@ -17,7 +17,54 @@ import pytest
 
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres
+from tests import postgres_builds
 from tests.secret_watch import WATCH, watched
+from tests.tool_binaries import tool_missing
+
+_SELECTED = pytest.StashKey[postgres_builds.SelectedBuild]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        postgres_builds.OPTION,
+        type=int,
+        choices=postgres_builds.known_majors(),
+        default=None,
+        help="run against this PostgreSQL major from .tools/ (`make tools` installs it); "
+        "default: the system's PostgreSQL",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pgaudit: needs a server with pgaudit (skipped on builds without it)"
+    )
+    major = config.getoption(postgres_builds.OPTION)
+    if major is not None:
+        selected = postgres_builds.select(major)
+        config.stash[_SELECTED] = selected
+        if selected.installed:
+            postgres_builds.use(selected)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    selected = config.stash.get(_SELECTED, None)
+    if selected is not None and not selected.installed:
+        return  # every test skips or fails in the_selected_postgres_build
+    wanting = [item for item in items if item.get_closest_marker("pgaudit")]
+    if wanting and not postgres_builds.server_has_pgaudit():
+        where = selected.description if selected else "the system's PostgreSQL"
+        skip = pytest.mark.skip(reason=f"needs pgaudit, which {where} does not have")
+        for item in wanting:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def the_selected_postgres_build(request: pytest.FixtureRequest) -> None:
+    """With ``--postgres=MAJOR``, the build must be installed (see ``postgres_builds``)."""
+    selected = request.config.stash.get(_SELECTED, None)
+    if selected is not None and not selected.installed:
+        tool_missing(selected.description, selected.server_bindir.parent)
 
 
 def _start_cluster(prefix: str) -> LocalPostgres:
@@ -32,7 +79,7 @@ def _start_cluster(prefix: str) -> LocalPostgres:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[LocalPostgres]:
-    """A running PostgreSQL 15 cluster for the whole session."""
+    """A running PostgreSQL cluster for the whole session (``--postgres`` chooses it)."""
     cluster = _start_cluster("dbkeeper-test-pg-")
     try:
         yield cluster

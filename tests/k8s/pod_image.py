@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbkeeper.backup.pg_tools import CLIENT_BINDIR_ENV
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -92,7 +94,11 @@ class LocalImage:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**self.config.env, "PATH": self.path}
+        env = {**self.config.env, "PATH": self.path}
+        if CLIENT_BINDIR_ENV in env:
+            # The image's own client tools are the host's here, like every program.
+            env[CLIENT_BINDIR_ENV] = str(self.pg_bindir)
+        return env
 
     @property
     def keep(self) -> list[str]:

@@ -33,9 +33,9 @@ import psycopg
 from dbkeeper.backup import database_facts
 from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.destination_faults import tool_write_error, unwritable
-from dbkeeper.backup.errors import BackupError, BackupFailed, DestinationFull
+from dbkeeper.backup.errors import BackupError, BackupFailed, DestinationFull, DumpClientTooOld
 from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest, DumpFormat
-from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool
+from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool, server_major, tool_major
 from dbkeeper.conninfo import ConnInfo, redact
 
 Clock = Callable[[], datetime]
@@ -100,6 +100,9 @@ def create_backup(
     """
     if jobs < 1:
         raise BackupFailed(f"jobs must be at least 1, got {jobs}")
+    pg_dump = _dump_tool()
+    # Before the destination is touched: a pg_dump older than the server refuses it.
+    _check_dump_client(pg_dump, conninfo)
     destination = Path(destination)
     try:
         destination.mkdir(parents=True, exist_ok=True)
@@ -119,6 +122,7 @@ def create_backup(
                 raise _refused(unwritable(destination, exc, _AGAIN), exc) from None
             try:
                 return _dump(
+                    pg_dump,
                     conninfo,
                     catalog,
                     backup_id,
@@ -177,7 +181,37 @@ def _lock_waited_too_long(conninfo: ConnInfo, lock_wait: timedelta) -> BackupFai
     )
 
 
+def _dump_tool() -> str:
+    try:
+        return pg_tool("pg_dump")
+    except ToolFailed as exc:
+        raise BackupFailed(str(exc)) from None
+
+
+def _check_dump_client(pg_dump: str, conninfo: ConnInfo) -> None:
+    """DumpClientTooOld when ``pg_dump`` is of an older major than the server."""
+    try:
+        client = tool_major(pg_dump)
+    except ToolFailed as exc:
+        raise BackupFailed(f"backup of {conninfo.describe()} not taken: {exc}") from None
+    try:
+        with psycopg.connect(conninfo.dsn()) as conn:
+            version = database_facts.server_version(conn)
+    except psycopg.Error as exc:
+        raise BackupFailed(
+            redact(f"backup of {conninfo.describe()} failed: {str(exc).strip()}")
+        ) from None
+    server = server_major(version)
+    if server is not None and client < server:
+        raise DumpClientTooOld(
+            f"pg_dump {client} cannot dump PostgreSQL {server} ({conninfo.describe()}): "
+            f"the client tools are too old; use a dbkeeper image whose pg_dump is {server} "
+            "or newer; no backup was taken"
+        )
+
+
 def _dump(
+    pg_dump: str,
     conninfo: ConnInfo,
     catalog: BackupCatalog,
     backup_id: str,
@@ -188,10 +222,6 @@ def _dump(
     jobs, clock, dump_format = options.jobs, options.clock, options.dump_format
     wait_ms = max(1, round(options.lock_wait.total_seconds() * 1000))
     folder = catalog.backup_dir(backup_id)
-    try:
-        pg_dump = pg_tool("pg_dump")
-    except ToolFailed as exc:
-        raise BackupFailed(str(exc)) from None
     if dump_format == "directory":
         args = [
             pg_dump,

@@ -12,7 +12,10 @@ A drill judges the backup only on what the backup can be blamed for: its files f
 their checksums, pg_restore failing on the dump's content, or the restored data not
 matching the manifest (revision, row counts, audit chain). A drill stopped by its
 surroundings (server unreachable, login refused, a privilege or resource missing, the
-server shutting down; see ``environment_faults``) is an error of the drill: the verdict
+server shutting down; see ``environment_faults``) is an error of the drill. Before
+anything is created, the drill's role is checked for CREATEDB (see ``privileges``); a
+role without it is such an error too, named in one line with the statement that grants
+it: the verdict
 of the last completed drill stays as it was, the error goes into ``drill_error`` and
 ``drill_error_at``, and DrillNotRun is raised. Retention protects the newest backup whose
 last completed drill passed, so a broken drill environment cannot cost that protection.
@@ -49,6 +52,7 @@ from dbkeeper.backup.errors import (
     RestoreUnavailable,
 )
 from dbkeeper.backup.manifest import BackupManifest
+from dbkeeper.backup.privileges import missing_for_drill, refuse_if_missing
 from dbkeeper.backup.restore import restore_backup
 from dbkeeper.conninfo import ConnInfo, redact
 
@@ -115,6 +119,7 @@ def _drill(
     scratch = f"dbkeeper_drill_{secrets.token_hex(6)}"
     checks: list[DrillCheck] = []
     try:
+        _check_privileges(admin)
         try:
             restored = _restore_check(catalog, backup_id, admin, scratch, jobs, checks)
             if restored and manifest is not None:
@@ -189,6 +194,17 @@ def verdict_of(manifest: BackupManifest | None) -> str:
     if manifest.verify_result is None or manifest.verified_at is None:
         return "never verified by a completed drill"
     return f"{manifest.verify_result} at {manifest.verified_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _check_privileges(admin: ConnInfo) -> None:
+    """Refuse, before anything is created, a role that cannot create the scratch database."""
+    try:
+        with psycopg.connect(admin.dsn(), autocommit=True) as conn:
+            role, missing = missing_for_drill(conn)
+    except psycopg.Error as exc:
+        detail = redact("; ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
+        raise RestoreUnavailable(f"cannot connect to {admin.describe()}: {detail}") from None
+    refuse_if_missing(role, missing)
 
 
 def _restore_check(

@@ -10,6 +10,11 @@ unchanged and the drill found nothing wrong with the backup: the drill could not
 (DrillNotRun), or it passed but could not record that. A drill that failed exits 1. The
 operator tells the two apart by it (``manifests.backup``, ``reconcile.backup_jobs``)."""
 
+CLIENT_TOO_OLD_EXIT_CODE = 4
+"""The exit code of ``dbkeeper backup create`` and ``backup restore`` when the image's
+pg_dump is older than the server, or its pg_restore older than the dump (ClientTooOld):
+nothing was done, and only a newer dbkeeper image helps."""
+
 
 class BackupError(Exception):
     """Base of every backup-layer failure; the message never carries a password."""
@@ -51,6 +56,32 @@ class RestoreUnavailable(BackupError):
     server could not be reached or refused the login, a permission or a resource was
     missing, the server shut down, or a client tool is missing. The backup was not
     judged; a partial target was dropped."""
+
+
+class MissingPrivilege(RestoreUnavailable):
+    """The role a restore or a drill runs as lacks a privilege it needs, found before
+    anything was created (see ``privileges``); the message names the role, each missing
+    privilege and the statement that grants it."""
+
+    def __init__(self, message: str, *, role: str, privileges: list[str]) -> None:
+        super().__init__(message)
+        self.role = role
+        self.privileges = privileges
+
+
+class ClientTooOld(BackupError):
+    """A client tool is of an older PostgreSQL major than what it must read: pg_dump
+    than the server, pg_restore than the pg_dump that made the backup. It was not run
+    and nothing was changed; the message names both majors and what to do."""
+
+
+class DumpClientTooOld(ClientTooOld, BackupFailed):
+    """pg_dump is older than the server it would dump; no backup folder was made."""
+
+
+class RestoreClientTooOld(ClientTooOld, RestoreUnavailable):
+    """pg_restore is older than the backup's server (and so than the pg_dump that made
+    it); nothing was restored. Not the backup's fault: a drill reports it as not run."""
 
 
 class DestinationUnwritable(BackupError):

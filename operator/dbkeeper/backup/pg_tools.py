@@ -4,11 +4,17 @@ The password goes to the tools through ``PGPASSWORD`` in their environment, neve
 the command line, where other users of the machine could read it. The tools run with
 ``LC_MESSAGES=C`` so that libpq's messages are English, which is what
 ``dbkeeper.backup.environment_faults`` recognises.
+
+The tools are looked up in ``DBKEEPER_PG_CLIENT_BINDIR`` when it is set (only there),
+else next to the local server binaries (``find_pg_bindir``), else on PATH. pg_dump
+refuses a server of a newer major and pg_restore a dump of a newer pg_dump, so the
+callers compare majors first (``tool_major``) and refuse with ClientTooOld.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import replace
@@ -16,6 +22,11 @@ from pathlib import Path
 
 from dbkeeper.conninfo import ConnInfo, redact
 from dbkeeper.parent_death import dies_with_parent
+
+CLIENT_BINDIR_ENV = "DBKEEPER_PG_CLIENT_BINDIR"
+# "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)", "pg_restore (PostgreSQL) 18.6"
+_VERSION_LINE = re.compile(r"\(PostgreSQL\) (\d+)")
+_SERVER_VERSION = re.compile(r"^(\d+)")
 
 
 class ToolFailed(Exception):
@@ -31,7 +42,17 @@ class ToolFailed(Exception):
 
 
 def pg_tool(name: str) -> str:
-    """The path of a PostgreSQL client tool: the server's bin folder first, then PATH."""
+    """The path of a PostgreSQL client tool: ``DBKEEPER_PG_CLIENT_BINDIR`` when set, else
+    the server's bin folder, then PATH."""
+    client_dir = os.environ.get(CLIENT_BINDIR_ENV)
+    if client_dir:
+        chosen = Path(client_dir) / name
+        if chosen.is_file():
+            return str(chosen)
+        raise ToolFailed(
+            f"{name} not found in {CLIENT_BINDIR_ENV}={client_dir}: point it at the bin "
+            "folder of the PostgreSQL client tools, or unset it"
+        )
     # Imported here: the local cluster module is only needed to locate binaries.
     from dbkeeper.local.postgres import find_pg_bindir
 
@@ -80,3 +101,26 @@ def run_tool(args: list[str], conninfo: ConnInfo, timeout: float | None = None) 
         errors = [line for line in lines if " error: " in line] or lines
         detail = "; ".join(errors[-3:]) or f"exit code {result.returncode}"
         raise ToolFailed(redact(f"{name} failed: {detail}"), redact("\n".join(lines)))
+
+
+def tool_major(tool: str) -> int:
+    """The PostgreSQL major of a client tool, from its ``--version`` line."""
+    name = Path(tool).name
+    try:
+        result = subprocess.run(
+            [tool, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ToolFailed(f"{name} --version failed: {exc}") from None
+    match = _VERSION_LINE.search(result.stdout)
+    if result.returncode != 0 or match is None:
+        detail = (result.stderr or result.stdout).strip()[-200:] or f"exit {result.returncode}"
+        raise ToolFailed(f"{name} --version did not say its version: {detail}")
+    return int(match.group(1))
+
+
+def server_major(server_version: str) -> int | None:
+    """The major of a server version as ``SHOW server_version`` says it ("18.6",
+    "15.18 (Debian 15.18-0+deb12u1)", "17devel"); None when it is not a version."""
+    match = _SERVER_VERSION.match(server_version.strip())
+    return int(match.group(1)) if match else None

@@ -9,6 +9,12 @@ failed on the dump's content) are the backup's; RestoreUnavailable (the server, 
 login, a privilege, a resource, a missing tool; see ``environment_faults``) and a plain
 RestoreRefused (the target is not acceptable) are not. Restore drills rely on this.
 
+Before the files are checked or anything is created, the role is checked for what the
+restore needs (CREATEDB; in place also the target's ownership and, when other roles are
+connected to it, ``pg_signal_backend``; see ``privileges``): a role that lacks one gets
+MissingPrivilege, a RestoreUnavailable naming the privilege and the statement that
+grants it.
+
 Into a new database (the default): the database is created from ``template0`` and
 pg_restore fills it; if pg_restore fails the new database is dropped again.
 
@@ -39,12 +45,19 @@ from dbkeeper.backup.errors import (
     BackupFailedChecks,
     BackupIncomplete,
     BackupUnreadable,
+    RestoreClientTooOld,
     RestoreFailed,
     RestoreRefused,
     RestoreUnavailable,
 )
 from dbkeeper.backup.manifest import BackupManifest
-from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool
+from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool, server_major, tool_major
+from dbkeeper.backup.privileges import missing_for_restore, refuse_if_missing
+from dbkeeper.backup.restore_compat import (
+    only_unknown_timeout,
+    pg_restore_args,
+    tolerates_unknown_timeout,
+)
 from dbkeeper.conninfo import ConnInfo, redact
 
 _MAX_IDENTIFIER = 63
@@ -99,6 +112,11 @@ def restore_backup(
             manifest = catalog.read(backup_id)
         except (BackupIncomplete, BackupUnreadable) as exc:
             raise BackupFailedChecks(f"{exc}; nothing was restored") from None
+        target = target_database or (
+            manifest.database if in_place else default_target_database(backup_id)
+        )
+        _check_database_name(target)
+        _check_privileges(conninfo_admin, target, in_place)
         try:
             problems = check_backup_files(catalog.backup_dir(backup_id), manifest)
         except OSError as exc:
@@ -112,10 +130,6 @@ def restore_backup(
             raise BackupFailedChecks(
                 f"backup {backup_id!r} failed its checks, nothing was restored: {shown}{more}"
             )
-        target = target_database or (
-            manifest.database if in_place else default_target_database(backup_id)
-        )
-        _check_database_name(target)
         dump_path = catalog.backup_dir(backup_id) / (
             DUMP_DIR if manifest.format == "directory" else DUMP_FILE
         )
@@ -136,6 +150,19 @@ def _check_database_name(name: str) -> None:
         raise RestoreRefused(
             f"{name!r} is not a usable database name: 1 to {_MAX_IDENTIFIER} bytes"
         )
+
+
+def _check_privileges(admin: ConnInfo, target: str, in_place: bool) -> None:
+    """Refuse, before anything is created, a role that lacks what this restore needs."""
+    with _connect(_maintenance(admin, target)) as conn:
+        try:
+            role, missing = missing_for_restore(conn, target, in_place=in_place)
+        except psycopg.Error as exc:
+            raise RestoreUnavailable(
+                f"cannot check the privileges of {admin.user!r}, nothing was restored: "
+                f"{_one_line(exc)}"
+            ) from None
+    refuse_if_missing(role, missing)
 
 
 def _maintenance(conninfo_admin: ConnInfo, *avoid: str) -> ConnInfo:
@@ -162,11 +189,23 @@ def _cannot_create(what: str, exc: psycopg.Error) -> Exception:
     return RestoreUnavailable(message) if is_environment_error(exc) else RestoreRefused(message)
 
 
-def _restore_tool() -> str:
+def _restore_tool(manifest: BackupManifest) -> tuple[str, int]:
+    """pg_restore, once it is known to read what a pg_dump of the backup's server wrote:
+    a pg_dump is at least as new as the server it dumps, and an older pg_restore may
+    not read its archive."""
     try:
-        return pg_tool("pg_restore")
+        tool = pg_tool("pg_restore")
+        client = tool_major(tool)
     except ToolFailed as exc:
         raise RestoreUnavailable(f"{exc}; nothing was restored") from None
+    server = server_major(manifest.server_version)
+    if server is not None and client < server:
+        raise RestoreClientTooOld(
+            f"pg_restore {client} cannot restore backup {manifest.id!r}, taken from "
+            f"PostgreSQL {server}: the client tools are too old; use a dbkeeper image whose "
+            f"pg_restore is {server} or newer; nothing was restored"
+        )
+    return tool, client
 
 
 def _restore_failure(exc: ToolFailed, message: str) -> Exception:
@@ -211,14 +250,27 @@ def _drop_database(conn: psycopg.Connection[tuple[object, ...]], name: str) -> N
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _pg_restore(tool: str, dump_path: Path, conninfo: ConnInfo, jobs: int) -> None:
-    run_tool([tool, f"--jobs={max(1, jobs)}", "--exit-on-error", str(dump_path)], conninfo)
+def _pg_restore(
+    tool: tuple[str, int],
+    dump_path: Path,
+    conninfo: ConnInfo,
+    jobs: int,
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """pg_restore into ``conninfo``'s database; ``conn`` is a connection to its server."""
+    path, client = tool
+    tolerant = tolerates_unknown_timeout(client, conn.info.server_version // 10000)
+    try:
+        run_tool(pg_restore_args(path, dump_path, jobs, tolerant=tolerant), conninfo)
+    except ToolFailed as exc:
+        if not (tolerant and only_unknown_timeout(exc.output)):
+            raise
 
 
 def _restore_new(
     manifest: BackupManifest, dump_path: Path, admin: ConnInfo, target: str, jobs: int
 ) -> None:
-    tool = _restore_tool()
+    tool = _restore_tool(manifest)
     with _connect(_maintenance(admin, target)) as conn:
         try:
             exists = _database_owner(conn, target) is not None
@@ -236,7 +288,7 @@ def _restore_new(
         except psycopg.Error as exc:
             raise _cannot_create(f"database {target!r}", exc) from None
         try:
-            _pg_restore(tool, dump_path, admin.with_database(target), jobs)
+            _pg_restore(tool, dump_path, admin.with_database(target), jobs, conn)
         except ToolFailed as exc:
             dropped = _drop_after_failure(conn, target)
             raise _restore_failure(
@@ -253,7 +305,7 @@ def _restore_in_place(
     suffix = secrets.token_hex(4)
     staging = f"{target[:40]}_dbk_restore_{suffix}"
     retired = f"{target[:40]}_dbk_old_{suffix}"
-    tool = _restore_tool()
+    tool = _restore_tool(manifest)
     with _connect(_maintenance(admin, target, staging, retired)) as conn:
         try:
             owner = _database_owner(conn, target)
@@ -271,7 +323,7 @@ def _restore_in_place(
         except psycopg.Error as exc:
             raise _cannot_create(f"the staging database {staging!r}", exc) from None
         try:
-            _pg_restore(tool, dump_path, admin.with_database(staging), jobs)
+            _pg_restore(tool, dump_path, admin.with_database(staging), jobs, conn)
             _swap(conn, target, staging, retired)
         except ToolFailed as exc:
             _drop_after_failure(conn, staging)

@@ -7,6 +7,8 @@ that cannot be read as a backup, with its problem; such folders are never remove
 3 (``DRILL_NOT_RUN_EXIT_CODE``) when the backup's recorded verdict is unchanged and the
 drill found nothing wrong with it: the drill could not run, or it passed but the
 destination refused the record. One line on stderr says which, and why.
+``create`` and ``restore`` exit 4 (``CLIENT_TOO_OLD_EXIT_CODE``) when pg_dump is older
+than the server, or pg_restore older than the backup's server: nothing was done.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from dbkeeper.backup.catalog import BackupCatalog, UnreadableBackup
 from dbkeeper.backup.create import DEFAULT_LOCK_WAIT, create_backup
 from dbkeeper.backup.drill import DrillResult, verdict_of, verify_backup
 from dbkeeper.backup.errors import (
+    CLIENT_TOO_OLD_EXIT_CODE,
     DRILL_NOT_RUN_EXIT_CODE,
     BackupError,
+    ClientTooOld,
     DestinationFull,
     DrillNotRun,
 )
@@ -223,6 +227,8 @@ def _create(args: argparse.Namespace) -> int:
         # The limits are applied anyway: tightening them is how a full volume is freed
         # for the next scheduled backup without anyone running prune by hand.
         raise CommandError(f"{full}; {_made_room(destination, keep_last, max_age)}") from None
+    except ClientTooOld as exc:
+        raise CommandError(str(exc), CLIENT_TOO_OLD_EXIT_CODE) from None
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     data = _manifest_json(manifest)
@@ -307,6 +313,8 @@ def _restore(args: argparse.Namespace) -> int:
             in_place=args.in_place,
             jobs=jobs,
         )
+    except ClientTooOld as exc:
+        raise CommandError(str(exc), CLIENT_TOO_OLD_EXIT_CODE) from None
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     how = "in place into" if result.in_place else "into new database"

@@ -2,7 +2,8 @@
 
 The owner role plays the part the application team's Secret plays in a cluster: its
 name and password are what the resource's ``credentialsSecret`` holds. Its password is
-set as a SCRAM verifier, the form PgBouncer can later be given as well.
+set as the shared SCRAM verifier (:func:`dbkeeper.pooler.scram.shared_verifier`), the
+one any dbkeeper pooler of the role would compute, and the demo's pooler is given it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from psycopg import sql
 from dbkeeper.conninfo import ConnInfo, redact
 from dbkeeper.demo.folder import DemoError
 from dbkeeper.local.postgres import LocalPostgres
-from dbkeeper.pooler.scram import is_scram_verifier, scram_verifier
+from dbkeeper.pooler.scram import is_scram_verifier, shared_verifier
 
 
 def ensure_server(pg: LocalPostgres) -> str:
@@ -35,7 +36,8 @@ def ensure_server(pg: LocalPostgres) -> str:
 def ensure_owner_and_database(
     admin: ConnInfo, database: str, owner: str, password: str
 ) -> tuple[bool, bool]:
-    """Create the owner role and the database when missing; (role created, db created)."""
+    """Create the owner role (with CREATEDB, which restore drills need) and the database
+    when missing; (role created, db created)."""
     try:
         with psycopg.connect(admin.dsn(), autocommit=True) as conn:
             role_exists = conn.execute(
@@ -44,9 +46,12 @@ def ensure_owner_and_database(
             if not role_exists:
                 conn.execute(
                     sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                        sql.Identifier(owner), sql.Literal(scram_verifier(password))
+                        sql.Identifier(owner), sql.Literal(shared_verifier(owner, password))
                     )
                 )
+            # The demo's restore drill runs as the owner, as in a cluster: it creates a
+            # scratch database. Also granted to a role an earlier demo made without it.
+            conn.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(owner)))
             database_exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
             ).fetchone()

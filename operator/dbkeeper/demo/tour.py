@@ -228,9 +228,8 @@ def _backup_and_drill(session: Session, applied: AppliedResource, owner: ConnInf
             f"{manifest.schema_revision}, {sum(manifest.row_counts.values())} rows, in "
             f"{destination / manifest.id}"
         )
-        result = verify_backup(
-            BackupCatalog(destination), manifest.id, session.pg.admin_conninfo(), jobs=jobs
-        )
+        # As the owner role, as the drill CronJob runs in a cluster: it needs CREATEDB.
+        result = verify_backup(BackupCatalog(destination), manifest.id, owner, jobs=jobs)
     except BackupError as exc:
         raise DemoError(str(exc)) from None
     for check in result.checks:
@@ -238,8 +237,8 @@ def _backup_and_drill(session: Session, applied: AppliedResource, owner: ConnInf
         session.say.say(f"  {mark} {check.name}: {check.detail}")
     verdict = "passed" if result.passed else "FAILED"
     session.say.say(
-        f"restore drill {verdict}: restored into a scratch database, checked and dropped "
-        f"({result.duration_s:.1f} s)"
+        f"restore drill {verdict}: restored as {owner.user} (CREATEDB) into a scratch "
+        f"database, checked and dropped ({result.duration_s:.1f} s)"
     )
     status = DatabaseSchemaStatus.from_raw(session.folder.read_status())
     conditions = set_condition(

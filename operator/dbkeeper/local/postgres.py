@@ -47,15 +47,27 @@ def free_port() -> int:
         return port
 
 
+def server_library_dir(bindir: Path) -> Path:
+    """The folder of the server's loadable modules: ``pg_config --pkglibdir``, or, for a
+    build without pg_config (a server-only relocatable build), the first of
+    ``../lib/postgresql`` and ``../lib`` that holds pg_stat_statements."""
+    pg_config = bindir / "pg_config"
+    if pg_config.exists():
+        return Path(
+            subprocess.run(
+                [str(pg_config), "--pkglibdir"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
+    for candidate in (bindir.parent / "lib" / "postgresql", bindir.parent / "lib"):
+        if (candidate / "pg_stat_statements.so").exists():
+            return candidate
+    raise RuntimeError(f"no pg_config in {bindir} and no server modules next to it")
+
+
 def available_preload_libraries(bindir: Path) -> list[str]:
     """pg_stat_statements always; pgaudit too when its package is installed."""
-    pkglibdir = Path(
-        subprocess.run(
-            [str(bindir / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    )
     libs = ["pg_stat_statements"]
-    if (pkglibdir / "pgaudit.so").exists():
+    if (server_library_dir(bindir) / "pgaudit.so").exists():
         libs.append("pgaudit")
     return libs
 

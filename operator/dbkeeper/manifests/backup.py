@@ -13,6 +13,8 @@ failed drill: the verify Job's pod failure policy fails the Job at once on that 
 code (its only FailJob rule, so the Job's ``Failed`` condition has reason
 ``PodFailurePolicy``), and the container's termination message is the end of its log,
 where the command's one error line says why. ``reconcile.backup_jobs`` reads both.
+Likewise a backup whose pg_dump is older than the server (``backup create`` exits
+CLIENT_TOO_OLD_EXIT_CODE) fails its Job at once: a retry cannot help.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 from croniter import croniter
 
-from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
+from dbkeeper.backup.errors import CLIENT_TOO_OLD_EXIT_CODE, DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.manifests import HASH_ANNOTATION, database_env
 
 SPEC_HASH_ANNOTATION = HASH_ANNOTATION
@@ -190,9 +192,10 @@ def _env(settings: BackupJobSettings) -> list[Manifest]:
     ]
 
 
-def _drill_not_run_policy(container: str) -> Manifest:
-    """Fail a drill Job at once when its drill could not run: no retry, and a Failed
-    condition of reason PodFailurePolicy that tells it from a failed drill."""
+def _fail_at_once_policy(container: str, exit_code: int) -> Manifest:
+    """Fail the Job at once on ``exit_code``: no retry, and a Failed condition of reason
+    PodFailurePolicy that tells this ending from the others. For a drill Job: its drill
+    could not run; for a backup Job: its pg_dump is older than the server."""
     return {
         "rules": [
             {
@@ -200,7 +203,7 @@ def _drill_not_run_policy(container: str) -> Manifest:
                 "onExitCodes": {
                     "containerName": container,
                     "operator": "In",
-                    "values": [DRILL_NOT_RUN_EXIT_CODE],
+                    "values": [exit_code],
                 },
             }
         ]
@@ -209,11 +212,10 @@ def _drill_not_run_policy(container: str) -> Manifest:
 
 def _job_spec(settings: BackupJobSettings, component: str, args: list[str]) -> Manifest:
     seccomp = {"type": "RuntimeDefault"}
-    policy = (
-        {"podFailurePolicy": _drill_not_run_policy(component)}
-        if component == VERIFY_COMPONENT
-        else {}
+    exit_code = (
+        DRILL_NOT_RUN_EXIT_CODE if component == VERIFY_COMPONENT else CLIENT_TOO_OLD_EXIT_CODE
     )
+    policy = {"podFailurePolicy": _fail_at_once_policy(component, exit_code)}
     return {
         "backoffLimit": 1,
         **policy,

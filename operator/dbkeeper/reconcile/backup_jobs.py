@@ -11,8 +11,9 @@ A drill Job that failed is a failed drill (the backup did not restore or verify:
 DRILL_NOT_RUN_EXIT_CODE, seen on the pod's container, or in the Job's ``Failed``
 condition of reason ``PodFailurePolicy`` when the pods are gone (see
 ``manifests.backup``). Such a drill judged nothing: ``RestoreVerified`` turns Unknown
-with reason ``DrillNotRun`` and the command's own line on why, and the metric of the
-last drill's outcome keeps the outcome of the last drill that ran to its end.
+with reason ``DrillNotRun`` (``MissingPrivilege`` when the line names a privilege the
+drill's role lacks) and the command's own line on why, and the metric of the last
+drill's outcome keeps the outcome of the last drill that ran to its end.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any, Literal
 
 from croniter import croniter
 
-from dbkeeper.api import LastBackup, Reason
+from dbkeeper.api import Condition, LastBackup, Reason
 from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
+from dbkeeper.backup.privileges import names_missing_privilege
 
 # Re-exported: the components are defined with the objects that carry them.
 from dbkeeper.manifests.backup import BACKUP_COMPONENT as BACKUP_COMPONENT
@@ -238,6 +240,19 @@ def backup_verdict(
     newest = newest_finished(runs, BACKUP_COMPONENT)
     if newest is not None and newest.succeeded is False:
         failed_at = newest.finished_at or now
+        if (latest is None or latest.finished_at <= failed_at) and (
+            newest.failure_reason == POD_FAILURE_POLICY
+        ):
+            # The backup Job's only FailJob rule: `backup create` exited
+            # CLIENT_TOO_OLD_EXIT_CODE (see manifests.backup); no backup can be taken.
+            return Verdict(
+                "False",
+                Reason.CLIENT_TOO_OLD,
+                f"backup job {newest.name} failed at {_stamp(failed_at)}: the image's pg_dump "
+                "is older than the PostgreSQL server, so no backup can be taken; use a "
+                "dbkeeper image whose pg_dump is at least the server's major (its pod's log "
+                "names both)",
+            )
         if latest is None or latest.finished_at <= failed_at:
             return Verdict(
                 "False",
@@ -293,12 +308,33 @@ def drill_verdict(runs: Iterable[JobRun]) -> Verdict:
             f"restore drill {newest.name} succeeded at {_stamp(newest.finished_at)}",
         )
     if newest.drill_not_run:
-        return Verdict("Unknown", Reason.DRILL_NOT_RUN, _not_run_message(newest, runs))
+        why = command_error(newest.termination_message) or ""
+        reason = Reason.MISSING_PRIVILEGE if names_missing_privilege(why) else Reason.DRILL_NOT_RUN
+        return Verdict("Unknown", reason, _not_run_message(newest, runs))
     return Verdict(
         "False",
         Reason.DRILL_FAILED,
         f"restore drill {newest.name} failed at {_stamp(newest.finished_at)}; see its pod's log",
     )
+
+
+DRILLS_HELD = "restore drills are suspended until the database role has what they need: "
+
+
+def drills_held(refusal: str) -> Verdict:
+    """RestoreVerified while the drill's role lacks a privilege the operator found
+    missing itself: the drill CronJob is suspended, so no drill runs to fail on it."""
+    return Verdict("Unknown", Reason.MISSING_PRIVILEGE, DRILLS_HELD + refusal)
+
+
+def held_refusal(previous: Condition | None) -> str | None:
+    """The refusal a RestoreVerified condition holds drills for, if it does: what a pass
+    that cannot ask the server keeps (rather than resuming drills that would stop)."""
+    if previous is None or previous.reason != Reason.MISSING_PRIVILEGE:
+        return None
+    if not previous.message.startswith(DRILLS_HELD):
+        return None
+    return previous.message.removeprefix(DRILLS_HELD)
 
 
 def _not_run_message(newest: JobRun, runs: list[JobRun]) -> str:

@@ -6,12 +6,18 @@ its CronJob. The annotation ``dbkeeper.dev/backup-now`` asks for one backup: a J
 created once per annotation value, and the value is recorded in
 ``status.lastBackupRequest``. The Jobs' outcome becomes ``status.lastBackup`` and the
 conditions ``BackupHealthy`` and ``RestoreVerified``; the pods of a drill Job that
-failed tell a drill that could not run from a failed one (see ``backup_jobs``).
+failed tell a drill that could not run from a failed one (see ``backup_jobs``). When
+drills are scheduled and the pass reached the database, the owner role is checked for
+what a drill needs (CREATEDB): while it lacks it, the drill CronJob is suspended and
+``RestoreVerified`` says ``MissingPrivilege`` with the statement that grants it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+
+import psycopg
 
 from dbkeeper.api import (
     ANNOTATION_BACKUP_NOW,
@@ -20,6 +26,7 @@ from dbkeeper.api import (
     Reason,
 )
 from dbkeeper.api.spec import BackupSpec
+from dbkeeper.backup.privileges import drill_refusal
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.kube import KubeError
 from dbkeeper.manifests.backup import (
@@ -37,6 +44,8 @@ from dbkeeper.reconcile.backup_jobs import (
     JobRun,
     backup_verdict,
     drill_verdict,
+    drills_held,
+    held_refusal,
     job_run,
     last_backup,
     newest_finished,
@@ -101,11 +110,27 @@ def reconcile_backups(
             Reason.NO_BACKUP_YET,
             "creating the backup CronJobs",
         )
-    _apply_cronjobs(view, runtime, job, backup)
+    refusal = _drill_refusal(backup, primary, report)
+    _apply_cronjobs(view, runtime, job, backup, drills_suspended=refusal is not None)
     _act_on_request(view, runtime, job, report)
     jobs = runtime.kube.list("Job", view.namespace, job_selector(view.name))
     runs = _with_drill_exit(view, runtime, [job_run(j) for j in jobs])
-    _report_runs(view, runtime, backup, runs, report)
+    _report_runs(view, runtime, backup, runs, report, refusal)
+
+
+def _drill_refusal(
+    backup: BackupSpec, primary: ConnInfo | None, report: StatusReport
+) -> str | None:
+    """Why drills must wait for a privilege of the owner role, when they must: asked of
+    the server when the pass reached it, else as the last pass found it."""
+    if backup.verify_schedule is None:
+        return None
+    if primary is not None:
+        try:
+            return drill_refusal(primary)
+        except psycopg.Error:
+            pass
+    return held_refusal(report.status.condition(ConditionType.RESTORE_VERIFIED))
 
 
 def _with_drill_exit(view: ResourceView, runtime: KubeRuntime, runs: list[JobRun]) -> list[JobRun]:
@@ -128,17 +153,25 @@ def _had_backups(report: StatusReport) -> bool:
 
 
 def _apply_cronjobs(
-    view: ResourceView, runtime: KubeRuntime, job: BackupJobSettings, backup: BackupSpec
+    view: ResourceView,
+    runtime: KubeRuntime,
+    job: BackupJobSettings,
+    backup: BackupSpec,
+    *,
+    drills_suspended: bool,
 ) -> None:
+    """The CronJobs the spec asks for; the drill's is suspended while its role lacks a
+    privilege the drill needs (a drill Job would only stop on it)."""
+    drill_job = replace(job, suspend=True) if drills_suspended else job
     scheduled = (
-        (backup_cronjob_name(view.name), backup.schedule, build_backup_cronjob),
-        (verify_cronjob_name(view.name), backup.verify_schedule, build_verify_cronjob),
+        (backup_cronjob_name(view.name), backup.schedule, build_backup_cronjob, job),
+        (verify_cronjob_name(view.name), backup.verify_schedule, build_verify_cronjob, drill_job),
     )
-    for name, schedule, build in scheduled:
+    for name, schedule, build, settings in scheduled:
         if schedule is None:
             runtime.delete_owned(view, "CronJob", name)
         else:
-            runtime.apply(view, build(job, schedule))
+            runtime.apply(view, build(settings, schedule))
 
 
 def _act_on_request(
@@ -175,6 +208,7 @@ def _report_runs(
     backup: BackupSpec,
     runs: list[JobRun],
     report: StatusReport,
+    refusal: str | None,
 ) -> None:
     now = report.now
     latest = last_backup(report.status.last_backup, runs)
@@ -189,14 +223,15 @@ def _report_runs(
         event="Warning" if verdict.status == "False" else None,
     )
     if backup.verify_schedule is not None or any(r.component == VERIFY_COMPONENT for r in runs):
-        drill = drill_verdict(runs)
+        drill = drills_held(refusal) if refusal is not None else drill_verdict(runs)
         report.condition(
             ConditionType.RESTORE_VERIFIED,
             drill.status,
             drill.reason,
             drill.message,
             event="Warning"
-            if drill.status == "False" or drill.reason == Reason.DRILL_NOT_RUN
+            if drill.status == "False"
+            or drill.reason in (Reason.DRILL_NOT_RUN, Reason.MISSING_PRIVILEGE)
             else None,
         )
     else:

@@ -153,7 +153,7 @@ def test_a_drill_that_cannot_log_in_is_an_error_and_keeps_the_last_verdict(
 @pytest.mark.parametrize(
     ("role_options", "cause"),
     [
-        pytest.param("NOCREATEDB", "permission denied to create database", id="no-createdb"),
+        pytest.param("NOCREATEDB", "lacks CREATEDB", id="no-createdb"),
         # The drill's own connection takes the only slot, so pg_restore cannot connect.
         pytest.param("CREATEDB CONNECTION LIMIT 1", "too many connections", id="pg_restore"),
     ],

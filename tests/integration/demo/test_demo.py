@@ -89,6 +89,20 @@ def _patients(demo: Path) -> int:
     return int(row[0])
 
 
+def _owner_attributes(demo: Path) -> tuple[bool, bool]:
+    """(superuser, CREATEDB) of the demo's owner role: its drill runs as that role."""
+    user, password = _owner(demo)
+    server_port, _ = _ports(demo)
+    with psycopg.connect(
+        host="127.0.0.1", port=server_port, dbname="clinic", user=user, password=password
+    ) as conn:
+        row = conn.execute(
+            "SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
 def test_first_demo_up_tours_everything_and_a_second_is_a_quick_no_op(demo_dir: Path) -> None:
     head = load_set("healthcare").head
     first = _run([DBKEEPER, "demo", "up"], demo_dir)
@@ -105,7 +119,8 @@ def test_first_demo_up_tours_everything_and_a_second_is_a_quick_no_op(demo_dir: 
     assert len(backup_ids) == 3  # the first migration, the rollback and the forward move
     drilled = re.search(r"backup (\S+): .* KiB", out)
     assert drilled is not None
-    assert "restore drill passed" in out
+    assert "restore drill passed: restored as clinic_owner (CREATEDB)" in out
+    assert _owner_attributes(demo_dir) == (False, True), "not a superuser, with CREATEDB"
     assert "audit chain: intact" in out
     catalog = BackupCatalog(demo_dir / "backups")
     assert {m.id for m in catalog.list()} == {*backup_ids, drilled.group(1)}

@@ -52,6 +52,7 @@ def audited(
     return database
 
 
+@pytest.mark.pgaudit
 def test_select_on_a_patient_table_is_logged_with_the_role(
     pg_cluster: LocalPostgres, audited: str, roles: RoleSet
 ) -> None:
@@ -65,6 +66,7 @@ def test_select_on_a_patient_table_is_logged_with_the_role(
     assert f"{roles.app.username}@{audited}" in audit[0]
 
 
+@pytest.mark.pgaudit
 def test_the_acting_user_is_logged_in_the_same_session(
     pg_cluster: LocalPostgres, audited: str, roles: RoleSet
 ) -> None:
@@ -82,6 +84,7 @@ def test_the_acting_user_is_logged_in_the_same_session(
     assert all(f"[{pid[0]}]" in line for line in set_lines + read_lines)
 
 
+@pytest.mark.pgaudit
 def test_select_on_a_non_patient_table_is_not_logged(
     pg_cluster: LocalPostgres, audited: str, roles: RoleSet
 ) -> None:
@@ -95,6 +98,7 @@ def test_select_on_a_non_patient_table_is_not_logged(
     assert _lines_with(pg_cluster.log_file, marker, expect=False) == []
 
 
+@pytest.mark.pgaudit
 def test_read_audit_state_follows_the_configuration(
     pg_cluster: LocalPostgres, make_healthcare_db: MakeDatabase, roles: RoleSet,
     privileges: PrivilegeDeclaration,
@@ -110,6 +114,7 @@ def test_read_audit_state_follows_the_configuration(
     assert check_roles(admin, database, roles.declarations, privileges) == []
 
 
+@pytest.mark.pgaudit
 def test_no_role_password_reaches_the_server_log(
     pg_cluster: LocalPostgres, audited: str, roles: RoleSet
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
+from dbkeeper.backup.errors import CLIENT_TOO_OLD_EXIT_CODE, DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.manifests.backup import (
     SPEC_HASH_ANNOTATION,
     BackupJobSettings,
@@ -172,10 +172,21 @@ def test_a_drill_that_could_not_run_fails_the_verify_job_at_once_with_its_reason
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
-def test_backup_jobs_keep_retrying_whatever_the_exit_code() -> None:
+def test_backup_jobs_retry_except_when_their_pg_dump_is_older_than_the_server() -> None:
     for job_spec in (
         build_backup_cronjob(_settings(), "0 2 * * *")["spec"]["jobTemplate"]["spec"],
         build_backup_job(_settings(), "clinic-backup-manual-1")["spec"],
     ):
-        assert "podFailurePolicy" not in job_spec
+        assert job_spec["podFailurePolicy"] == {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": "backup",
+                        "operator": "In",
+                        "values": [CLIENT_TOO_OLD_EXIT_CODE],
+                    },
+                }
+            ]
+        }
         assert job_spec["backoffLimit"] == 1

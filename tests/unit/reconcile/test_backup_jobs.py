@@ -143,6 +143,21 @@ def test_the_newest_finished_job_failing_is_unhealthy_until_a_later_success() ->
     assert _verdict([earlier, failed, later]).reason == Reason.BACKUP_SUCCEEDED
 
 
+def test_a_backup_job_failed_by_its_pod_failure_policy_has_a_client_too_old() -> None:
+    failed = replace(
+        _run("f", BACKUP_COMPONENT, timedelta(hours=1), False), failure_reason=POD_FAILURE_POLICY
+    )
+    earlier = _run("b", BACKUP_COMPONENT, timedelta(hours=3), True)
+    later = _run("c", BACKUP_COMPONENT, timedelta(minutes=10), True)
+
+    verdict = _verdict([earlier, failed])
+
+    assert (verdict.status, verdict.reason) == ("False", Reason.CLIENT_TOO_OLD)
+    assert verdict.message.startswith("backup job f failed at ")
+    assert "the image's pg_dump is older than the PostgreSQL server" in verdict.message
+    assert _verdict([earlier, failed, later]).reason == Reason.BACKUP_SUCCEEDED
+
+
 def test_no_backup_yet_is_unknown_until_two_intervals_have_passed() -> None:
     fresh = _verdict([], enabled_since=NOW - timedelta(hours=1))
     assert (fresh.status, fresh.reason) == ("Unknown", Reason.NO_BACKUP_YET)
