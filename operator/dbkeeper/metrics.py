@@ -56,6 +56,9 @@ _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _NAME = re.compile(r"[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?")
 _MIGRATION_SET = re.compile(r"[a-z0-9][-_.a-z0-9]{0,62}")
 _REVISION = re.compile(r"[A-Za-z0-9][-_.+A-Za-z0-9]{0,127}")
+# Condition types and reasons are CamelCase words from closed sets (dbkeeper.api).
+_CAMEL = re.compile(r"[A-Z][A-Za-z0-9]{0,63}")
+CONDITION_STATUSES = ("True", "False", "Unknown")
 
 # Migrations range from sub-second DDL to long backfills; buckets cover both ends.
 _MIGRATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 7200)
@@ -93,14 +96,31 @@ RESOURCE_PHASE = Gauge(
     [*_RESOURCE, "phase"],
     registry=REGISTRY,
 )
+RESOURCE_CONDITION = Gauge(
+    "dbkeeper_resource_condition",
+    "Always 1; one series per condition of the resource's status, its labels the"
+    " condition type, its status (True, False, Unknown) and its reason.",
+    [*_RESOURCE, "condition", "status", "reason"],
+    registry=REGISTRY,
+)
 
 # --- schema and migrations ----------------------------------------------------------
 
 SCHEMA_REVISION_INFO = Gauge(
     "dbkeeper_schema_revision_info",
     "Always 1; the labels carry the migration set and the current and target revision."
-    " One series per resource; current_revision is empty before the first migration.",
+    " One series per resource; current_revision is empty before the first migration;"
+    " target_revision is the revision the spec resolves to (base: an empty schema), and"
+    " empty while the spec names no revision of the set (dbkeeper_schema_target_resolved"
+    " is 0 then).",
     [*_RESOURCE, "migration_set", "current_revision", "target_revision"],
+    registry=REGISTRY,
+)
+SCHEMA_TARGET_RESOLVED = Gauge(
+    "dbkeeper_schema_target_resolved",
+    "1 when spec.migrations.targetRevision names a revision of the migration set, 0 when"
+    " it does not (the resource is Failed with UnknownRevision until the spec is fixed).",
+    _RESOURCE,
     registry=REGISTRY,
 )
 SCHEMA_PENDING = Gauge(
@@ -302,6 +322,18 @@ POOLER_QUERY = Gauge(
     _RESOURCE,
     registry=REGISTRY,
 )
+POOLER_REPLICAS = Gauge(
+    "dbkeeper_pooler_replicas",
+    "Pooler replicas the spec asks for; absent when the resource has no pooler.",
+    _RESOURCE,
+    registry=REGISTRY,
+)
+POOLER_READY_REPLICAS = Gauge(
+    "dbkeeper_pooler_ready_replicas",
+    "Pooler replicas ready to accept connections, as the Deployment reports them.",
+    _RESOURCE,
+    registry=REGISTRY,
+)
 
 
 _POOLER_GAUGES = (
@@ -361,7 +393,9 @@ REGISTRY.register(_STATEMENT_TOTALS)
 
 _PER_RESOURCE: tuple[Gauge | Counter | Histogram, ...] = (
     RESOURCE_PHASE,
+    RESOURCE_CONDITION,
     SCHEMA_REVISION_INFO,
+    SCHEMA_TARGET_RESOLVED,
     SCHEMA_PENDING,
     SCHEMA_DRIFT,
     MIGRATION_DURATION,
@@ -387,6 +421,8 @@ _PER_RESOURCE: tuple[Gauge | Counter | Histogram, ...] = (
     RESTORE_DRILL_LAST_SUCCESS,
     RESTORE_DRILL_LAST_OK,
     *_POOLER_GAUGES,
+    POOLER_REPLICAS,
+    POOLER_READY_REPLICAS,
 )
 
 # Replacing a resource's series (remove, then set) must not interleave with another
@@ -500,6 +536,32 @@ def set_phase(namespace: str, name: str, phase: str) -> None:
             RESOURCE_PHASE.labels(*labels, each).set(1 if each == phase else 0)
 
 
+@dataclass(frozen=True)
+class ConditionState:
+    """One condition of a resource's status, as metrics publish it."""
+
+    type: str
+    status: str
+    reason: str
+
+
+def set_conditions(namespace: str, name: str, conditions: Iterable[ConditionState]) -> None:
+    """Publish the resource's conditions, replacing the ones published before."""
+    labels = _resource(namespace, name)
+    rows = [
+        (
+            _check(c.type, _CAMEL, "condition type", "a CamelCase condition type"),
+            _one_of(c.status, CONDITION_STATUSES, "condition status"),
+            _check(c.reason, _CAMEL, "condition reason", "a CamelCase reason"),
+        )
+        for c in conditions
+    ]
+    with _LOCK:
+        RESOURCE_CONDITION.remove_by_labels({"namespace": labels[0], "name": labels[1]})
+        for row in rows:
+            RESOURCE_CONDITION.labels(*labels, *row).set(1)
+
+
 # --- schema and migrations ----------------------------------------------------------
 
 
@@ -511,8 +573,15 @@ def set_schema_state(
     target_revision: str,
     pending: int,
     drift: int,
+    *,
+    target_resolved: bool = True,
 ) -> None:
-    """Publish where the schema is, where it should be, and how far apart they are."""
+    """Publish where the schema is, where it should be, and how far apart they are.
+
+    ``target_revision`` is the resolved target ("base" for an empty schema); with
+    ``target_resolved`` False (the spec names no revision of the set) it is ignored and
+    the label is empty, so an unresolvable target never reads as a downgrade to base.
+    """
     labels = _resource(namespace, name)
     _check(migration_set, _MIGRATION_SET, "migration set", "lower-case letters, digits, -_.")
     current = (
@@ -520,10 +589,15 @@ def set_schema_state(
         if current_revision is None
         else _check(current_revision, _REVISION, "current revision", "an Alembic revision id")
     )
-    _check(target_revision, _REVISION, "target revision", "an Alembic revision id or head")
+    target = (
+        _check(target_revision, _REVISION, "target revision", "an Alembic revision id or head")
+        if target_resolved
+        else ""
+    )
     with _LOCK:
         SCHEMA_REVISION_INFO.remove_by_labels({"namespace": labels[0], "name": labels[1]})
-        SCHEMA_REVISION_INFO.labels(*labels, migration_set, current, target_revision).set(1)
+        SCHEMA_REVISION_INFO.labels(*labels, migration_set, current, target).set(1)
+        SCHEMA_TARGET_RESOLVED.labels(*labels).set(1 if target_resolved else 0)
         SCHEMA_PENDING.labels(*labels).set(_non_negative(pending, "pending revisions"))
         SCHEMA_DRIFT.labels(*labels).set(_non_negative(drift, "drift"))
         for direction in MIGRATION_DIRECTIONS:
@@ -660,6 +734,21 @@ def set_pool_stats(
         )
         _set_or_remove(
             POOLER_QUERY, labels, max((t.avg_query_seconds for t in traffic), default=None)
+        )
+
+
+def set_pooler_replicas(namespace: str, name: str, wanted: int | None, ready: int | None) -> None:
+    """Publish how many pooler replicas the spec asks for and how many are ready;
+    ``wanted=None`` removes both (no pooler), ``ready=None`` only the ready count."""
+    labels = _resource(namespace, name)
+    with _LOCK:
+        _set_or_remove(
+            POOLER_REPLICAS, labels, None if wanted is None else _non_negative(wanted, "replicas")
+        )
+        _set_or_remove(
+            POOLER_READY_REPLICAS,
+            labels,
+            None if wanted is None or ready is None else _non_negative(ready, "ready replicas"),
         )
 
 

@@ -87,6 +87,9 @@ class Settings:
     """How long a stopping operator waits for running passes (a move in progress gets
     this long to finish before it is abandoned and rolled back); keep it below the pod's
     terminationGracePeriodSeconds."""
+    pooler_ready_grace: timedelta = timedelta(minutes=5)
+    """How long a pooler may have no ready replica before the resource turns Degraded
+    (a rollout or a rescheduled pod is not an outage; a pooler that never comes up is)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,16 +109,20 @@ class Settings:
             "DBKEEPER_ADVISORY_LOCK_WAIT",
             "DBKEEPER_SHUTDOWN_TIMEOUT",
             "DBKEEPER_IMAGE_SET_MOUNT",
+            "DBKEEPER_POOLER_READY_GRACE",
         }
         # Variables read elsewhere (paths, local tools); not operator settings.
         passthrough = {
             "DBKEEPER_MIGRATIONS_DIR",
             "DBKEEPER_DSN",
             "DBKEEPER_PG_BINDIR",
+            "DBKEEPER_PG_CLIENT_BINDIR",
             "DBKEEPER_SERVICE_USER",
             "DBKEEPER_BACKUP_DIR",
             "DBKEEPER_E2E_KUBECONFIG",
             "DBKEEPER_DEMO_DIR",
+            "DBKEEPER_PGBOUNCER",
+            "DBKEEPER_REQUIRE_TOOLS",
         }
         unknown = sorted(
             k for k in env if k.startswith("DBKEEPER_") and k not in known | passthrough
@@ -172,6 +179,7 @@ class Settings:
             ),
             advisory_lock_wait=duration("DBKEEPER_ADVISORY_LOCK_WAIT", values.advisory_lock_wait),
             shutdown_timeout=shutdown,
+            pooler_ready_grace=duration("DBKEEPER_POOLER_READY_GRACE", values.pooler_ready_grace),
             image_set_mount=_choice(
                 "DBKEEPER_IMAGE_SET_MOUNT",
                 get("DBKEEPER_IMAGE_SET_MOUNT", values.image_set_mount),

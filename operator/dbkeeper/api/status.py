@@ -92,9 +92,11 @@ class Reason(StrEnum):
     BACKUP_SUSPENDED = "BackupSuspended"
     BACKUP_OVERDUE = "BackupOverdue"
     NO_BACKUP_YET = "NoBackupYet"
+    CLIENT_TOO_OLD = "ClientTooOld"
     RESTORE_VERIFIED = "RestoreVerified"
     DRILL_FAILED = "DrillFailed"
     DRILL_NOT_RUN = "DrillNotRun"
+    MISSING_PRIVILEGE = "MissingPrivilege"
     NO_DRILL_YET = "NoDrillYet"
     # Roles and auditing
     ROLES_IN_SYNC = "RolesInSync"
@@ -198,6 +200,10 @@ class PoolerStatus(StatusModel):
     endpoint: str | None = Field(default=None, description="host:port applications connect to.")
     config_hash: str | None = Field(
         default=None, description="Hash of the configuration the pooler runs with."
+    )
+    replicas: int | None = Field(default=None, description="Replicas the spec asks for.")
+    ready_replicas: int | None = Field(
+        default=None, description="Replicas ready to accept connections, as last observed."
     )
 
 

@@ -6,7 +6,9 @@ conditions and fields to one :class:`StatusReport`:
 1. schema (:mod:`dbkeeper.reconcile.schema`): spec, Secret, primary, revision, the move;
 2. roles (:mod:`dbkeeper.reconcile.roles_workload`), once the schema is in place;
 3. workloads (:mod:`dbkeeper.reconcile.workloads`): the pooler, then the backups;
-4. telemetry: the database's health on ``/metrics``.
+4. readiness (:mod:`dbkeeper.reconcile.readiness`): Ready only when everything the
+   spec asks for is healthy, Degraded otherwise;
+5. telemetry: the database's health on ``/metrics``.
 
 and the report is written once at the end, conditional on the resourceVersion it read
 (a move also announces ``Migrating`` before it starts). The aspects share what the
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from dbkeeper.api import USER_ANNOTATIONS, Phase
 from dbkeeper.kube import WorkAbandoned
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
+from dbkeeper.reconcile.readiness import degrade_unless_healthy
 from dbkeeper.reconcile.roles_workload import declares_roles, forget_roles, roles_aspect
 from dbkeeper.reconcile.runtime import ResourceView, Runtime
 from dbkeeper.reconcile.schema import schema_aspect
@@ -108,6 +111,7 @@ def run_pass(
                 ),
             )
             settled = workloads_done and settled
+        outcome = degrade_unless_healthy(report, outcome, settings.pooler_ready_grace)
     report.commit()
     if spec is not None:
         reached = found.conninfo if found.reachable else None

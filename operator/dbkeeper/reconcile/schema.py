@@ -212,7 +212,13 @@ def observe(
     try:
         target = target_of(spec, migration_set)
     except MigrationError as exc:
-        report.update(current_revision=schema.current_revision, head_revision=schema.head_revision)
+        # No target: the one the status held before is not what the spec asks for now.
+        report.update(
+            current_revision=schema.current_revision,
+            head_revision=schema.head_revision,
+            target_revision=None,
+            pending_revisions=[],
+        )
         report.condition(
             ConditionType.SCHEMA_CURRENT,
             "False",

@@ -86,13 +86,14 @@ class StatusReport:
     def update(self, **fields: Any) -> None:
         self.status = self.status.model_copy(update=fields)
 
-    def settle(self, phase: Phase, message: str) -> None:
-        """Record the phase, Ready and a summary for people (written by :meth:`commit`)."""
+    def settle(self, phase: Phase, message: str, reason: Reason | None = None) -> None:
+        """Record the phase, Ready and a summary for people (written by :meth:`commit`);
+        ``reason`` says why not Ready when the first failing condition does not."""
         ready = phase == Phase.READY
         self.condition(
             ConditionType.READY,
             "True" if ready else "False",
-            Reason.RECONCILED if ready else self._ready_reason(phase),
+            Reason.RECONCILED if ready else reason or self._ready_reason(phase),
             message,
         )
         self.update(phase=phase, message=message, observed_generation=self.view.generation)
@@ -147,9 +148,10 @@ class StatusReport:
         *,
         retry_after: float | None = None,
         permanent: bool = False,
+        reason: Reason | None = None,
     ) -> Outcome:
         """Settle the phase and say how the pass ended; :meth:`commit` writes it."""
-        self.settle(phase, message)
+        self.settle(phase, message, reason)
         return Outcome(
             phase=phase.value,
             retry_after=retry_after,

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from dbkeeper import metrics
+from dbkeeper.api import ConditionType, Reason
+from dbkeeper.api.spec import DEFAULT_SET
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.health import DatabaseHealth, probe_database
 from dbkeeper.reconcile.backup_metrics import forget_backups
@@ -42,13 +44,39 @@ def publish_status(view: ResourceView, status: Mapping[str, Any]) -> None:
         log.exception("metrics for %s not published", view.key)
 
 
+def _conditions(status: Mapping[str, Any]) -> list[metrics.ConditionState]:
+    return [
+        metrics.ConditionState(str(c.get("type")), str(c.get("status")), str(c.get("reason")))
+        for c in status.get("conditions") or []
+        if isinstance(c, Mapping)
+    ]
+
+
+def _target_resolved(status: Mapping[str, Any]) -> bool:
+    """False while the spec's target names no revision of the set (no targetRevision, and
+    SchemaCurrent says UnknownRevision): a missing target then is not "base"."""
+    if status.get("targetRevision"):
+        return True
+    schema = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if c.get("type") == ConditionType.SCHEMA_CURRENT
+        ),
+        None,
+    )
+    return schema is None or schema.get("reason") != Reason.UNKNOWN_REVISION
+
+
 def _publish(view: ResourceView, status: Mapping[str, Any]) -> None:
     namespace, name = view.namespace, view.name
     phase = status.get("phase")
     if isinstance(phase, str):
         metrics.set_phase(namespace, name, phase)
-    migration_set = str(view.spec.get("migrations", {}).get("set", "healthcare"))
-    if "currentRevision" in status or "targetRevision" in status:
+    metrics.set_conditions(namespace, name, _conditions(status))
+    migration_set = str((status.get("migrationSet") or {}).get("name") or DEFAULT_SET)
+    resolved = _target_resolved(status)
+    if "currentRevision" in status or "targetRevision" in status or not resolved:
         metrics.set_schema_state(
             namespace,
             name,
@@ -57,7 +85,12 @@ def _publish(view: ResourceView, status: Mapping[str, Any]) -> None:
             status.get("targetRevision") or "base",
             len(status.get("pendingRevisions") or []),
             len(status.get("drift") or []),
+            target_resolved=resolved,
         )
+    pooler = status.get("pooler") or {}
+    metrics.set_pooler_replicas(
+        namespace, name, pooler.get("replicas"), pooler.get("readyReplicas")
+    )
     last = status.get("lastMigration") or {}
     before = view.status.get("lastMigration") or {}
     finished_now = last.get("result") in {"Succeeded", "Failed"} and (

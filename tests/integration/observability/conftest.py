@@ -38,6 +38,15 @@ def record_sample_values(namespace: str, name: str) -> None:
     metrics.record_reconcile("success", 0.12)
     metrics.record_reconcile("permanent_error", 0.5)
     metrics.set_phase(namespace, name, "Ready")
+    metrics.set_conditions(
+        namespace,
+        name,
+        [
+            metrics.ConditionState("Ready", "True", "Reconciled"),
+            metrics.ConditionState("RestoreVerified", "Unknown", "DrillNotRun"),
+        ],
+    )
+    metrics.set_pooler_replicas(namespace, name, 2, 1)
     metrics.set_schema_state(namespace, name, "healthcare", "0004", "0005", 1, 2)
     metrics.observe_migration(namespace, name, "upgrade", "failure", 3.0)
     metrics.observe_migration(namespace, name, "upgrade", "success", 4.0)

@@ -67,9 +67,10 @@ def test_metrics_follow_migrations_failures_and_outages(
 ) -> None:
     monkeypatch.setenv("DBKEEPER_MIGRATIONS_DIR", str(SETS))
     good, bad = create_owned_database(own_cluster), create_owned_database(own_cluster)
+    lost = create_owned_database(own_cluster)
     port = free_port()
     k8s_cluster.ensure_namespace(NAMESPACE)
-    for name, database in (("good", good), ("bad", bad)):
+    for name, database in (("good", good), ("bad", bad), ("lost", lost)):
         k8s_cluster.create(
             secret_manifest(NAMESPACE, f"{name}-owner", database.username, database.password)
         )
@@ -80,8 +81,15 @@ def test_metrics_follow_migrations_failures_and_outages(
         k8s_cluster.create(
             schema_manifest(NAMESPACE, "bad", bad, "bad-owner", migration_set="failing")
         )
+        # A target that names no revision of the set.
+        k8s_cluster.create(
+            schema_manifest(
+                NAMESPACE, "lost", lost, "lost-owner", migration_set="toy", target="0042"
+            )
+        )
         wait_for_phase(k8s_cluster, NAMESPACE, "good", "Ready", timeout=60)
         wait_for_phase(k8s_cluster, NAMESPACE, "bad", "Failed", timeout=60)
+        wait_for_phase(k8s_cluster, NAMESPACE, "lost", "Failed", timeout=60)
         after_migrations = scrape(port)
         own_cluster.stop()
         wait_for_phase(k8s_cluster, NAMESPACE, "good", "Degraded", timeout=30)
@@ -110,10 +118,74 @@ def test_metrics_follow_migrations_failures_and_outages(
     assert (
         value(
             after_migrations,
+            "dbkeeper_schema_revision_info",
+            namespace=NAMESPACE,
+            name="good",
+            migration_set="toy",
+            target_revision=head,
+        )
+        == 1
+    ), "the migration_set label names the set the spec chose"
+    assert (
+        value(
+            after_migrations,
             "dbkeeper_resource_phase",
             namespace=NAMESPACE,
             name="good",
             phase="Ready",
+        )
+        == 1
+    )
+    # Failed resources are visible to alerts, by phase and by the condition that says why.
+    for name in ("bad", "lost"):
+        assert (
+            value(
+                after_migrations,
+                "dbkeeper_resource_phase",
+                namespace=NAMESPACE,
+                name=name,
+                phase="Failed",
+            )
+            == 1
+        )
+    assert (
+        value(
+            after_migrations,
+            "dbkeeper_resource_condition",
+            namespace=NAMESPACE,
+            name="lost",
+            condition="SchemaCurrent",
+            status="False",
+            reason="UnknownRevision",
+        )
+        == 1
+    )
+    # An unresolvable target is reported as such, never as a downgrade to base.
+    assert (
+        value(after_migrations, "dbkeeper_schema_target_resolved", namespace=NAMESPACE, name="lost")
+        == 0
+    )
+    assert (
+        value(after_migrations, "dbkeeper_schema_target_resolved", namespace=NAMESPACE, name="good")
+        == 1
+    )
+    assert (
+        value(
+            after_migrations,
+            "dbkeeper_schema_revision_info",
+            namespace=NAMESPACE,
+            name="lost",
+            target_revision="base",
+        )
+        is None
+    )
+    assert (
+        value(
+            after_migrations,
+            "dbkeeper_schema_revision_info",
+            namespace=NAMESPACE,
+            name="lost",
+            target_revision="",
         )
         == 1
     )
@@ -141,7 +213,9 @@ def test_metrics_follow_migrations_failures_and_outages(
         value(down, "dbkeeper_resource_phase", namespace=NAMESPACE, name="good", phase="Degraded")
         == 1
     )
-    _assert_no_secret_anywhere(k8s_cluster, logs + metrics_text, [good.password, bad.password])
+    _assert_no_secret_anywhere(
+        k8s_cluster, logs + metrics_text, [good.password, bad.password, lost.password]
+    )
 
 
 def _assert_no_secret_anywhere(cluster: Cluster, logs: str, passwords: list[str]) -> None:

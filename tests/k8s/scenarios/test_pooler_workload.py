@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ import pytest
 from dbkeeper.local.postgres import free_port
 from dbkeeper.pooler.scram import verifier_matches
 from tests.integration.security.certificates import make_ca, make_server_cert
+from tests.k8s.harness import Cluster
 from tests.k8s.pod_runner import PodRunner
-from tests.k8s.scenarios.conftest import API_VERSION, KIND
+from tests.k8s.scenarios.conftest import API_VERSION, KIND, OwnedDatabase, wait_for_phase
 from tests.k8s.scenarios.workloads import (
     NAME,
     NAMESPACE,
@@ -123,6 +125,36 @@ def test_the_pooler_pod_serves_the_owner_and_pooler_ready_follows_its_readiness(
     )
     assert workload.condition("PoolerReady")["status"] == "True"  # type: ignore[index]
     assert workload.status()["phase"] == "Ready", "the pooler's readiness is not the phase"
+
+
+def test_a_pooler_that_stays_unready_past_its_grace_degrades_the_resource_until_it_serves(
+    k8s_cluster: Cluster,
+    start_dbkeeper: Any,
+    owned_database: OwnedDatabase,
+    kubelet: PodRunner,
+) -> None:
+    workload = Workload(k8s_cluster, owned_database)
+    port = free_port()
+    with start_dbkeeper(pooler_ready_grace=timedelta(seconds=3)):
+        with port_taken(port):
+            workload.create(pooler={"enabled": True, "replicas": 1, "port": port})
+            # The schema is at its target; only the pooler keeps it from Ready.
+            workload.wait_condition("SchemaCurrent", "True", "AtTarget")
+            degraded = wait_for_phase(k8s_cluster, NAMESPACE, NAME, "Degraded", timeout=90)
+            ready = next(c for c in degraded["conditions"] if c["type"] == "Ready")
+            assert (ready["status"], ready["reason"]) == ("False", "PoolerNotReady")
+            assert "PoolerReady is False" in degraded["message"]
+            assert degraded["pooler"]["replicas"] == 1
+            assert degraded["pooler"]["readyReplicas"] == 0
+            (stuck,) = workload.cluster.wait_for(
+                lambda: workload.pods(POOLER_PODS) or None, 60, "the pooler's pod"
+            )
+        # The port is free again and the pod is replaced: the pooler serves, and the
+        # resource is Ready again on its own.
+        workload.cluster.delete("v1", "Pod", NAMESPACE, stuck["metadata"]["name"])
+        serving = wait_for_phase(k8s_cluster, NAMESPACE, NAME, "Ready", timeout=120)
+        assert serving["pooler"]["readyReplicas"] == 1
+        assert workload.condition("PoolerReady")["status"] == "True"  # type: ignore[index]
 
 
 def _hashes(workload: Workload) -> tuple[str, str]:

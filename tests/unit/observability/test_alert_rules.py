@@ -31,6 +31,13 @@ EXPECTED_ALERTS = {
     "SlowQueries",
     "ConnectionsNearLimit",
     "OperatorDown",
+    "ReconcileErrors",
+    "DatabaseSchemaFailed",
+    "DatabaseSchemaDegraded",
+    "DatabaseSchemaPending",
+    "RestoreDrillNotRun",
+    "PoolerDown",
+    "PoolerReplicasMissing",
 }
 
 

@@ -59,6 +59,50 @@ def test_revision_info_keeps_one_series_per_resource() -> None:
     ]
 
 
+def test_an_unresolvable_target_is_not_published_as_base() -> None:
+    name = _name()
+    metrics.set_schema_state(NS, name, "healthcare", "0003", "base", 0, 0)
+    assert _value("dbkeeper_schema_target_resolved", namespace=NS, name=name) == 1
+    metrics.set_schema_state(NS, name, "healthcare", "0003", "base", 0, 0, target_resolved=False)
+    assert _value("dbkeeper_schema_target_resolved", namespace=NS, name=name) == 0
+    (series,) = _series("dbkeeper_schema_revision_info", name)
+    assert series["target_revision"] == ""
+
+
+def test_conditions_are_one_series_each_and_replaced_when_they_change() -> None:
+    name = _name()
+    metrics.set_conditions(
+        NS,
+        name,
+        [
+            metrics.ConditionState("Ready", "False", "PoolerNotReady"),
+            metrics.ConditionState("PoolerReady", "False", "PoolerNotReady"),
+        ],
+    )
+    metrics.set_conditions(
+        NS,
+        name,
+        [
+            metrics.ConditionState("Ready", "True", "Reconciled"),
+            metrics.ConditionState("PoolerReady", "True", "PoolerReady"),
+        ],
+    )
+    assert sorted(
+        (s["condition"], s["status"], s["reason"])
+        for s in _series("dbkeeper_resource_condition", name)
+    ) == [("PoolerReady", "True", "PoolerReady"), ("Ready", "True", "Reconciled")]
+
+
+def test_pooler_replicas_are_absent_without_a_pooler() -> None:
+    name = _name()
+    metrics.set_pooler_replicas(NS, name, 2, 1)
+    assert _value("dbkeeper_pooler_replicas", namespace=NS, name=name) == 2
+    assert _value("dbkeeper_pooler_ready_replicas", namespace=NS, name=name) == 1
+    metrics.set_pooler_replicas(NS, name, None, None)
+    assert _value("dbkeeper_pooler_replicas", namespace=NS, name=name) is None
+    assert _value("dbkeeper_pooler_ready_replicas", namespace=NS, name=name) is None
+
+
 def test_schema_state_starts_failure_counters_at_zero() -> None:
     name = _name()
     metrics.set_schema_state(NS, name, "healthcare", None, "head", 5, 0)
@@ -203,6 +247,12 @@ def test_forget_resource_drops_every_series_of_it() -> None:
         lambda: metrics.observe_migration(NS, "clinic", "upgrade", "it broke: disk full", 1.0),
         lambda: metrics.record_reconcile("error: connection to postgres://u:pw@h failed", 0.1),
         lambda: metrics.set_phase(NS, "clinic", "Exploded"),
+        lambda: metrics.set_conditions(
+            NS, "clinic", [metrics.ConditionState("Ready", "False", "could not connect: pw")]
+        ),
+        lambda: metrics.set_conditions(
+            NS, "clinic", [metrics.ConditionState("Ready", "Maybe", "Reconciled")]
+        ),
     ],
 )
 def test_free_text_never_becomes_a_label(call: Callable[[], None]) -> None:
