@@ -79,7 +79,21 @@ def run_pooler_overhead(
     log(f"pooler: pgbench -i -s {PGBENCH_SCALE}")
     run_pgbench(["-i", "-q", "-s", str(PGBENCH_SCALE)], direct, timeout=600)
     pooler = cluster.start_pooler(DATABASE)
-    pooled = cluster.pooled_conninfo(pooler)
+    runs = direct_and_pooled_runs(direct, cluster.pooled_conninfo(pooler), seconds, rounds, log)
+    return build_result(runs, seconds, rounds)
+
+
+def direct_and_pooled_runs(
+    direct: ConnInfo,
+    pooled: ConnInfo,
+    seconds: float,
+    rounds: int,
+    log: Callable[[str], None],
+    *,
+    label: str = "pooler",
+    protocol: str = "simple",
+) -> dict[tuple[str, int], list[PgbenchRun]]:
+    """``rounds`` select-only runs per client count, direct and through the pooler."""
     runs: dict[tuple[str, int], list[PgbenchRun]] = {}
     for clients in CLIENT_COUNTS:
         for round_number in range(rounds):
@@ -88,9 +102,10 @@ def run_pooler_overhead(
             if round_number % 2:
                 order.reverse()
             for mode, target in order:
-                log(f"pooler: {mode}, {clients} clients, round {round_number + 1}")
-                runs.setdefault((mode, clients), []).append(select_only(target, clients, seconds))
-    return build_result(runs, seconds, rounds)
+                log(f"{label}: {mode}, {clients} clients, round {round_number + 1}")
+                run = select_only(target, clients, seconds, protocol=protocol)
+                runs.setdefault((mode, clients), []).append(run)
+    return runs
 
 
 def build_result(

@@ -20,8 +20,8 @@ from benchmarks.pooler_overhead import (
     CLIENT_COUNTS,
     PGBENCH_SCALE,
     PgbenchRun,
+    direct_and_pooled_runs,
     run_pgbench,
-    select_only,
 )
 from benchmarks.report import BenchmarkResult, Cell
 from dbkeeper.pooler.local import find_pgbouncer, pgbouncer_version
@@ -56,16 +56,9 @@ def run_pooler_prepared(
     run_pgbench(["-i", "-q", "-s", str(PGBENCH_SCALE)], direct, timeout=600)
     pooler = cluster.start_pooler(DATABASE, binary=binary)
     pooled = cluster.pooled_conninfo(pooler)
-    runs: dict[tuple[str, int], list[PgbenchRun]] = {}
-    for clients in CLIENT_COUNTS:
-        for round_number in range(rounds):
-            order = [("direct", direct), ("pgbouncer", pooled)]
-            if round_number % 2:
-                order.reverse()
-            for mode, target in order:
-                log(f"pooler-prepared: {mode}, {clients} clients, round {round_number + 1}")
-                run = select_only(target, clients, seconds, protocol="prepared")
-                runs.setdefault((mode, clients), []).append(run)
+    runs = direct_and_pooled_runs(
+        direct, pooled, seconds, rounds, log, label="pooler-prepared", protocol="prepared"
+    )
     return build_result(runs, seconds, rounds, version, pooler.settings.max_prepared_statements)
 
 
