@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import psycopg
@@ -89,13 +90,38 @@ def test_lock_timeout_retries_then_fails_cleanly(
     assert [(row[0], row[2]) for row in peek.history()][-1] == ("0002", "failed")
 
 
+def _release_after_two_waits(
+    conninfo: ConnInfo, holder: psycopg.Connection[tuple[object, ...]]
+) -> threading.Thread:
+    """End ``holder`` once two attempts (two statements) were seen waiting for its lock:
+    the migration has then certainly timed out once and retried, whatever the load."""
+
+    def watch() -> None:
+        attempts: set[object] = set()
+        deadline = time.monotonic() + 120
+        try:
+            with psycopg.connect(conninfo.dsn(), autocommit=True) as conn:
+                while len(attempts) < 2 and time.monotonic() < deadline:
+                    rows = conn.execute(
+                        "SELECT pid, query_start FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    ).fetchall()
+                    attempts.update(rows)
+                    time.sleep(0.005)
+        finally:
+            holder.close()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
 def test_lock_timeout_retry_succeeds_once_the_table_is_free(
     database: ConnInfo, toy: MigrationSet, peek: Peek
 ) -> None:
     migrate(database, toy, MigrationOptions(target="0001"))
     holder = _hold_table(database, "items")
-    releaser = threading.Timer(0.4, holder.close)
-    releaser.start()
+    releaser = _release_after_two_waits(database, holder)
     events: list[MigrationEvent] = []
     try:
         migrate(
@@ -103,15 +129,15 @@ def test_lock_timeout_retry_succeeds_once_the_table_is_free(
             toy,
             MigrationOptions(
                 target="0002",
-                lock_timeout=timedelta(milliseconds=100),
-                lock_retries=6,
-                retry_backoff=timedelta(milliseconds=100),
+                lock_timeout=timedelta(milliseconds=200),
+                lock_retries=20,
+                retry_backoff=timedelta(milliseconds=50),
             ),
             on_event=events.append,
         )
     finally:
-        releaser.join()
         holder.close()
+        releaser.join(130)
 
     applied = [e for e in events if e.kind == "revision_applied"]
     assert len(applied) == 1
