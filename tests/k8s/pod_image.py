@@ -2,9 +2,11 @@
 entrypoint, default arguments, environment and user; the host gives the files.
 
 The programs the image ships are found on the host instead: `dbkeeper` from the test's
-virtual environment, PostgreSQL's client programs from the PostgreSQL the tests use,
-`pgbouncer` and `setpriv` from the system. `keep` lists what of the host a container's
-user must still reach once the pod's volumes are mounted (see tests/k8s/pod_launch.py).
+virtual environment; pgbouncer 1.24 and the PostgreSQL 18 client tools, as in the image,
+from where `make tools` put them (`.tools/`; the system's pgbouncer and the client tools
+of the PostgreSQL the tests use when they are not there); `setpriv` from the system.
+`keep` lists what of the host a container's user must still reach once the pod's volumes
+are mounted (see tests/k8s/pod_launch.py).
 
 Containers of the tests' migration bundle images (tests/k8s/bundle_images.py) run on the
 same host root, with the bundle's files bound in (tests/k8s/pod_worker.py); a bundle image
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dbkeeper.backup.pg_tools import CLIENT_BINDIR_ENV
+from tests import postgres_builds
+from tests.integration.pooler.binaries import BUILT_PGBOUNCER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -90,14 +94,21 @@ class LocalImage:
     @property
     def path(self) -> str:
         venv_bin = Path(sys.executable).parent
-        return f"{venv_bin}:{self.pg_bindir}:{SYSTEM_PATH}"
+        pgbouncer = BUILT_PGBOUNCER.parent
+        image_pgbouncer = f"{pgbouncer}:" if BUILT_PGBOUNCER.is_file() else ""
+        return f"{venv_bin}:{image_pgbouncer}{self.pg_bindir}:{SYSTEM_PATH}"
+
+    @property
+    def client_bindir(self) -> Path:
+        """The image's client tools: the newest PostgreSQL build's, else the tests' own."""
+        newest = postgres_builds.select(max(postgres_builds.known_majors())).client_bindir
+        return newest if (newest / "pg_dump").is_file() else self.pg_bindir
 
     @property
     def env(self) -> dict[str, str]:
         env = {**self.config.env, "PATH": self.path}
         if CLIENT_BINDIR_ENV in env:
-            # The image's own client tools are the host's here, like every program.
-            env[CLIENT_BINDIR_ENV] = str(self.pg_bindir)
+            env[CLIENT_BINDIR_ENV] = str(self.client_bindir)
         return env
 
     @property

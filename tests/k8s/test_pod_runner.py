@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import shutil
 import socket
 import textwrap
 from pathlib import Path
@@ -13,11 +14,17 @@ from typing import Any
 
 import pytest
 
-from dbkeeper.local.postgres import free_port
+from dbkeeper.backup.pg_tools import CLIENT_BINDIR_ENV, tool_major
+from dbkeeper.local.postgres import find_pg_bindir, free_port
+from dbkeeper.pooler.local import pgbouncer_version
+from tests import postgres_builds
+from tests.integration.pooler.binaries import BUILT_PGBOUNCER
 from tests.k8s.bundle_images import BundleImages, folder_digest, write_bundle
 from tests.k8s.conftest import WORKLOAD_IMAGE
 from tests.k8s.harness import ApiError, Cluster
+from tests.k8s.pod_image import ImageConfig, LocalImage
 from tests.k8s.pod_runner import NODE, PodRunner
+from tests.tool_binaries import require_binary
 
 NAMESPACE = "pods"
 RESTRICTED_POD = {
@@ -482,3 +489,17 @@ def test_an_unpullable_bundle_image_backs_off_until_it_is_added(
     done = _wait_phase(k8s_cluster, "blocked", "Succeeded")
     (status,) = done["status"]["containerStatuses"]
     assert status["state"]["terminated"]["message"] == "# the clinic set's env.py\n"
+
+
+def test_the_local_image_runs_the_image_s_pgbouncer_and_client_tools() -> None:
+    """Pods of the dbkeeper image get pgbouncer 1.24 and pg_dump 18, as the image has."""
+    image = LocalImage(ImageConfig.from_dockerfile(), find_pg_bindir(), "dbkeeper:test")
+    require_binary(BUILT_PGBOUNCER, "pgbouncer 1.24")
+    client = require_binary(image.client_bindir / "pg_dump", "the PostgreSQL 18 client tools")
+    env = image.env
+
+    pgbouncer = shutil.which("pgbouncer", path=env["PATH"])
+    assert pgbouncer == str(BUILT_PGBOUNCER)
+    assert pgbouncer_version(pgbouncer)[:2] == (1, 24)
+    assert env[CLIENT_BINDIR_ENV] == str(client.parent)
+    assert tool_major(str(client)) == max(postgres_builds.known_majors())
