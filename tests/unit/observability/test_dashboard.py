@@ -67,6 +67,7 @@ def test_shows_every_area_on_call_looks_at() -> None:
         "Pooler",
         "Database",
         "Query latency",
+        "Health: what keeps resources from Ready",
     ]
 
 
