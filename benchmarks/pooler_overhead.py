@@ -108,6 +108,44 @@ def direct_and_pooled_runs(
     return runs
 
 
+@dataclass(frozen=True)
+class Medians:
+    """The median runs of one client count, direct and through the pooler."""
+
+    direct: list[PgbenchRun]
+    pooled: list[PgbenchRun]
+
+    @classmethod
+    def of(cls, runs: dict[tuple[str, int], list[PgbenchRun]], clients: int) -> Medians:
+        return cls(runs[("direct", clients)], runs[("pgbouncer", clients)])
+
+    @property
+    def direct_tps(self) -> float:
+        return statistics.median(r.tps for r in self.direct)
+
+    @property
+    def pooled_tps(self) -> float:
+        return statistics.median(r.tps for r in self.pooled)
+
+    @property
+    def direct_ms(self) -> float:
+        return statistics.median(r.latency_ms for r in self.direct)
+
+    @property
+    def pooled_ms(self) -> float:
+        return statistics.median(r.latency_ms for r in self.pooled)
+
+    @property
+    def added_latency_us(self) -> float:
+        return (self.pooled_ms - self.direct_ms) * 1000.0
+
+    def runs_data(self) -> dict[str, Any]:
+        return {
+            "direct": [r.__dict__ for r in self.direct],
+            "pgbouncer": [r.__dict__ for r in self.pooled],
+        }
+
+
 def build_result(
     runs: dict[tuple[str, int], list[PgbenchRun]], seconds: float, rounds: int
 ) -> BenchmarkResult:
@@ -115,13 +153,10 @@ def build_result(
     checks: list[TargetCheck] = []
     data: dict[str, Any] = {"rounds": rounds, "seconds_per_run": seconds, "by_clients": {}}
     for clients in CLIENT_COUNTS:
-        direct = runs[("direct", clients)]
-        pooled = runs[("pgbouncer", clients)]
-        direct_tps = statistics.median(r.tps for r in direct)
-        pooled_tps = statistics.median(r.tps for r in pooled)
-        direct_ms = statistics.median(r.latency_ms for r in direct)
-        pooled_ms = statistics.median(r.latency_ms for r in pooled)
-        overhead_us = (pooled_ms - direct_ms) * 1000.0
+        medians = Medians.of(runs, clients)
+        direct_tps, pooled_tps = medians.direct_tps, medians.pooled_tps
+        direct_ms, pooled_ms = medians.direct_ms, medians.pooled_ms
+        overhead_us = medians.added_latency_us
         # Machine time the pooler adds per round trip, from throughput: with several
         # clients on few cores, latency also holds the queueing of the other clients
         # (latency = clients / tps), so the latency difference is `clients` times this.
@@ -149,8 +184,7 @@ def build_result(
                 )
             )
         data["by_clients"][str(clients)] = {
-            "direct": [r.__dict__ for r in direct],
-            "pgbouncer": [r.__dict__ for r in pooled],
+            **medians.runs_data(),
             "tps_ratio_direct_over_pooled": round(ratio, 3),
             "latency_added_us": round(overhead_us, 1),
             "machine_time_added_us": round(added_us, 1),

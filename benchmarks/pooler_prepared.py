@@ -10,7 +10,6 @@ enough: the system's when it is, else the one ``make tools`` builds into
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from benchmarks.environment import BenchCluster
 from benchmarks.pooler_overhead import (
     CLIENT_COUNTS,
     PGBENCH_SCALE,
+    Medians,
     PgbenchRun,
     direct_and_pooled_runs,
     run_pgbench,
@@ -78,17 +78,13 @@ def build_result(
         "by_clients": {},
     }
     for clients in CLIENT_COUNTS:
-        direct = runs[("direct", clients)]
-        pooled = runs[("pgbouncer", clients)]
-        direct_tps = statistics.median(r.tps for r in direct)
-        pooled_tps = statistics.median(r.tps for r in pooled)
-        direct_ms = statistics.median(r.latency_ms for r in direct)
-        pooled_ms = statistics.median(r.latency_ms for r in pooled)
-        added_us = (pooled_ms - direct_ms) * 1000.0
-        rows.append([clients, direct_tps, pooled_tps, direct_ms * 1000, pooled_ms * 1000, added_us])
+        m = Medians.of(runs, clients)
+        added_us = m.added_latency_us
+        rows.append(
+            [clients, m.direct_tps, m.pooled_tps, m.direct_ms * 1000, m.pooled_ms * 1000, added_us]
+        )
         data["by_clients"][str(clients)] = {
-            "direct": [r.__dict__ for r in direct],
-            "pgbouncer": [r.__dict__ for r in pooled],
+            **m.runs_data(),
             "latency_added_us": round(added_us, 1),
         }
     return BenchmarkResult(
