@@ -98,11 +98,14 @@ crds: $(STAMP)
 # etcd, kube-apiserver and kube-controller-manager for the operator scenarios, built from
 # the Go modules pinned in tools/kube (only when missing or when the pins changed; a
 # cold build takes about 12 minutes on 2 cores); PgBouncer 1.24 beside the system's 1.18,
-# from Debian 13's source package into .tools/pgbouncer-1.24 (a cold build: about 40 s).
+# from Debian 13's source package into .tools/pgbouncer-1.24 (a cold build: about 40 s);
+# the S3 server of the object-storage tests (moto, pinned in tools/moto-requirements.txt)
+# into its own virtual environment .tools/moto (about 40 s cold).
 tools: $(STAMP)
 	$(BIN)/python tools/fetch_helm.py || echo "WARNING: helm could not be installed into .tools/bin; the chart tests will be SKIPPED"
 	tools/build_pgbouncer.sh
 	$(BIN)/python tools/fetch_postgres.py || echo "WARNING: PostgreSQL builds missing from .tools/; their tests will be SKIPPED (FAIL under make test)"
+	$(BIN)/python tools/fetch_moto.py || echo "WARNING: the S3 test server is missing from .tools/moto; its tests will be SKIPPED (FAIL under make test)"
 	tools/kube/build.sh
 
 # The chart ships a copy of the generated CRD; a test fails when the two differ.
@@ -119,6 +122,7 @@ faults: system-deps $(STAMP)
 
 bench: system-deps $(STAMP)
 	tools/build_pgbouncer.sh
+	$(BIN)/python tools/fetch_moto.py
 	$(BIN)/python -m benchmarks
 
 clean:

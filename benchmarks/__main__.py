@@ -84,6 +84,14 @@ def _backup(
     return run_backup_overhead(cluster, options.backup_scale, options.repeat, log)
 
 
+def _object_storage(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
+    from benchmarks.object_storage import run_object_storage
+
+    return run_object_storage(cluster, options.repeat, log)
+
+
 def _operator(
     cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
 ) -> BenchmarkResult:
@@ -106,6 +114,7 @@ BENCHMARKS: dict[str, Runner] = {
     "pooler-prepared": _pooler_prepared,
     "engine": _engine,
     "backup": _backup,
+    "object-storage": _object_storage,
     "operator": _operator,
     "operator-real-api": _operator_real_api,
 }

@@ -21,6 +21,8 @@ from tests import postgres_builds
 from tests.secret_watch import WATCH, watched
 from tests.tool_binaries import tool_missing
 
+pytest_plugins = ["tests.object_storage.fixtures"]
+
 _SELECTED = pytest.StashKey[postgres_builds.SelectedBuild]()
 
 

@@ -12,10 +12,11 @@ the field the user most likely has to change (see :func:`_blame`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from dbkeeper.api.scalars import (
@@ -35,6 +36,7 @@ from dbkeeper.api.scalars import (
     invalid,
     split_host_and_port,
 )
+from dbkeeper.backup.s3.location import SseMode, check_bucket, check_endpoint, check_prefix
 from dbkeeper.echo import echo
 from dbkeeper.vocabulary import ROLE_KINDS, LintMode
 
@@ -613,12 +615,117 @@ class PersistentVolumeClaimRef(SpecModel):
     claim_name: KubeName = Field(description="Name of the PersistentVolumeClaim.")
 
 
+def _checked_by(check: Callable[[str], str]) -> AfterValidator:
+    """Run one of the object-storage rules of ``backup.s3.location`` on a field."""
+
+    def run(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
+
+    return AfterValidator(run)
+
+
+BucketName = Annotated[str, Field(min_length=3, max_length=63), _checked_by(check_bucket)]
+ObjectPrefix = Annotated[str, Field(max_length=512), _checked_by(check_prefix)]
+EndpointUrl = Annotated[str, Field(max_length=512), _checked_by(check_endpoint)]
+
+
+class ServerSideEncryption(SpecModel):
+    """How the object store encrypts every object dbkeeper writes."""
+
+    type: SseMode = Field(
+        description="AES256 (keys managed by the store, SSE-S3) or aws:kms (SSE-KMS, with "
+        "kmsKeyId; needs an https endpoint)."
+    )
+    kms_key_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="The KMS key (id, ARN or alias) for type aws:kms.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.type == "aws:kms" and self.kms_key_id is None:
+            raise invalid("type aws:kms needs kmsKeyId: the KMS key's id", field="kmsKeyId")
+        if self.type == "AES256" and self.kms_key_id is not None:
+            raise invalid("kmsKeyId is only for type aws:kms", field="kmsKeyId")
+        return self
+
+
+class WebIdentity(SpecModel):
+    """A role the backup pods assume with their ServiceAccount's token (IRSA-style)."""
+
+    role_arn: str = Field(
+        pattern=r"^arn:[a-z0-9-]+:iam::[0-9]{12}:role/.+$",
+        max_length=2048,
+        description="The IAM role to assume, e.g. arn:aws:iam::123456789012:role/backups.",
+    )
+    audience: str = Field(
+        default="sts.amazonaws.com",
+        min_length=1,
+        max_length=253,
+        description="Audience of the projected ServiceAccount token.",
+    )
+
+
+class S3Destination(SpecModel):
+    """A bucket of Amazon S3 or of an S3-compatible store (MinIO, Ceph, ...)."""
+
+    bucket: BucketName = Field(description="The bucket; it must exist.")
+    prefix: ObjectPrefix = Field(
+        default="",
+        description="Key prefix of this database's backups, e.g. health/clinic (one prefix "
+        "per DatabaseSchema: retention applies to everything under it).",
+    )
+    region: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]{1,64}$",
+        description="The bucket's region (AWS_REGION); asked of the store when absent.",
+    )
+    endpoint: EndpointUrl | None = Field(
+        default=None,
+        description="http(s)://HOST[:PORT] of an S3-compatible store; Amazon S3 when absent.",
+    )
+    credentials_secret: KubeName | None = Field(
+        default=None,
+        description="Secret with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and "
+        "optionally AWS_SESSION_TOKEN). Without it (and without webIdentity) the pods use "
+        "their ServiceAccount's workload identity (backup.serviceAccountName).",
+    )
+    web_identity: WebIdentity | None = Field(
+        default=None,
+        description="Assume this role with a projected ServiceAccount token, for clusters "
+        "whose token issuer the cloud trusts but that inject nothing themselves.",
+    )
+    server_side_encryption: ServerSideEncryption | None = Field(
+        default=None, description="Server-side encryption of every object written."
+    )
+    staging_size_limit: Quantity | None = Field(
+        default=None,
+        description="Size limit of the pods' staging volume, where one dump is written "
+        "before its upload and read after its download, e.g. 20Gi. Leave room for one dump.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.credentials_secret is not None and self.web_identity is not None:
+            raise invalid("give credentialsSecret or webIdentity, not both", field="webIdentity")
+        return self
+
+
 class BackupDestination(SpecModel):
-    """Where backups are written. Exactly one of persistentVolumeClaim or directory."""
+    """Where backups are written: exactly one of persistentVolumeClaim, s3 or directory."""
 
     persistent_volume_claim: PersistentVolumeClaimRef | None = Field(
         default=None,
         description="Write backups to this claim (mounted into the backup jobs).",
+    )
+    s3: S3Destination | None = Field(
+        default=None,
+        description="Write backups to object storage (off-site: they outlive the cluster).",
     )
     directory: AbsolutePath | None = Field(
         default=None,
@@ -628,13 +735,24 @@ class BackupDestination(SpecModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        if self.persistent_volume_claim is not None and self.directory is not None:
-            raise invalid(
-                "give either persistentVolumeClaim or directory, not both", field="directory"
+        given = [
+            name
+            for name, value in (
+                ("persistentVolumeClaim", self.persistent_volume_claim),
+                ("s3", self.s3),
+                ("directory", self.directory),
             )
-        if self.persistent_volume_claim is None and self.directory is None:
+            if value is not None
+        ]
+        if len(given) > 1:
             raise invalid(
-                "is required: give persistentVolumeClaim (in a cluster) or directory (outside one)",
+                f"give one of persistentVolumeClaim, s3 or directory, not {' and '.join(given)}",
+                field=given[-1],
+            )
+        if not given:
+            raise invalid(
+                "is required: give persistentVolumeClaim or s3 (in a cluster) or directory "
+                "(outside one)",
                 field="persistentVolumeClaim",
             )
         return self
@@ -675,6 +793,12 @@ class BackupSpec(SpecModel):
     jobs: int = Field(default=2, ge=1, le=16, description="Parallel pg_dump/pg_restore jobs.")
     suspend: bool = Field(
         default=False, description="Pause scheduled backups and drills (on request still work)."
+    )
+    service_account_name: KubeName | None = Field(
+        default=None,
+        description="ServiceAccount of the backup and drill pods, e.g. one a workload "
+        "identity (IRSA) maps to a role that may write the bucket. No Kubernetes API token "
+        "is mounted.",
     )
 
 

@@ -56,6 +56,11 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LOCKS_DIR = ".locks"
 
 
+def valid_backup_id(name: str) -> bool:
+    """Whether ``name`` could be a backup's id (and so its folder's name)."""
+    return _VALID_ID.match(name) is not None
+
+
 def check_backup_id(backup_id: str) -> str:
     """The id itself, or BackupNotFound when it could not name a backup folder."""
     if not _VALID_ID.match(backup_id):
@@ -87,6 +92,16 @@ class BackupCatalog:
 
     def __init__(self, destination: Path) -> None:
         self.destination = Path(destination)
+
+    @property
+    def location(self) -> str:
+        return str(self.destination)
+
+    @contextlib.contextmanager
+    def files(self, backup_id: str, manifest: BackupManifest) -> Iterator[Path]:
+        """The backup's folder itself: its files are read where they are."""
+        del manifest
+        yield self.backup_dir(backup_id)
 
     def backup_dir(self, backup_id: str) -> Path:
         return self.destination / check_backup_id(backup_id)
@@ -267,6 +282,10 @@ class BackupCatalog:
             fcntl.LOCK_EX,
             f"backup {backup_id!r} is in use by another process",
         )
+
+    def abort_stale_uploads(self) -> int:
+        """Nothing to abort: a folder has no multipart uploads."""
+        return 0
 
     def forget_lock(self, backup_id: str) -> None:
         """Remove the lock file of a backup that no longer exists."""

@@ -32,10 +32,12 @@ import psycopg
 
 from dbkeeper.backup import database_facts
 from dbkeeper.backup.catalog import BackupCatalog
-from dbkeeper.backup.destination_faults import tool_write_error, unwritable
+from dbkeeper.backup.destination_faults import ObjectStoreError, tool_write_error, unwritable
 from dbkeeper.backup.errors import BackupError, BackupFailed, DestinationFull, DumpClientTooOld
 from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest, DumpFormat
 from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool, server_major, tool_major
+from dbkeeper.backup.staging import STAGING_VARIABLE, staging_folder
+from dbkeeper.backup.store import BackupStore
 from dbkeeper.conninfo import ConnInfo, redact
 
 Clock = Callable[[], datetime]
@@ -88,8 +90,12 @@ def create_backup(
     clock: Clock = utc_now,
     dump_format: DumpFormat = "directory",
     lock_wait: timedelta = DEFAULT_LOCK_WAIT,
+    staging_for: str | None = None,
 ) -> BackupManifest:
     """Dump the database of ``conninfo`` into a new folder of ``destination``.
+
+    ``staging_for`` names the object store the folder stages for (see
+    ``take_backup``): its refusals are then the staging folder's, never "full".
 
     The folder is marked in progress before anything is written into it, and the mark
     goes once the manifest is written, last. Returns the manifest; on any failure the
@@ -100,6 +106,13 @@ def create_backup(
     """
     if jobs < 1:
         raise BackupFailed(f"jobs must be at least 1, got {jobs}")
+
+    def unwritable(destination: Path, exc: OSError, then: str) -> str:
+        return _unwritable(destination, exc, then, staging_for)
+
+    def _refused(message: str, exc: OSError) -> BackupFailed:
+        return _refusal(message, exc, staging=staging_for is not None)
+
     pg_dump = _dump_tool()
     # Before the destination is touched: a pg_dump older than the server refuses it.
     _check_dump_client(pg_dump, conninfo)
@@ -144,12 +157,76 @@ def create_backup(
         raise _refused(unwritable(destination, exc, _AGAIN), exc) from None
 
 
-def _refused(message: str, exc: OSError) -> BackupFailed:
+def _refusal(message: str, exc: OSError, *, staging: bool) -> BackupFailed:
     """The failure of a destination that refused a write; DestinationFull when it is
-    out of space, so that the caller may apply the retention limits to make room."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    out of space, so that the caller may apply the retention limits to make room (not
+    for a staging folder: pruning the bucket frees nothing in it)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) and not staging:
         return DestinationFull(message)
     return BackupFailed(message)
+
+
+def _unwritable(destination: Path, exc: OSError, then: str, staging_for: str | None) -> str:
+    if staging_for is None:
+        return unwritable(destination, exc, then)
+    return (
+        f"cannot write to the staging folder {destination}, where the backup for "
+        f"{staging_for} is dumped before its upload: {exc.strerror or exc}; give it room "
+        f"for one dump (${STAGING_VARIABLE}, or spec.backup.destination.s3."
+        f"stagingSizeLimit in a cluster), then {then}"
+    )
+
+
+def take_backup(
+    conninfo: ConnInfo,
+    store: BackupStore,
+    *,
+    jobs: int = 2,
+    clock: Clock = utc_now,
+    dump_format: DumpFormat = "directory",
+    lock_wait: timedelta = DEFAULT_LOCK_WAIT,
+) -> BackupManifest:
+    """A new backup of ``conninfo``'s database in ``store``.
+
+    Into a folder, pg_dump writes in place (``create_backup``). Into an object store the
+    backup is staged: dumped into a private local folder (``s3.store.staging_folder``;
+    local disk use is one dump, released whatever happens), checksummed, then uploaded
+    file by file in parts, the manifest last; the folder is removed afterwards.
+    """
+    if isinstance(store, BackupCatalog):
+        return create_backup(
+            conninfo,
+            store.destination,
+            jobs=jobs,
+            clock=clock,
+            dump_format=dump_format,
+            lock_wait=lock_wait,
+        )
+    from dbkeeper.backup.s3.store import S3Store  # the client library only when needed
+
+    if not isinstance(store, S3Store):
+        raise BackupFailed(f"backups cannot be written to {store.location}")
+    # Before the dump: a missing bucket, refused keys or an unreachable store fail at
+    # once instead of after the whole dump.
+    store.probe()
+    with staging_folder() as staging:
+        manifest = create_backup(
+            conninfo,
+            staging,
+            jobs=jobs,
+            clock=clock,
+            dump_format=dump_format,
+            lock_wait=lock_wait,
+            staging_for=store.location,
+        )
+        try:
+            store.publish(staging / manifest.id, manifest, jobs=jobs)
+        except ObjectStoreError as exc:
+            raise BackupFailed(
+                f"backup of {conninfo.describe()} could not be stored in {store.location}: "
+                f"{exc.reason}; {exc.advice}, then {_AGAIN}"
+            ) from None
+    return manifest
 
 
 def _discard(catalog: BackupCatalog, backup_id: str) -> str:

@@ -39,8 +39,13 @@ def advice(code: int | None) -> str:
     return text.format(uid=os.geteuid())
 
 
-def unwritable(destination: Path, exc: OSError, then: str) -> str:
+def unwritable(destination: Path | str, exc: OSError, then: str) -> str:
     """``cannot write to the backup destination D: <reason>; <advice>, then <then>``."""
+    if isinstance(exc, ObjectStoreError):
+        return (
+            f"cannot write to the backup destination {destination}: {exc.reason}; "
+            f"{exc.advice}, then {then}"
+        )
     reason = exc.strerror or str(exc)
     return (
         f"cannot write to the backup destination {destination}: {reason}; "
@@ -62,3 +67,14 @@ def tool_write_error(output: str) -> OSError | None:
         if any(line.endswith(reason) for line in own):
             return OSError(code, reason)
     return None
+
+
+class ObjectStoreError(OSError):
+    """An object store refused or failed a request. It is an OSError so that the paths
+    that handle a folder refusing a write (a drill recording its verdict, a prune
+    removing a backup) handle a bucket alike; ``reason`` and ``advice`` are its words."""
+
+    def __init__(self, code: int, reason: str, advice: str) -> None:
+        super().__init__(code, reason)
+        self.reason = reason
+        self.advice = advice

@@ -37,7 +37,6 @@ import psycopg
 from psycopg import sql
 
 from dbkeeper.backup import database_facts
-from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.create import Clock, utc_now
 from dbkeeper.backup.destination_faults import unwritable
 from dbkeeper.backup.environment_faults import is_environment_error
@@ -46,6 +45,7 @@ from dbkeeper.backup.errors import (
     BackupIncomplete,
     BackupNotFound,
     BackupUnreadable,
+    DestinationUnavailable,
     DrillNotRun,
     RestoreFailed,
     RestoreRefused,
@@ -54,6 +54,7 @@ from dbkeeper.backup.errors import (
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.privileges import missing_for_drill, refuse_if_missing
 from dbkeeper.backup.restore import restore_backup
+from dbkeeper.backup.store import BackupStore
 from dbkeeper.conninfo import ConnInfo, redact
 
 AUDIT_CHAIN_FUNCTION = "audit.verify_chain()"
@@ -86,7 +87,7 @@ class DrillResult:
 
 
 def verify_backup(
-    catalog: BackupCatalog,
+    catalog: BackupStore,
     backup_id: str | None,
     admin_conninfo: ConnInfo,
     *,
@@ -98,17 +99,30 @@ def verify_backup(
     Returns the result of a drill that ran to its end, passed or failed. Raises
     DrillNotRun, after recording the error, when the drill's surroundings stopped it.
     """
-    if backup_id is None:
-        newest = catalog.newest()
-        if newest is None:
-            raise BackupNotFound(f"no complete backup in {catalog.destination} to verify")
-        backup_id = newest.id
-    with catalog.reading(backup_id):
-        return _drill(catalog, backup_id, admin_conninfo, clock, jobs)
+    try:
+        if backup_id is None:
+            newest = catalog.newest()
+            if newest is None:
+                raise BackupNotFound(f"no complete backup in {catalog.location} to verify")
+            backup_id = newest.id
+        with catalog.reading(backup_id):
+            return _drill(catalog, backup_id, admin_conninfo, clock, jobs)
+    except DestinationUnavailable as exc:
+        # The destination itself could not be read: not the backup's fault, and there
+        # is nowhere to record the error.
+        reason = str(exc)
+        raise DrillNotRun(
+            f"restore drill of backup {backup_id or '(the newest)'!r} could not run: {reason}; "
+            "the backup's own verdict is unchanged",
+            backup_id=backup_id or "",
+            reason=reason,
+            at=clock(),
+            recorded=False,
+        ) from None
 
 
 def _drill(
-    catalog: BackupCatalog, backup_id: str, admin: ConnInfo, clock: Clock, jobs: int
+    catalog: BackupStore, backup_id: str, admin: ConnInfo, clock: Clock, jobs: int
 ) -> DrillResult:
     started = time.monotonic()
     manifest: BackupManifest | None
@@ -156,13 +170,13 @@ def _drill(
             return replace(
                 result,
                 recorded=False,
-                not_recorded=unwritable(catalog.destination, exc, _AGAIN),
+                not_recorded=unwritable(catalog.location, exc, _AGAIN),
             )
     return result
 
 
 def _not_run(
-    catalog: BackupCatalog,
+    catalog: BackupStore,
     backup_id: str,
     manifest: BackupManifest | None,
     reason: str,
@@ -175,7 +189,7 @@ def _not_run(
             catalog.write(manifest.model_copy(update={"drill_error": reason, "drill_error_at": at}))
         except OSError as exc:
             not_recorded = "; the error is not recorded either: " + unwritable(
-                catalog.destination, exc, _AGAIN
+                catalog.location, exc, _AGAIN
             )
     return DrillNotRun(
         f"restore drill of backup {backup_id!r} could not run: {reason}; "
@@ -208,7 +222,7 @@ def _check_privileges(admin: ConnInfo) -> None:
 
 
 def _restore_check(
-    catalog: BackupCatalog,
+    catalog: BackupStore,
     backup_id: str,
     admin: ConnInfo,
     scratch: str,

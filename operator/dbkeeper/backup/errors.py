@@ -118,3 +118,9 @@ class DrillNotRun(BackupError):
         self.reason = reason
         self.at = at
         self.recorded = recorded
+
+
+class DestinationUnavailable(RestoreUnavailable, BackupFailed):
+    """The destination could not be read or reached at all (an object store refusing
+    the credentials, a bucket that does not exist, a network that is down). Nothing was
+    changed; the message names the destination, the reason and what to do."""

@@ -7,25 +7,36 @@ and the engine must not start the migration.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 
-from dbkeeper.backup.create import create_backup
+from dbkeeper.backup.create import take_backup
 from dbkeeper.backup.errors import BackupError, BackupFailed
+from dbkeeper.backup.store import Destination
+from dbkeeper.backup.stores import open_store
 from dbkeeper.conninfo import ConnInfo
 
 
 class BackupBeforeMigrate:
-    """Take a backup of ``admin_conninfo``'s database into ``destination``."""
+    """Take a backup of ``admin_conninfo``'s database into ``destination`` (a folder,
+    or a bucket reached with ``credentials`` over the environment's)."""
 
-    def __init__(self, destination: Path, admin_conninfo: ConnInfo, jobs: int = 2) -> None:
-        self.destination = Path(destination)
+    def __init__(
+        self,
+        destination: Destination,
+        admin_conninfo: ConnInfo,
+        jobs: int = 2,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
+        self.destination = destination
         self.admin_conninfo = admin_conninfo
         self.jobs = jobs
+        self.credentials = credentials
 
     def before_move(self, plan: object) -> str:
         """Back up the database; ``plan`` (the migration about to run) is not inspected."""
         try:
-            manifest = create_backup(self.admin_conninfo, self.destination, jobs=self.jobs)
+            store = open_store(self.destination, self.credentials)
+            manifest = take_backup(self.admin_conninfo, store, jobs=self.jobs)
         except (BackupError, OSError) as exc:
             raise BackupFailed(
                 f"backup before migrate failed, migration not started: {exc}"

@@ -29,8 +29,10 @@ a dump and are not carried over; the owner is.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +40,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.create import DUMP_DIR, DUMP_FILE, file_checksums, sha256_of
+from dbkeeper.backup.destination_faults import ObjectStoreError
 from dbkeeper.backup.environment_faults import is_environment_error, is_environment_tool_output
 from dbkeeper.backup.errors import (
     BackupFailedChecks,
@@ -58,6 +60,7 @@ from dbkeeper.backup.restore_compat import (
     pg_restore_args,
     tolerates_unknown_timeout,
 )
+from dbkeeper.backup.store import BackupStore
 from dbkeeper.conninfo import ConnInfo, redact
 
 _MAX_IDENTIFIER = 63
@@ -93,7 +96,7 @@ def default_target_database(backup_id: str) -> str:
 
 
 def restore_backup(
-    catalog: BackupCatalog,
+    catalog: BackupStore,
     backup_id: str,
     conninfo_admin: ConnInfo,
     *,
@@ -117,12 +120,32 @@ def restore_backup(
         )
         _check_database_name(target)
         _check_privileges(conninfo_admin, target, in_place)
+        with _checked_files(catalog, backup_id, manifest) as folder:
+            dump_path = folder / (DUMP_DIR if manifest.format == "directory" else DUMP_FILE)
+            if in_place:
+                _restore_in_place(manifest, dump_path, conninfo_admin, target, jobs)
+            else:
+                _restore_new(manifest, dump_path, conninfo_admin, target, jobs)
+    return RestoreResult(
+        backup_id=backup_id,
+        target_database=target,
+        in_place=in_place,
+        duration_s=round(time.monotonic() - started, 3),
+    )
+
+
+@contextlib.contextmanager
+def _checked_files(store: BackupStore, backup_id: str, manifest: BackupManifest) -> Iterator[Path]:
+    """The folder of the backup's files once every one has passed its checks (from an
+    object store: downloaded first); BackupFailedChecks when one does not."""
+    with contextlib.ExitStack() as stack:
         try:
-            problems = check_backup_files(catalog.backup_dir(backup_id), manifest)
+            folder = stack.enter_context(store.files(backup_id, manifest))
+            problems = check_backup_files(folder, manifest)
         except OSError as exc:
             raise RestoreUnavailable(
                 f"the files of backup {backup_id!r} cannot be read, nothing was restored: "
-                f"{exc.filename}: {exc.strerror or exc}"
+                f"{_os_reason(exc)}"
             ) from None
         if problems:
             shown = "; ".join(problems[:5])
@@ -130,19 +153,13 @@ def restore_backup(
             raise BackupFailedChecks(
                 f"backup {backup_id!r} failed its checks, nothing was restored: {shown}{more}"
             )
-        dump_path = catalog.backup_dir(backup_id) / (
-            DUMP_DIR if manifest.format == "directory" else DUMP_FILE
-        )
-        if in_place:
-            _restore_in_place(manifest, dump_path, conninfo_admin, target, jobs)
-        else:
-            _restore_new(manifest, dump_path, conninfo_admin, target, jobs)
-    return RestoreResult(
-        backup_id=backup_id,
-        target_database=target,
-        in_place=in_place,
-        duration_s=round(time.monotonic() - started, 3),
-    )
+        yield folder
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, ObjectStoreError):
+        return f"{exc.reason}; {exc.advice}"
+    return f"{exc.filename}: {exc.strerror or exc}"
 
 
 def _check_database_name(name: str) -> None:

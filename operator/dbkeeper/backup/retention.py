@@ -20,12 +20,13 @@ deleting needs no space, which is how one is freed.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from dbkeeper.backup.catalog import BackupCatalog, UnreadableBackup
+from dbkeeper.backup.catalog import UnreadableBackup
 from dbkeeper.backup.destination_faults import unwritable
 from dbkeeper.backup.errors import (
     BackupError,
@@ -35,6 +36,7 @@ from dbkeeper.backup.errors import (
     DestinationUnwritable,
 )
 from dbkeeper.backup.manifest import BackupManifest
+from dbkeeper.backup.store import BackupStore
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -86,10 +88,12 @@ class PruneResult:
     skipped_in_use: list[str] = field(default_factory=list)
     removed_incomplete: list[str] = field(default_factory=list)
     kept_unreadable: list[UnreadableBackup] = field(default_factory=list)
+    aborted_uploads: int = 0
+    """Multipart uploads a dead writer left in an object store, aborted."""
 
 
 def prune(
-    catalog: BackupCatalog,
+    catalog: BackupStore,
     *,
     keep_last: int | None,
     max_age: timedelta | None,
@@ -116,11 +120,15 @@ def prune(
                     result.removed_incomplete,
                     result.skipped_in_use,
                 )
+        if remove_incomplete:
+            with contextlib.suppress(OSError):
+                # Best effort: a bucket lifecycle rule is the backstop (docs/backups.md).
+                result = replace(result, aborted_uploads=catalog.abort_stale_uploads())
     except _RemovalRefused as refused:
         done = result.removed + result.removed_incomplete
         raise DestinationUnwritable(
             f"prune stopped at backup {refused.backup_id}: "
-            + unwritable(catalog.destination, refused.error, "prune again")
+            + unwritable(catalog.location, refused.error, "prune again")
             + (f"; removed before it: {', '.join(done)}" if done else "; nothing was removed")
             + f"; {refused.backup_id} {_state_in_words(catalog, refused.backup_id)}"
         ) from None
@@ -134,7 +142,7 @@ class _RemovalRefused(Exception):
         self.error = error
 
 
-def _state_in_words(catalog: BackupCatalog, backup_id: str) -> str:
+def _state_in_words(catalog: BackupStore, backup_id: str) -> str:
     try:
         catalog.read(backup_id)
     except BackupIncomplete:
@@ -146,7 +154,7 @@ def _state_in_words(catalog: BackupCatalog, backup_id: str) -> str:
     return "is still complete"
 
 
-def _still_unfinished(catalog: BackupCatalog, backup_id: str) -> bool:
+def _still_unfinished(catalog: BackupStore, backup_id: str) -> bool:
     try:
         catalog.read(backup_id)
     except BackupIncomplete:
@@ -157,7 +165,7 @@ def _still_unfinished(catalog: BackupCatalog, backup_id: str) -> bool:
 
 
 def _remove_if(
-    catalog: BackupCatalog,
+    catalog: BackupStore,
     backup_id: str,
     still_due: Callable[[str], bool],
     removed: list[str],

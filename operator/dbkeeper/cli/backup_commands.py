@@ -1,8 +1,12 @@
 """``dbkeeper backup create | list | restore | verify | prune``.
 
-The destination is a directory (``--destination`` or ``$DBKEEPER_BACKUP_DIR``); in a
-pod it is the mounted PersistentVolumeClaim. ``list`` and ``prune`` name every folder
-that cannot be read as a backup, with its problem; such folders are never removed.
+The destination is a folder or ``s3://BUCKET/PREFIX`` (``--destination``, else
+``$DBKEEPER_BACKUP_DESTINATION``, else ``$DBKEEPER_BACKUP_DIR``); in a pod it is the
+mounted PersistentVolumeClaim or the bucket of ``spec.backup.destination.s3``. Any other
+``scheme://`` is a usage error (exit 2), never a folder of that name. Object storage is
+reached with the standard ``AWS_*`` variables (see ``backup.s3.location``).
+``list`` and ``prune`` name every folder that cannot be read as a backup, with its
+problem; such folders are never removed.
 ``verify`` exits 1 when the drill failed (the backup's verdict is now ``failed``), and
 3 (``DRILL_NOT_RUN_EXIT_CODE``) when the backup's recorded verdict is unchanged and the
 drill found nothing wrong with it: the drill could not run, or it passed but the
@@ -15,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from dbkeeper.backup.catalog import BackupCatalog, UnreadableBackup
-from dbkeeper.backup.create import DEFAULT_LOCK_WAIT, create_backup
+from dbkeeper.backup.catalog import UnreadableBackup
+from dbkeeper.backup.create import DEFAULT_LOCK_WAIT, take_backup
 from dbkeeper.backup.drill import DrillResult, verdict_of, verify_backup
 from dbkeeper.backup.errors import (
     CLIENT_TOO_OLD_EXIT_CODE,
@@ -34,6 +36,13 @@ from dbkeeper.backup.errors import (
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.restore import restore_backup
 from dbkeeper.backup.retention import PruneResult, parse_max_age, prune
+from dbkeeper.backup.store import (
+    BackupStore,
+    DestinationInvalid,
+    destination_from_env,
+    parse_destination,
+)
+from dbkeeper.backup.stores import open_store
 from dbkeeper.cli.common import (
     CommandError,
     add_connection_args,
@@ -114,7 +123,9 @@ def _common(parser: argparse.ArgumentParser, *, connection: bool) -> None:
     parser.add_argument(
         "--destination",
         default=None,
-        help="backup folder (default: $DBKEEPER_BACKUP_DIR)",
+        help="backup folder or s3://BUCKET/PREFIX (default: $DBKEEPER_BACKUP_DESTINATION, "
+        "else $DBKEEPER_BACKUP_DIR); object storage is reached with the AWS_* variables "
+        "(AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...)",
     )
     add_output_arg(parser)
 
@@ -128,13 +139,18 @@ def _retention(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-age", default=None, help="remove backups older than this (30d)")
 
 
-def _destination(args: argparse.Namespace) -> Path:
-    value = args.destination or os.environ.get("DBKEEPER_BACKUP_DIR")
+def _store(args: argparse.Namespace) -> BackupStore:
+    value = args.destination or destination_from_env()
     if not value:
         raise CommandError(
-            "no backup destination: pass --destination or set DBKEEPER_BACKUP_DIR", 2
+            "no backup destination: pass --destination (a folder or s3://BUCKET/PREFIX) "
+            "or set DBKEEPER_BACKUP_DESTINATION",
+            2,
         )
-    return Path(value)
+    try:
+        return open_store(parse_destination(value))
+    except DestinationInvalid as exc:
+        raise CommandError(str(exc), 2) from None
 
 
 def _check_jobs(args: argparse.Namespace) -> int:
@@ -170,6 +186,7 @@ def _prune_json(result: PruneResult) -> dict[str, Any]:
         "removed_incomplete": result.removed_incomplete,
         "skipped_in_use": result.skipped_in_use,
         "kept_unreadable": _unreadable_json(result.kept_unreadable),
+        "aborted_uploads": result.aborted_uploads,
     }
 
 
@@ -182,6 +199,8 @@ def _prune_text(result: PruneResult) -> str:
         lines.append(f"removed unfinished: {', '.join(result.removed_incomplete)}")
     if result.skipped_in_use:
         lines.append(f"skipped (in use): {', '.join(result.skipped_in_use)}")
+    if result.aborted_uploads:
+        lines.append(f"aborted {result.aborted_uploads} upload(s) a dead writer left unfinished")
     lines += [
         f"kept unreadable {u.id}: {u.problem}; not removed, check it by hand"
         for u in result.kept_unreadable
@@ -189,12 +208,10 @@ def _prune_text(result: PruneResult) -> str:
     return "\n".join(lines)
 
 
-def _made_room(destination: Path, keep_last: int | None, max_age: timedelta | None) -> str:
+def _made_room(store: BackupStore, keep_last: int | None, max_age: timedelta | None) -> str:
     """Apply the retention limits after a backup failed for want of space; in words."""
     try:
-        result = prune(
-            BackupCatalog(destination), keep_last=keep_last, max_age=max_age, now=datetime.now(UTC)
-        )
+        result = prune(store, keep_last=keep_last, max_age=max_age, now=datetime.now(UTC))
     except BackupError as exc:
         return f"applying the retention limits failed too: {exc}"
     if not result.removed:
@@ -207,16 +224,16 @@ def _made_room(destination: Path, keep_last: int | None, max_age: timedelta | No
 
 def _create(args: argparse.Namespace) -> int:
     conninfo = connection_from_args(args)
-    destination = _destination(args)
+    store = _store(args)
     jobs = _check_jobs(args)
     keep_last, max_age = _limits(args)
     limited = keep_last is not None or max_age is not None
     try:
-        manifest = create_backup(conninfo, destination, jobs=jobs, lock_wait=args.lock_wait)
+        manifest = take_backup(conninfo, store, jobs=jobs, lock_wait=args.lock_wait)
         pruned = None
         if limited:
             pruned = prune(
-                BackupCatalog(destination),
+                store,
                 keep_last=keep_last,
                 max_age=max_age,
                 now=datetime.now(UTC),
@@ -226,7 +243,7 @@ def _create(args: argparse.Namespace) -> int:
             raise CommandError(str(full)) from None
         # The limits are applied anyway: tightening them is how a full volume is freed
         # for the next scheduled backup without anyone running prune by hand.
-        raise CommandError(f"{full}; {_made_room(destination, keep_last, max_age)}") from None
+        raise CommandError(f"{full}; {_made_room(store, keep_last, max_age)}") from None
     except ClientTooOld as exc:
         raise CommandError(str(exc), CLIENT_TOO_OLD_EXIT_CODE) from None
     except BackupError as exc:
@@ -236,7 +253,7 @@ def _create(args: argparse.Namespace) -> int:
         f"backup {manifest.id} of {manifest.database} "
         f"(revision {manifest.schema_revision or 'none'}): {_size(manifest.size_bytes)}, "
         f"{len(manifest.files)} files, {manifest.duration_s:.1f} s\n"
-        f"stored in {destination / manifest.id}"
+        f"stored in {store.location.rstrip('/')}/{manifest.id}"
     )
     if pruned is not None:
         data = {"backup": data, "prune": _prune_json(pruned)}
@@ -246,8 +263,11 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    catalog = BackupCatalog(_destination(args))
-    scan = catalog.scan()
+    catalog = _store(args)
+    try:
+        scan = catalog.scan()
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
     if args.output == "json":
         emit(
             args,
@@ -260,7 +280,7 @@ def _list(args: argparse.Namespace) -> int:
         )
         return 0
     if not scan.complete and not scan.unfinished and not scan.unreadable:
-        print(f"no backups in {catalog.destination}")
+        print(f"no backups in {catalog.location}")
         return 0
     header = f"{'ID':<24} {'DATABASE':<20} {'REVISION':<14} {'SIZE':>10} {'FINISHED':<20} VERIFIED"
     rows = [header]
@@ -289,18 +309,21 @@ def _verified_text(m: BackupManifest) -> str:
     return verdict
 
 
-def _resolve_id(catalog: BackupCatalog, backup_id: str | None) -> str | None:
+def _resolve_id(catalog: BackupStore, backup_id: str | None) -> str | None:
     if backup_id != "latest":
         return backup_id
-    newest = catalog.newest()
+    try:
+        newest = catalog.newest()
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
     if newest is None:
-        raise CommandError(f"no complete backup in {catalog.destination}")
+        raise CommandError(f"no complete backup in {catalog.location}")
     return newest.id
 
 
 def _restore(args: argparse.Namespace) -> int:
     conninfo = connection_from_args(args)
-    catalog = BackupCatalog(_destination(args))
+    catalog = _store(args)
     jobs = _check_jobs(args)
     backup_id = _resolve_id(catalog, args.backup_id)
     assert backup_id is not None
@@ -346,7 +369,7 @@ def _drill_json(result: DrillResult) -> dict[str, Any]:
     }
 
 
-def _drill_error_json(catalog: BackupCatalog, exc: DrillNotRun) -> dict[str, Any]:
+def _drill_error_json(catalog: BackupStore, exc: DrillNotRun) -> dict[str, Any]:
     manifest = None
     with contextlib.suppress(BackupError):
         manifest = catalog.read(exc.backup_id)
@@ -366,7 +389,7 @@ def _drill_error_json(catalog: BackupCatalog, exc: DrillNotRun) -> dict[str, Any
 
 def _verify(args: argparse.Namespace) -> int:
     conninfo = connection_from_args(args)
-    catalog = BackupCatalog(_destination(args))
+    catalog = _store(args)
     jobs = _check_jobs(args)
     try:
         result = verify_backup(catalog, _resolve_id(catalog, args.backup_id), conninfo, jobs=jobs)
@@ -409,7 +432,7 @@ def _prune(args: argparse.Namespace) -> int:
         raise CommandError("nothing to prune by: give --keep-last and/or --max-age", 2)
     try:
         result = prune(
-            BackupCatalog(_destination(args)),
+            _store(args),
             keep_last=keep_last,
             max_age=max_age,
             now=datetime.now(UTC),

@@ -4,7 +4,9 @@ Two CronJobs per resource: ``schedule`` runs ``dbkeeper backup create`` (which a
 prunes by the retention settings), ``verifySchedule`` runs ``dbkeeper backup verify``
 (a restore drill). Both run the operator's own image with the credentials from the
 resource's Secret as environment variables (never literal values), the destination
-PersistentVolumeClaim mounted, and a restricted security context. The connection
+PersistentVolumeClaim mounted, or, for a bucket, the standard ``AWS_*`` variables (keys
+as Secret references only) and a staging emptyDir for the one dump on its way, and a
+restricted security context. The connection
 string holds no password: libpq reads it from ``PGPASSWORD``. The verify job's user
 needs CREATEDB, since a drill restores into a scratch database.
 
@@ -28,7 +30,11 @@ from typing import Any
 
 from croniter import croniter
 
+from dbkeeper.api.spec import S3Destination
 from dbkeeper.backup.errors import CLIENT_TOO_OLD_EXIT_CODE, DRILL_NOT_RUN_EXIT_CODE
+from dbkeeper.backup.s3.location import SSE_KMS_KEY_VARIABLE, SSE_VARIABLE
+from dbkeeper.backup.staging import STAGING_VARIABLE
+from dbkeeper.backup.store import DESTINATION_VARIABLE
 from dbkeeper.manifests import HASH_ANNOTATION, database_env
 
 SPEC_HASH_ANNOTATION = HASH_ANNOTATION
@@ -40,6 +46,9 @@ _CRONJOB_NAME_MAX = 52  # the controller appends an 11-character suffix to Job n
 _JOB_NAME_MAX = 63
 # A writable emptyDir: the root filesystem is read-only.
 SCRATCH_DIR = "/tmp"  # noqa: S108 - a private emptyDir inside the pod, not a shared /tmp
+STAGING_DIR = "/staging"
+"""An emptyDir where a backup to object storage is dumped before its upload."""
+WEB_IDENTITY_DIR = "/var/run/secrets/dbkeeper/web-identity"
 
 Manifest = dict[str, Any]
 
@@ -55,8 +64,11 @@ class BackupJobSettings:
     database_port: int
     database_name: str
     credentials_secret: str
-    claim_name: str
+    claim_name: str | None
     owner_reference: Mapping[str, Any]
+    s3: S3Destination | None = None
+    """The bucket, when backups go to object storage instead of the claim."""
+    service_account_name: str | None = None
     keep_last: int | None = None
     max_age: str | None = None
     jobs: int = 2
@@ -187,9 +199,86 @@ def _env(settings: BackupJobSettings) -> list[Manifest]:
             settings.sslmode,
             settings.credentials_secret,
         ),
-        {"name": "DBKEEPER_BACKUP_DIR", "value": settings.mount_path},
+        *(_s3_env(settings.s3) if settings.s3 is not None else _claim_env(settings)),
         {"name": "HOME", "value": SCRATCH_DIR},
     ]
+
+
+def _claim_env(settings: BackupJobSettings) -> list[Manifest]:
+    return [{"name": "DBKEEPER_BACKUP_DIR", "value": settings.mount_path}]
+
+
+def _s3_env(s3: S3Destination) -> list[Manifest]:
+    """Where and how the pod reaches the bucket: the standard AWS variables, the keys
+    only as references to their Secret, never values."""
+    url = f"s3://{s3.bucket}/{s3.prefix}" if s3.prefix else f"s3://{s3.bucket}"
+    env: list[Manifest] = [
+        {"name": DESTINATION_VARIABLE, "value": url},
+        {"name": STAGING_VARIABLE, "value": STAGING_DIR},
+    ]
+    if s3.endpoint is not None:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": s3.endpoint})
+    if s3.region is not None:
+        env.append({"name": "AWS_REGION", "value": s3.region})
+    if s3.credentials_secret is not None:
+        for key, optional in (
+            ("AWS_ACCESS_KEY_ID", False),
+            ("AWS_SECRET_ACCESS_KEY", False),
+            ("AWS_SESSION_TOKEN", True),
+        ):
+            ref: Manifest = {"name": s3.credentials_secret, "key": key}
+            if optional:
+                ref["optional"] = True
+            env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+    if s3.web_identity is not None:
+        env += [
+            {"name": "AWS_ROLE_ARN", "value": s3.web_identity.role_arn},
+            {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": f"{WEB_IDENTITY_DIR}/token"},
+        ]
+    sse = s3.server_side_encryption
+    if sse is not None:
+        env.append({"name": SSE_VARIABLE, "value": sse.type})
+        if sse.kms_key_id is not None:
+            env.append({"name": SSE_KMS_KEY_VARIABLE, "value": sse.kms_key_id})
+    return env
+
+
+def _volumes(settings: BackupJobSettings) -> tuple[list[Manifest], list[Manifest]]:
+    """The pod's volumes and the container's mounts: the claim, or the staging folder
+    (and the web identity's token) of an object-storage destination."""
+    mounts: list[Manifest] = [{"name": "tmp", "mountPath": SCRATCH_DIR}]
+    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
+    s3 = settings.s3
+    if s3 is None:
+        mounts.insert(0, {"name": "backups", "mountPath": settings.mount_path})
+        volumes.insert(
+            0, {"name": "backups", "persistentVolumeClaim": {"claimName": settings.claim_name}}
+        )
+        return volumes, mounts
+    staging: Manifest = {}
+    if s3.staging_size_limit is not None:
+        staging["sizeLimit"] = s3.staging_size_limit
+    mounts.append({"name": "staging", "mountPath": STAGING_DIR})
+    volumes.append({"name": "staging", "emptyDir": staging})
+    if s3.web_identity is not None:
+        mounts.append({"name": "web-identity", "mountPath": WEB_IDENTITY_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "web-identity",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "audience": s3.web_identity.audience,
+                                "expirationSeconds": 3600,
+                                "path": "token",
+                            }
+                        }
+                    ]
+                },
+            }
+        )
+    return volumes, mounts
 
 
 def _fail_at_once_policy(container: str, exit_code: int) -> Manifest:
@@ -216,6 +305,12 @@ def _job_spec(settings: BackupJobSettings, component: str, args: list[str]) -> M
         DRILL_NOT_RUN_EXIT_CODE if component == VERIFY_COMPONENT else CLIENT_TOO_OLD_EXIT_CODE
     )
     policy = {"podFailurePolicy": _fail_at_once_policy(component, exit_code)}
+    volumes, mounts = _volumes(settings)
+    account = (
+        {"serviceAccountName": settings.service_account_name}
+        if settings.service_account_name is not None
+        else {}
+    )
     return {
         "backoffLimit": 1,
         **policy,
@@ -224,6 +319,7 @@ def _job_spec(settings: BackupJobSettings, component: str, args: list[str]) -> M
             "metadata": {"labels": _labels(settings, component)},
             "spec": {
                 "restartPolicy": "Never",
+                **account,
                 "automountServiceAccountToken": False,
                 "securityContext": {
                     "runAsNonRoot": True,
@@ -243,10 +339,7 @@ def _job_spec(settings: BackupJobSettings, component: str, args: list[str]) -> M
                         "terminationMessagePolicy": "FallbackToLogsOnError",
                         "env": _env(settings),
                         "resources": copy.deepcopy(dict(settings.resources)),
-                        "volumeMounts": [
-                            {"name": "backups", "mountPath": settings.mount_path},
-                            {"name": "tmp", "mountPath": SCRATCH_DIR},
-                        ],
+                        "volumeMounts": mounts,
                         "securityContext": {
                             "runAsNonRoot": True,
                             "allowPrivilegeEscalation": False,
@@ -256,13 +349,7 @@ def _job_spec(settings: BackupJobSettings, component: str, args: list[str]) -> M
                         },
                     }
                 ],
-                "volumes": [
-                    {
-                        "name": "backups",
-                        "persistentVolumeClaim": {"claimName": settings.claim_name},
-                    },
-                    {"name": "tmp", "emptyDir": {}},
-                ],
+                "volumes": volumes,
             },
         },
     }

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from dbkeeper.api import DatabaseSchemaSpec
-from dbkeeper.api.spec import BackupSpec
+from dbkeeper.api.spec import BackupSpec, S3Destination
+from dbkeeper.backup.s3.location import S3Location
 from dbkeeper.manifests.backup import BackupJobSettings
 from dbkeeper.reconcile.backup_jobs import BACKUP_COMPONENT, VERIFY_COMPONENT
 from dbkeeper.reconcile.pooler_input import owner_reference
@@ -32,7 +34,7 @@ def job_settings(
     view: ResourceView,
     spec: DatabaseSchemaSpec,
     backup: BackupSpec,
-    claim_name: str,
+    claim_name: str | None,
     host: str,
     port: int,
     settings: Settings,
@@ -48,6 +50,8 @@ def job_settings(
         database_name=spec.database.name,
         credentials_secret=spec.database.credentials_secret,
         claim_name=claim_name,
+        s3=backup.destination.s3,
+        service_account_name=backup.service_account_name,
         owner_reference=owner_reference(view),
         keep_last=backup.retention.keep_last,
         max_age=None if max_age is None else f"{int(max_age.total_seconds())}s",
@@ -55,3 +59,31 @@ def job_settings(
         sslmode=spec.database.ssl_mode,
         suspend=backup.suspend,
     )
+
+
+CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def s3_location(s3: S3Destination) -> S3Location:
+    """The bucket of ``spec.backup.destination.s3`` as the backup layer names it."""
+    sse = s3.server_side_encryption
+    return S3Location(
+        bucket=s3.bucket,
+        prefix=s3.prefix,
+        endpoint=s3.endpoint,
+        region=s3.region,
+        sse=sse.type if sse is not None else None,
+        kms_key_id=sse.kms_key_id if sse is not None else None,
+    )
+
+
+def bucket_credentials(secret: Mapping[str, str] | None) -> tuple[tuple[str, str], ...] | None:
+    """The ``AWS_*`` keys of a bucket's credentials Secret; None when it lacks the two
+    that are required (or does not exist)."""
+    if secret is None:
+        return None
+    keys = tuple((k, secret[k]) for k in CREDENTIAL_KEYS if (secret.get(k) or "").strip())
+    names = {k for k, _ in keys}
+    if not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names:
+        return None
+    return keys

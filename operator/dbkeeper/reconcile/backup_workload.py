@@ -82,7 +82,8 @@ def reconcile_backups(
     ``primary`` is the database as the pass observed it, when it could."""
     backup = spec.backup
     claim = backup.destination.persistent_volume_claim if backup is not None else None
-    if backup is None or claim is None:
+    in_cluster = backup is not None and (claim is not None or backup.destination.s3 is not None)
+    if backup is None or not in_cluster:
         if _had_backups(report):
             for name in (backup_cronjob_name(view.name), verify_cronjob_name(view.name)):
                 runtime.delete_owned(view, "CronJob", name)
@@ -95,12 +96,14 @@ def reconcile_backups(
             "False",
             Reason.INVALID_SPEC,
             "spec.backup.destination.directory is for runs outside a cluster; backup pods "
-            "need spec.backup.destination.persistentVolumeClaim",
+            "need spec.backup.destination.persistentVolumeClaim or s3",
             event="Warning",
         )
         return
     host, port = _endpoint(spec, primary)
-    job = job_settings(view, spec, backup, claim.claim_name, host, port, settings)
+    job = job_settings(
+        view, spec, backup, claim.claim_name if claim else None, host, port, settings
+    )
     if report.status.condition(ConditionType.BACKUP_HEALTHY) is None:
         # Recorded before the CronJobs exist, so removing backups later finds them even
         # if creating them fails half-way.

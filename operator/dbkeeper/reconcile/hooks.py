@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from dbkeeper.backup.errors import BackupFailed
 from dbkeeper.backup.hooks import BackupBeforeMigrate
+from dbkeeper.backup.store import Destination
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.migrate import MigrationHooks, MovePlan, Step
 from dbkeeper.pooler.admin import AdminConsole
@@ -34,8 +34,10 @@ class MoveSafeguards:
     """A backup destination (or None) and poolers to pause (possibly none)."""
 
     database: ConnInfo
-    backup_destination: Path | None = None
+    backup_destination: Destination | None = None
     backup_jobs: int = 2
+    backup_credentials: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """``AWS_*`` keys from the bucket's credentials Secret; never printed."""
     poolers: tuple[PoolerPause, ...] = ()
     backup_unavailable: str | None = None
     """Why a required backup cannot be taken here; the move is then refused."""
@@ -54,7 +56,10 @@ class _Safeguards:
         if self.spec.backup_destination is None:
             return None
         backup = BackupBeforeMigrate(
-            self.spec.backup_destination, self.spec.database, self.spec.backup_jobs
+            self.spec.backup_destination,
+            self.spec.database,
+            self.spec.backup_jobs,
+            dict(self.spec.backup_credentials),
         )
         return backup.before_move(plan)
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from dbkeeper.api import API_VERSION, KIND, DatabaseSchemaSpec
+from dbkeeper.api.spec import S3Destination
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.kube import KubeClient, KubeError, ObjectRef
 from dbkeeper.manifests import HASH_ANNOTATION
+from dbkeeper.reconcile.backup_input import bucket_credentials, s3_location
 from dbkeeper.reconcile.hooks import MoveSafeguards, PoolerPause
 from dbkeeper.reconcile.pooler_pauses import pooler_pauses
 from dbkeeper.reconcile.runtime import EventType, ResourceView, StatusConflict
@@ -112,6 +114,9 @@ class KubeRuntime:
         backup = spec.backup
         if backup is None or not spec.migrations.backup_before_migrate:
             return MoveSafeguards(database=conninfo, poolers=poolers) if poolers else None
+        s3 = backup.destination.s3
+        if s3 is not None:
+            return self._s3_safeguards(view, conninfo, s3, backup.jobs, poolers)
         destination = backup_destination(spec)
         if destination is None or not destination.is_dir():
             claim = backup.destination.persistent_volume_claim
@@ -129,6 +134,44 @@ class KubeRuntime:
             database=conninfo,
             backup_destination=destination,
             backup_jobs=backup.jobs,
+            poolers=poolers,
+        )
+
+    def _s3_safeguards(
+        self,
+        view: ResourceView,
+        conninfo: ConnInfo,
+        s3: S3Destination,
+        jobs: int,
+        poolers: tuple[PoolerPause, ...],
+    ) -> MoveSafeguards:
+        """The operator takes the backup before a move itself, into the bucket: with
+        the keys of the credentials Secret, else with its own identity."""
+        credentials: tuple[tuple[str, str], ...] = ()
+        if s3.credentials_secret is not None:
+            found = self.read_secret(view.namespace, s3.credentials_secret)
+            keys = bucket_credentials(found)
+            if keys is None:
+                return MoveSafeguards(
+                    database=conninfo,
+                    poolers=poolers,
+                    backup_unavailable=(
+                        f"backupBeforeMigrate is set but Secret {s3.credentials_secret!r} "
+                        + (
+                            "does not exist"
+                            if found is None
+                            else "lacks AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY"
+                        )
+                        + ": create it with those keys, or set "
+                        "migrations.backupBeforeMigrate: false"
+                    ),
+                )
+            credentials = keys
+        return MoveSafeguards(
+            database=conninfo,
+            backup_destination=s3_location(s3),
+            backup_jobs=jobs,
+            backup_credentials=credentials,
             poolers=poolers,
         )
 

@@ -296,7 +296,81 @@ BAD_SPECS: Final = [
         {"backup.destination.directory": "/var/backups"},
         "spec.backup.destination.directory",
         False,
+        "not persistentVolumeClaim and directory",
+    ),
+    _case(
+        "destination with both claim and bucket",
+        {"backup.destination.s3": {"bucket": "clinic-backups"}},
+        "spec.backup.destination.s3",
+        False,
+        "not persistentVolumeClaim and s3",
+    ),
+    _case(
+        "bucket name with capitals",
+        {"backup.destination": {"s3": {"bucket": "Clinic_Backups"}}},
+        "spec.backup.destination.s3.bucket",
+        False,
+        "is not a bucket name",
+    ),
+    _case(
+        "prefix climbing with ..",
+        {"backup.destination": {"s3": {"bucket": "clinic-backups", "prefix": "a/../b"}}},
+        "spec.backup.destination.s3.prefix",
+        False,
+        "is not usable",
+    ),
+    _case(
+        "endpoint without scheme",
+        {"backup.destination": {"s3": {"bucket": "clinic-backups", "endpoint": "minio:9000"}}},
+        "spec.backup.destination.s3.endpoint",
+        False,
+        "write http(s)://HOST[:PORT]",
+    ),
+    _case(
+        "keys and web identity both",
+        {
+            "backup.destination": {
+                "s3": {
+                    "bucket": "clinic-backups",
+                    "credentialsSecret": "clinic-s3",
+                    "webIdentity": {"roleArn": "arn:aws:iam::123456789012:role/b"},
+                }
+            }
+        },
+        "spec.backup.destination.s3.webIdentity",
+        False,
         "not both",
+    ),
+    _case(
+        "role that is not an ARN",
+        {
+            "backup.destination": {
+                "s3": {"bucket": "clinic-backups", "webIdentity": {"roleArn": "backups"}}
+            }
+        },
+        "spec.backup.destination.s3.webIdentity.roleArn",
+        True,
+    ),
+    _case(
+        "KMS encryption without a key",
+        {
+            "backup.destination": {
+                "s3": {"bucket": "clinic-backups", "serverSideEncryption": {"type": "aws:kms"}}
+            }
+        },
+        "spec.backup.destination.s3.serverSideEncryption.kmsKeyId",
+        False,
+        "needs kmsKeyId",
+    ),
+    _case(
+        "unknown encryption",
+        {
+            "backup.destination": {
+                "s3": {"bucket": "clinic-backups", "serverSideEncryption": {"type": "rot13"}}
+            }
+        },
+        "spec.backup.destination.s3.serverSideEncryption.type",
+        True,
     ),
     _case(
         "destination with neither",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
+from dbkeeper.api.spec import S3Destination
 from dbkeeper.backup.errors import CLIENT_TOO_OLD_EXIT_CODE, DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.manifests.backup import (
     SPEC_HASH_ANNOTATION,
@@ -190,3 +192,88 @@ def test_backup_jobs_retry_except_when_their_pg_dump_is_older_than_the_server() 
             ]
         }
         assert job_spec["backoffLimit"] == 1
+
+
+# --- object storage -------------------------------------------------------------------
+
+
+def _s3_settings(**s3: Any) -> BackupJobSettings:
+    fields: dict[str, Any] = {
+        "bucket": "clinic-backups",
+        "prefix": "health/clinic",
+        "endpoint": "https://minio.storage:9000",
+        "region": "eu-west-1",
+        "credentialsSecret": "clinic-s3",
+        **s3,
+    }
+    return _settings(claim_name=None, s3=S3Destination.model_validate(fields))
+
+
+def _env(pod: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["containers"][0]["env"]}
+
+
+S3_OBJECTS = [
+    pytest.param(lambda s: build_backup_cronjob(s, "0 2 * * *"), id="backup-cronjob"),
+    pytest.param(lambda s: build_verify_cronjob(s, "0 4 * * 0"), id="verify-cronjob"),
+    pytest.param(lambda s: build_backup_job(s, "clinic-backup-manual-1"), id="job"),
+]
+
+
+@pytest.mark.parametrize("build", S3_OBJECTS)
+def test_pods_of_a_bucket_destination_reach_it_with_references_only(build: Any) -> None:
+    obj = build(_s3_settings(stagingSizeLimit="20Gi"))
+    kubernetes_validate.validate(obj, "1.30", strict=True)
+    pod = _pod(obj)
+    env = _env(pod)
+    assert env["DBKEEPER_BACKUP_DESTINATION"] == "s3://clinic-backups/health/clinic"
+    assert env["AWS_ENDPOINT_URL"] == "https://minio.storage:9000"
+    assert env["AWS_REGION"] == "eu-west-1"
+    assert env["AWS_ACCESS_KEY_ID"] == {
+        "secretKeyRef": {"name": "clinic-s3", "key": "AWS_ACCESS_KEY_ID"}
+    }
+    assert env["AWS_SECRET_ACCESS_KEY"] == {
+        "secretKeyRef": {"name": "clinic-s3", "key": "AWS_SECRET_ACCESS_KEY"}
+    }
+    assert env["AWS_SESSION_TOKEN"] == {
+        "secretKeyRef": {"name": "clinic-s3", "key": "AWS_SESSION_TOKEN", "optional": True}
+    }
+    assert "DBKEEPER_BACKUP_DIR" not in env
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "backups" not in volumes  # no claim
+    assert volumes["staging"] == {"name": "staging", "emptyDir": {"sizeLimit": "20Gi"}}
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert env["DBKEEPER_BACKUP_STAGING_DIR"] == mounts["staging"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_a_web_identity_is_a_projected_token_and_the_role_to_assume() -> None:
+    settings = _s3_settings(
+        credentialsSecret=None,
+        webIdentity={"roleArn": "arn:aws:iam::123456789012:role/clinic-backups"},
+    )
+    settings = replace(settings, service_account_name="clinic-backups")
+    obj = build_backup_cronjob(settings, "0 2 * * *")
+    kubernetes_validate.validate(obj, "1.30", strict=True)
+    pod = _pod(obj)
+    env = _env(pod)
+    assert pod["serviceAccountName"] == "clinic-backups"
+    assert env["AWS_ROLE_ARN"] == "arn:aws:iam::123456789012:role/clinic-backups"
+    assert "AWS_ACCESS_KEY_ID" not in env
+    token = next(v for v in pod["volumes"] if v["name"] == "web-identity")
+    source = token["projected"]["sources"][0]["serviceAccountToken"]
+    assert source["audience"] == "sts.amazonaws.com"
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "web-identity")
+    assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == f"{mount['mountPath']}/{source['path']}"
+
+
+def test_server_side_encryption_is_passed_on() -> None:
+    pod = _pod(
+        build_backup_job(
+            _s3_settings(serverSideEncryption={"type": "aws:kms", "kmsKeyId": "alias/backups"}),
+            "clinic-backup-manual-2",
+        )
+    )
+    env = _env(pod)
+    assert env["DBKEEPER_S3_SSE"] == "aws:kms"
+    assert env["DBKEEPER_S3_SSE_KMS_KEY_ID"] == "alias/backups"

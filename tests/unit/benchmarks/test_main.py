@@ -19,6 +19,7 @@ def test_no_selection_means_every_benchmark() -> None:
         "pooler-prepared",
         "engine",
         "backup",
+        "object-storage",
         "operator",
         "operator-real-api",
     ]
