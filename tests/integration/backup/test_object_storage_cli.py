@@ -13,12 +13,14 @@ import io
 import json
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
+from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE, BackupFailed
+from dbkeeper.backup.hooks import BackupBeforeMigrate
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.s3.location import S3Location
 from dbkeeper.backup.s3.store import S3Store
@@ -349,3 +351,47 @@ def test_unknown_schemes_are_usage_errors_and_write_nowhere(
         assert result.returncode == 2, result.stderr
         assert "s3://BUCKET/PREFIX" in _one_line(result)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_web_identity_is_taken_to_sts_and_its_token_never_shown(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    """Without keys, the pod's projected token goes to STS AssumeRoleWithWebIdentity at
+    AWS_ENDPOINT_URL_STS. The test server routes unsigned STS calls by their form body,
+    while the client sends the parameters in the query string (which Amazon STS takes),
+    so here the exchange itself fails: what is checked is that the token went to STS,
+    and that the failure is one line naming the web identity, without the token."""
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6aGVhbHRoIn0.c2lnbmF0dXJl"
+    token = tmp_path / "token"
+    token.write_text(jwt)
+    web_identity = {
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/clinic-backups",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
+        "AWS_ENDPOINT_URL_STS": s3_bucket.endpoint,
+    }
+    result = s3_cli(["list"], None, s3_bucket, env=web_identity)
+    assert result.returncode == 1
+    line = _one_line(result)
+    assert "no usable credentials for the object store" in line
+    assert "web identity" in line
+    assert jwt not in result.stderr + result.stdout
+    log = s3_bucket.server.log_path.read_text()
+    assert "Action=AssumeRoleWithWebIdentity" in log
+    assert "RoleArn=arn:aws:iam::123456789012:role/clinic-backups" in log
+
+
+def test_the_backup_before_a_migration_goes_to_the_bucket(
+    populated: ConnInfo, s3_bucket: Bucket
+) -> None:
+    location = S3Location(
+        bucket=s3_bucket.name, prefix=PREFIX, endpoint=s3_bucket.endpoint, region="us-east-1"
+    )
+    hook = BackupBeforeMigrate(location, populated, jobs=2, credentials=s3_bucket.env())
+    backup_id = hook.before_move(plan=None)
+    assert _manifest(s3_bucket, backup_id).schema_revision == REVISION
+
+    gone = S3Location(bucket="dbk-missing-bucket", endpoint=s3_bucket.endpoint, region="us-east-1")
+    with pytest.raises(BackupFailed, match=r"migration not started.*does not exist"):
+        BackupBeforeMigrate(gone, populated, credentials=s3_bucket.env()).before_move(plan=None)

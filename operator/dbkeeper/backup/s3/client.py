@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -165,7 +166,7 @@ def failure(exc: BaseException, location: S3Location, doing: str) -> ObjectStore
                 f"bucket {location.bucket!r} does not exist at {where}",
                 "create it, or correct the bucket name",
             )
-        detail = (exc.message or "").strip().split("\n", 1)[0][:200]
+        detail = scrubbed((exc.message or "").strip().split("\n", 1)[0])[:200]
         return ObjectStoreError(
             errno.EIO,
             f"the object store refused to {doing} ({code}{': ' + detail if detail else ''})",
@@ -209,4 +210,13 @@ def _network_reason(exc: BaseException) -> str:
 
 
 def _first_line(exc: object) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return scrubbed((str(exc).strip().splitlines() or [type(exc).__name__])[0])[:200]
+
+
+_URL_QUERY = re.compile(r"(https?://[^\s?#]*)\?[^\s]*")
+
+
+def scrubbed(text: str) -> str:
+    """``text`` without the query strings of its URLs: an STS request carries the web
+    identity token there, and a presigned URL its signature."""
+    return _URL_QUERY.sub(r"\1?…", text)
