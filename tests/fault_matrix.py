@@ -42,6 +42,7 @@ _HOSTILE = f"{_MIGRATE}/test_cli_hostile_input.py"
 _SETS = "tests/unit/migrate/test_sets.py"
 _BACKUP = "tests/integration/backup"
 _DESTINATION = f"{_BACKUP}/test_destination_faults.py"
+_BUCKET = f"{_BACKUP}/test_object_storage_cli.py"
 _AUDIT = "tests/integration/healthcare/test_audit.py"
 _POOLER = "tests/integration/pooler"
 
@@ -366,6 +367,45 @@ MATRIX: tuple[Fault, ...] = (
         "the counts and pg_dump give up after --lock-wait (5m by default); one line, nothing kept",
         f"{_BACKUP}/test_locked_tables.py::"
         "test_pg_dump_itself_gives_up_on_a_locked_table_after_the_lock_wait",
+    ),
+    # -- backups in object storage ---------------------------------------------------
+    Fault(
+        "object storage",
+        "network cut in the middle of an upload",
+        "the command fails in one line; the cut-off backup has no manifest, so list shows "
+        "it unfinished, restore refuses it, retention does not count it, and prune removes "
+        "it once its marker is stale",
+        f"{_BUCKET}::test_an_upload_cut_off_leaves_no_backup_that_could_pass_for_whole",
+    ),
+    Fault(
+        "object storage",
+        "a corrupted, missing or unlisted object",
+        "restore refused by checksum before anything is created; a drill records failed",
+        f"{_BUCKET}::test_a_damaged_backup_in_the_bucket_is_refused_and_the_target_untouched",
+    ),
+    Fault(
+        "object storage",
+        "a bucket that refuses writes",
+        "one line naming the permission; nothing of the backup kept; reads and restores work",
+        f"{_BUCKET}::test_a_bucket_that_refuses_writes_keeps_nothing_and_reads_still_work",
+    ),
+    Fault(
+        "object storage",
+        "wrong or unknown credentials",
+        "one line naming the refusal and what to check; no key in any output",
+        f"{_BUCKET}::test_wrong_credentials_are_named_and_never_shown",
+    ),
+    Fault(
+        "object storage",
+        "store unreachable, or no such bucket",
+        "fails before the dump, in one line, after bounded retries",
+        f"{_BUCKET}::test_an_unreachable_store_fails_before_the_dump",
+    ),
+    Fault(
+        "object storage",
+        "a prune and a restore of the same backup at once",
+        "one of them steps back: the prune skips it, or the restore refuses",
+        f"{_BUCKET}::test_a_reader_and_a_pruner_hold_each_other_off",
     ),
     # -- audit trail ---------------------------------------------------------------
     Fault(
