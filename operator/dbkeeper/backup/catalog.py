@@ -170,15 +170,7 @@ class BackupCatalog:
             raise BackupUnreadable(
                 backup_id, f"{MANIFEST_FILE} cannot be read: {exc.strerror or exc}"
             ) from None
-        try:
-            manifest = BackupManifest.from_json(data)
-        except ManifestInvalid as exc:
-            raise BackupUnreadable(backup_id, f"damaged manifest: {exc}") from None
-        if manifest.id != backup_id:
-            raise BackupUnreadable(
-                backup_id, f"the manifest is that of another backup ({manifest.id!r})"
-            )
-        return manifest
+        return parse_manifest(backup_id, data)
 
     def start(self, backup_id: str) -> Path:
         """Create the folder of a new backup, marked in progress before anything else."""
@@ -292,6 +284,20 @@ class BackupCatalog:
         (self.destination / _LOCKS_DIR / f"{check_backup_id(backup_id)}.lock").unlink(
             missing_ok=True
         )
+
+
+def parse_manifest(backup_id: str, data: bytes) -> BackupManifest:
+    """The manifest of ``backup_id`` from its stored bytes; BackupUnreadable when they
+    are damaged or the manifest of another backup."""
+    try:
+        manifest = BackupManifest.from_json(data)
+    except ManifestInvalid as exc:
+        raise BackupUnreadable(backup_id, f"damaged manifest: {exc}") from None
+    if manifest.id != backup_id:
+        raise BackupUnreadable(
+            backup_id, f"the manifest is that of another backup ({manifest.id!r})"
+        )
+    return manifest
 
 
 def _describe_bare_folder(folder: Path) -> str:

@@ -22,12 +22,17 @@ from psycopg import sql
 from dbkeeper import metrics
 from tests.k8s.harness import Cluster
 from tests.k8s.pod_runner import PodRunner
-from tests.k8s.scenarios.conftest import API_VERSION, KIND, wait_for_phase
-from tests.k8s.scenarios.workloads import NAME, NAMESPACE, Workload, as_sent
+from tests.k8s.scenarios.conftest import wait_for_phase
+from tests.k8s.scenarios.workloads import (
+    BACKUP_JOB_LABELS,
+    NAME,
+    NAMESPACE,
+    Workload,
+    as_sent,
+    request_backup,
+)
 
 CLAIM = "clinic-backups"
-BACKUP_NOW = "dbkeeper.dev/backup-now"
-JOB_LABELS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/name=dbkeeper"
 POD_USER = 65532  # the pods' runAsUser
 DBKEEPER = str(Path(sys.executable).with_name("dbkeeper"))
 
@@ -87,21 +92,6 @@ def _provision(cluster: Cluster, folder: Path, *, writable: bool = True) -> Path
     return folder
 
 
-def _request_backup(workload: Workload, value: str) -> dict[str, Any]:
-    cluster = workload.cluster
-    cluster.patch(
-        API_VERSION, KIND, NAMESPACE, NAME, {"metadata": {"annotations": {BACKUP_NOW: value}}}
-    )
-    listed = cluster.wait_for(
-        lambda: next(
-            iter(cluster.list("batch/v1", "Job", NAMESPACE, label_selector=JOB_LABELS)), None
-        ),
-        60,
-        "the on-demand backup Job",
-    )
-    return workload.wait_get("batch/v1", "Job", listed["metadata"]["name"])
-
-
 def _backups_in(folder: Path) -> dict[str, Any]:
     result = subprocess.run(
         [DBKEEPER, "backup", "list", "--destination", str(folder), "-o", "json"],
@@ -157,7 +147,7 @@ def test_backup_now_runs_a_backup_job_and_the_verify_cronjob_proves_it_by_a_rest
     metric = "dbkeeper_backup_last_success_timestamp_seconds"
     before = metrics.REGISTRY.get_sample_value(metric, labels)
 
-    job = _request_backup(workload, "2026-11-25T10:00:00Z")
+    job = request_backup(workload, "2026-11-25T10:00:00Z")
     kubernetes_validate.validate(as_sent(job), "1.30", strict=True)
     healthy = workload.wait_condition("BackupHealthy", "True", "BackupSucceeded", timeout=120)
     status = workload.status()
@@ -168,7 +158,7 @@ def test_backup_now_runs_a_backup_job_and_the_verify_cronjob_proves_it_by_a_rest
     after = metrics.REGISTRY.get_sample_value(metric, labels)
     assert after is not None
     assert after != before, "the last-backup time metric moved"
-    jobs = workload.cluster.list("batch/v1", "Job", NAMESPACE, label_selector=JOB_LABELS)
+    jobs = workload.cluster.list("batch/v1", "Job", NAMESPACE, label_selector=BACKUP_JOB_LABELS)
     assert [j["metadata"]["name"] for j in jobs] == [job["metadata"]["name"]], (
         "passes after the request, with the same annotation value, create no other Job"
     )
@@ -231,7 +221,7 @@ def test_a_backup_job_that_cannot_write_fails_and_backups_turn_unhealthy(
     labels = {"namespace": NAMESPACE, "name": NAME}
     before = metrics.REGISTRY.get_sample_value("dbkeeper_backup_failures_total", labels) or 0.0
 
-    job = _request_backup(workload, "first")
+    job = request_backup(workload, "first")
     # backoffLimit 1: the Job controller tries a second pod, 10 s after the first failed.
     failed = workload.wait_condition("BackupHealthy", "False", "BackupFailed", timeout=150)
     assert job["metadata"]["name"] in failed["message"]

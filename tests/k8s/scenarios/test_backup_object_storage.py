@@ -21,11 +21,9 @@ from psycopg import sql
 from dbkeeper.backup.manifest import BackupManifest
 from tests.k8s.pod_runner import PodRunner
 from tests.k8s.scenarios.conftest import wait_for_phase
-from tests.k8s.scenarios.workloads import NAME, NAMESPACE, Workload, as_sent
+from tests.k8s.scenarios.workloads import NAME, NAMESPACE, Workload, as_sent, request_backup
 from tests.object_storage.server import Bucket
 
-BACKUP_NOW = "dbkeeper.dev/backup-now"
-JOB_LABELS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/name=dbkeeper"
 KEYS_SECRET = "clinic-s3"
 PREFIX = "health/clinic"
 
@@ -69,25 +67,6 @@ def _grant_createdb(workload: Workload) -> None:
         )
 
 
-def _request_backup(workload: Workload, value: str) -> dict[str, Any]:
-    cluster = workload.cluster
-    cluster.patch(
-        "dbkeeper.dev/v1alpha1",
-        "DatabaseSchema",
-        NAMESPACE,
-        NAME,
-        {"metadata": {"annotations": {BACKUP_NOW: value}}},
-    )
-    listed = cluster.wait_for(
-        lambda: next(
-            iter(cluster.list("batch/v1", "Job", NAMESPACE, label_selector=JOB_LABELS)), None
-        ),
-        60,
-        "the on-demand backup Job",
-    )
-    return workload.wait_get("batch/v1", "Job", listed["metadata"]["name"])
-
-
 def _manifests(bucket: Bucket) -> dict[str, BackupManifest]:
     found = {}
     for obj in bucket.client.list_objects(bucket.name, f"{PREFIX}/", recursive=True):
@@ -121,7 +100,7 @@ def test_backups_go_to_the_bucket_and_a_drill_restores_from_it(
     (before_move,) = _manifests(s3_auth_bucket).values()
     assert before_move.schema_revision is None
 
-    job = _request_backup(workload, "2026-12-02T10:00:00Z")
+    job = request_backup(workload, "2026-12-02T10:00:00Z")
     kubernetes_validate.validate(as_sent(job), "1.30", strict=True)
     workload.wait_condition("BackupHealthy", "True", "BackupSucceeded", timeout=180)
     taken = {m.id: m for m in _manifests(s3_auth_bucket).values() if m.id != before_move.id}
@@ -165,7 +144,7 @@ def test_refused_keys_turn_backups_unhealthy_with_the_reason_and_write_nothing(
     workload.cluster.ensure_namespace(NAMESPACE)
     workload.cluster.create(_keys_secret(admin.access_key, "not-the-secret-key"))
     workload.create(backup=_backup_spec(s3_auth_bucket), migrations={"backupBeforeMigrate": False})
-    job = _request_backup(workload, "first")
+    job = request_backup(workload, "first")
     failed = workload.wait_condition("BackupHealthy", "False", "BackupFailed", timeout=180)
     assert job["metadata"]["name"] in failed["message"]
     pods = workload.pods(f"job-name={job['metadata']['name']}")

@@ -30,6 +30,8 @@ NAMESPACE = "workloads"
 NAME = "clinic"
 POOLER = pooler_name(NAME)
 SECRET = "clinic-owner"
+BACKUP_NOW = "dbkeeper.dev/backup-now"
+BACKUP_JOB_LABELS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/name=dbkeeper"
 
 
 def as_sent(obj: dict[str, Any]) -> dict[str, Any]:
@@ -152,3 +154,20 @@ def listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def request_backup(workload: Workload, value: str) -> dict[str, Any]:
+    """Ask for a backup with the backup-now annotation; the on-demand Job it made."""
+    cluster = workload.cluster
+    cluster.patch(
+        API_VERSION, KIND, NAMESPACE, NAME, {"metadata": {"annotations": {BACKUP_NOW: value}}}
+    )
+    listed = cluster.wait_for(
+        lambda: next(
+            iter(cluster.list("batch/v1", "Job", NAMESPACE, label_selector=BACKUP_JOB_LABELS)),
+            None,
+        ),
+        60,
+        "the on-demand backup Job",
+    )
+    return workload.wait_get("batch/v1", "Job", listed["metadata"]["name"])

@@ -59,6 +59,7 @@ from dbkeeper.backup.catalog import (
     CatalogScan,
     UnreadableBackup,
     check_backup_id,
+    parse_manifest,
     valid_backup_id,
 )
 from dbkeeper.backup.destination_faults import ObjectStoreError
@@ -69,7 +70,7 @@ from dbkeeper.backup.errors import (
     BackupUnreadable,
     DestinationUnavailable,
 )
-from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest, ManifestInvalid
+from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest
 from dbkeeper.backup.retention import parse_max_age
 from dbkeeper.backup.s3.client import PART_SIZE, connect, encryption, failure
 from dbkeeper.backup.s3.location import S3Location
@@ -281,15 +282,7 @@ class S3Store:
             ) from None
         if data is None:
             raise BackupNotFound(f"no backup {backup_id!r} in {self.location}")
-        try:
-            manifest = BackupManifest.from_json(data)
-        except ManifestInvalid as exc:
-            raise BackupUnreadable(backup_id, f"damaged manifest: {exc}") from None
-        if manifest.id != backup_id:
-            raise BackupUnreadable(
-                backup_id, f"the manifest is that of another backup ({manifest.id!r})"
-            )
-        return manifest
+        return parse_manifest(backup_id, data)
 
     @contextlib.contextmanager
     def files(self, backup_id: str, manifest: BackupManifest) -> Iterator[Path]:
