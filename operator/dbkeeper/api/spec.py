@@ -709,6 +709,11 @@ class S3Destination(SpecModel):
         "before its upload and read after its download, e.g. 20Gi. Leave room for one dump.",
     )
 
+    @property
+    def url(self) -> str:
+        """``s3://BUCKET/PREFIX``, as the backup commands take it."""
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.credentials_secret is not None and self.web_identity is not None:

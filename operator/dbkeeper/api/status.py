@@ -175,6 +175,10 @@ class LastBackup(StatusModel):
     verified_at: Timestamp | None = Field(
         default=None, description="When a restore drill last proved this backup."
     )
+    destination: str | None = Field(
+        default=None,
+        description="Where it was written: s3://BUCKET/PREFIX, or pvc/CLAIM.",
+    )
 
 
 class MigrationSetStatus(StatusModel):

@@ -211,7 +211,7 @@ def _claim_env(settings: BackupJobSettings) -> list[Manifest]:
 def _s3_env(s3: S3Destination) -> list[Manifest]:
     """Where and how the pod reaches the bucket: the standard AWS variables, the keys
     only as references to their Secret, never values."""
-    url = f"s3://{s3.bucket}/{s3.prefix}" if s3.prefix else f"s3://{s3.bucket}"
+    url = s3.url
     env: list[Manifest] = [
         {"name": DESTINATION_VARIABLE, "value": url},
         {"name": STAGING_VARIABLE, "value": STAGING_DIR},

@@ -147,6 +147,14 @@ def _with_drill_exit(view: ResourceView, runtime: KubeRuntime, runs: list[JobRun
     return [with_pod_exit(run, pods) if run is newest else run for run in runs]
 
 
+def destination_of(backup: BackupSpec) -> str | None:
+    """The destination in words, as status shows it."""
+    s3, claim = backup.destination.s3, backup.destination.persistent_volume_claim
+    if s3 is not None:
+        return s3.url
+    return f"pvc/{claim.claim_name}" if claim is not None else None
+
+
 def _had_backups(report: StatusReport) -> bool:
     """Whether backups were set up before: only then is there anything to delete."""
     return any(
@@ -214,7 +222,11 @@ def _report_runs(
     refusal: str | None,
 ) -> None:
     now = report.now
-    latest = last_backup(report.status.last_backup, runs)
+    previous = report.status.last_backup
+    latest = last_backup(previous, runs)
+    if latest is not None and (previous is None or previous.id != latest.id):
+        # Where it went when it was taken, not where the spec points now.
+        latest = latest.model_copy(update={"destination": destination_of(backup)})
     report.update(last_backup=latest)
     enabled_since = _creation_time(runtime, view, backup_cronjob_name(view.name)) or now
     verdict = backup_verdict(runs, latest, backup.schedule, backup.suspend, enabled_since, now)

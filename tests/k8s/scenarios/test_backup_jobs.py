@@ -154,6 +154,7 @@ def test_backup_now_runs_a_backup_job_and_the_verify_cronjob_proves_it_by_a_rest
     assert status["lastBackupRequest"] == "2026-11-25T10:00:00Z"
     assert status["lastBackup"]["id"] == job["metadata"]["name"]
     assert status["lastBackup"]["finishedAt"]
+    assert status["lastBackup"]["destination"] == f"pvc/{CLAIM}"
     assert job["metadata"]["name"] in healthy["message"]
     after = metrics.REGISTRY.get_sample_value(metric, labels)
     assert after is not None

@@ -103,6 +103,7 @@ def test_backups_go_to_the_bucket_and_a_drill_restores_from_it(
     job = request_backup(workload, "2026-12-02T10:00:00Z")
     kubernetes_validate.validate(as_sent(job), "1.30", strict=True)
     workload.wait_condition("BackupHealthy", "True", "BackupSucceeded", timeout=180)
+    assert workload.status()["lastBackup"]["destination"] == f"s3://{s3_auth_bucket.name}/{PREFIX}"
     taken = {m.id: m for m in _manifests(s3_auth_bucket).values() if m.id != before_move.id}
     (backup,) = taken.values()
     assert backup.schema_revision == workload.status()["currentRevision"]
