@@ -12,16 +12,15 @@ the Unix epoch; the hash is the lowercase hex SHA-256 of the UTF-8 bytes.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
+from dbkeeper.audit.canonical import digest, epoch_microseconds
+
 GENESIS_HASH = "0" * 64
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -51,19 +50,10 @@ class AuditEntry:
     row_hash: str
 
 
-def _field(value: str | None) -> str:
-    return "-;" if value is None else f"{len(value)}:{value};"
-
-
-def epoch_microseconds(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND
-
-
 def entry_hash(entry: AuditEntry) -> str:
     """The hash a row must carry, from its stored fields and its own prev_hash."""
-    canonical = "".join(
-        _field(value)
-        for value in (
+    return digest(
+        (
             entry.prev_hash,
             str(entry.id),
             entry.table_name,
@@ -76,7 +66,6 @@ def entry_hash(entry: AuditEntry) -> str:
             str(epoch_microseconds(entry.occurred_at)),
         )
     )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 # The chain head comes with every row (an init plan, evaluated once) so that it and the

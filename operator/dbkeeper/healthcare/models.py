@@ -359,17 +359,32 @@ class Consent(Base):
 
 
 class AuditLog(Base):
-    """One audited change of one row: append-only and hash-chained (see ``audit``)."""
+    """One audited change of one row: append-only, with its own content hash, sealed
+    into a batch once its transaction is final (see ``audit`` and revision 0007).
+
+    Rows written before revision 0007 carry the v1 chain links (``prev_hash``,
+    ``row_hash``) instead of a ``content_hash``; batch 0 anchors that chain."""
 
     __tablename__ = "log"
     __table_args__ = (
         Index(None, "table_name", "row_key"),
+        Index(None, "patient_id", "id"),
+        Index(None, "txid"),
         CheckConstraint(_in("action", AUDIT_ACTIONS), name="action_known"),
         CheckConstraint(
             "length(prev_hash) = 64 AND prev_hash ~ '^[0-9a-f]+$'", name="prev_hash_format"
         ),
         CheckConstraint(
             "length(row_hash) = 64 AND row_hash ~ '^[0-9a-f]+$'", name="row_hash_format"
+        ),
+        CheckConstraint(
+            "length(content_hash) = 64 AND content_hash ~ '^[0-9a-f]+$'",
+            name="content_hash_format",
+        ),
+        CheckConstraint(
+            "(content_hash IS NULL AND prev_hash IS NOT NULL AND row_hash IS NOT NULL) OR "
+            "(content_hash IS NOT NULL AND prev_hash IS NULL AND row_hash IS NULL)",
+            name="one_hash_form",
         ),
         {"schema": AUDIT_SCHEMA},
     )
@@ -383,22 +398,42 @@ class AuditLog(Base):
     actor: Mapped[str]
     txid: Mapped[int]
     occurred_at: Mapped[datetime]
-    prev_hash: Mapped[str]
-    row_hash: Mapped[str]
+    prev_hash: Mapped[str | None]
+    row_hash: Mapped[str | None]
+    patient_id: Mapped[int | None]
+    content_hash: Mapped[str | None]
 
 
-class AuditChainHead(Base):
-    """The single row naming the last audit row, so a cut-off tail is detected too."""
+class AuditSealBatch(Base):
+    """One seal: the snapshot it took, the rows it linked and its place in the chain."""
 
-    __tablename__ = "chain_head"
+    __tablename__ = "seal_batch"
     __table_args__ = (
-        CheckConstraint("singleton", name="singleton"),
+        CheckConstraint("batch >= 0", name="batch_not_negative"),
         CheckConstraint(
-            "length(last_hash) = 64 AND last_hash ~ '^[0-9a-f]+$'", name="last_hash_format"
+            "length(batch_hash) = 64 AND batch_hash ~ '^[0-9a-f]+$'", name="batch_hash_format"
         ),
         {"schema": AUDIT_SCHEMA},
     )
 
-    singleton: Mapped[bool] = mapped_column(primary_key=True, server_default=text("true"))
-    last_id: Mapped[int]
-    last_hash: Mapped[str]
+    batch: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    snapshot: Mapped[str]
+    row_count: Mapped[int]
+    total_rows: Mapped[int]
+    rows_digest: Mapped[str]
+    prev_hash: Mapped[str]
+    batch_hash: Mapped[str]
+    sealed_at: Mapped[datetime]
+    v1_last_id: Mapped[int | None]
+    v1_last_hash: Mapped[str | None]
+
+
+class AuditSealedXact(Base):
+    """Which batch sealed the rows of one transaction (written just before the batch
+    row itself, so there is no foreign key; the verifiers check that the batch exists)."""
+
+    __tablename__ = "sealed_xact"
+    __table_args__ = ({"schema": AUDIT_SCHEMA},)
+
+    txid: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    batch: Mapped[int] = mapped_column(index=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -31,17 +31,25 @@ def sqlalchemy_url(info: ConnInfo) -> URL:
     )
 
 
-def upgrade(info: ConnInfo, target: str = "head") -> None:
-    """Migrate the database the way the engine does: a connection passed in, one commit."""
+def _migrate(info: ConnInfo, move: Callable[[AlembicConfig, str], None], target: str) -> None:
     engine = create_engine(sqlalchemy_url(info), poolclass=pool.NullPool)
     try:
         config = AlembicConfig()
         config.set_main_option("script_location", SCRIPT_LOCATION)
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, target)
+            move(config, target)
     finally:
         engine.dispose()
+
+
+def upgrade(info: ConnInfo, target: str = "head") -> None:
+    """Migrate the database the way the engine does: a connection passed in, one commit."""
+    _migrate(info, command.upgrade, target)
+
+
+def downgrade(info: ConnInfo, target: str) -> None:
+    _migrate(info, command.downgrade, target)
 
 
 @pytest.fixture

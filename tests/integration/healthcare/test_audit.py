@@ -1,5 +1,6 @@
-"""The audit trail: who changed what is recorded, the application cannot rewrite it,
-and tampering by anyone who can is found at the row where it happened."""
+"""The audit trail: who changed what is recorded, the application cannot rewrite it; and
+the v1 chain of a database not yet at revision 0007, where tampering by anyone who can
+is found at the row where it happened (v2: test_audit_chain.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from psycopg import sql
 from dbkeeper.cli import main as dbkeeper_main
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.healthcare.audit import verify_audit_chain, verify_chain_in_database
+from tests.integration.healthcare.conftest import upgrade
+
+V1_HEAD = "0006"
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -38,6 +42,23 @@ def _add_patients(conn: Conn, count: int, org_id: int) -> list[int]:
 def admin(healthcare_db: ConnInfo) -> Iterator[Conn]:
     """A superuser connection in autocommit mode, with one organization created."""
     with psycopg.connect(healthcare_db.dsn(), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO organizations (identifier, name, kind) "
+            "VALUES ('ORG-1', 'General', 'hospital')"
+        )
+        yield conn
+
+
+@pytest.fixture
+def v1_db(database: ConnInfo) -> ConnInfo:
+    """A fresh database at the last revision with the v1 audit chain."""
+    upgrade(database, V1_HEAD)
+    return database
+
+
+@pytest.fixture
+def v1_admin(v1_db: ConnInfo) -> Iterator[Conn]:
+    with psycopg.connect(v1_db.dsn(), autocommit=True) as conn:
         conn.execute(
             "INSERT INTO organizations (identifier, name, kind) "
             "VALUES ('ORG-1', 'General', 'hospital')"
@@ -179,14 +200,14 @@ def _both_verdicts(conn: Conn) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return (python.ok, python.first_broken_id), (database.ok, database.first_broken_id)
 
 
-def test_untouched_chain_verifies_in_python_and_sql(admin: Conn) -> None:
-    admin.execute("SET dbkeeper.actor = 'Dr. Müller; 3:x|y'")
-    ids = _add_patients(admin, 4, _org_id(admin))
-    admin.execute("UPDATE patients SET given_name = 'Zoë 🩺' WHERE id = %s", (ids[0],))
-    admin.execute("DELETE FROM patients WHERE id = %s", (ids[1],))
-    verdict = verify_audit_chain(admin)
+def test_v1_untouched_chain_verifies_in_python_and_sql(v1_admin: Conn) -> None:
+    v1_admin.execute("SET dbkeeper.actor = 'Dr. Müller; 3:x|y'")
+    ids = _add_patients(v1_admin, 4, _org_id(v1_admin))
+    v1_admin.execute("UPDATE patients SET given_name = 'Zoë 🩺' WHERE id = %s", (ids[0],))
+    v1_admin.execute("DELETE FROM patients WHERE id = %s", (ids[1],))
+    verdict = verify_audit_chain(v1_admin)
     assert (verdict.ok, verdict.rows_checked) == (True, 6)
-    assert verify_chain_in_database(admin).ok
+    assert verify_chain_in_database(v1_admin).ok
 
 
 def _tamper(conn: Conn, statement: str, *params: Any) -> None:
@@ -196,41 +217,41 @@ def _tamper(conn: Conn, statement: str, *params: Any) -> None:
         conn.execute("ALTER TABLE audit.log ENABLE TRIGGER log_append_only")
 
 
-def test_altering_a_middle_row_is_found_at_that_row(admin: Conn) -> None:
-    _add_patients(admin, 5, _org_id(admin))
-    _tamper(admin, "UPDATE audit.log SET actor = 'someone-else' WHERE id = 3")
-    assert _both_verdicts(admin) == ((False, 3), (False, 3))
+def test_v1_altering_a_middle_row_is_found_at_that_row(v1_admin: Conn) -> None:
+    _add_patients(v1_admin, 5, _org_id(v1_admin))
+    _tamper(v1_admin, "UPDATE audit.log SET actor = 'someone-else' WHERE id = 3")
+    assert _both_verdicts(v1_admin) == ((False, 3), (False, 3))
 
 
-def test_rehashing_an_altered_row_is_found_at_the_next_row(admin: Conn) -> None:
-    _add_patients(admin, 5, _org_id(admin))
+def test_v1_rehashing_an_altered_row_is_found_at_the_next_row(v1_admin: Conn) -> None:
+    _add_patients(v1_admin, 5, _org_id(v1_admin))
     _tamper(
-        admin,
+        v1_admin,
         "UPDATE audit.log SET actor = 'x', row_hash = audit.entry_hash(prev_hash, id, table_name, "
         "row_key, action, old_values, new_values, 'x', txid, occurred_at) WHERE id = 3",
     )
-    assert _both_verdicts(admin) == ((False, 4), (False, 4))
+    assert _both_verdicts(v1_admin) == ((False, 4), (False, 4))
 
 
-def test_deleting_a_middle_row_is_found_at_the_row_after_it(admin: Conn) -> None:
-    _add_patients(admin, 5, _org_id(admin))
-    _tamper(admin, "DELETE FROM audit.log WHERE id = 3")
-    assert _both_verdicts(admin) == ((False, 4), (False, 4))
+def test_v1_deleting_a_middle_row_is_found_at_the_row_after_it(v1_admin: Conn) -> None:
+    _add_patients(v1_admin, 5, _org_id(v1_admin))
+    _tamper(v1_admin, "DELETE FROM audit.log WHERE id = 3")
+    assert _both_verdicts(v1_admin) == ((False, 4), (False, 4))
 
 
-def test_deleting_the_last_row_is_found_through_the_chain_head(admin: Conn) -> None:
-    _add_patients(admin, 5, _org_id(admin))
-    _tamper(admin, "DELETE FROM audit.log WHERE id = 5")
-    assert _both_verdicts(admin) == ((False, 5), (False, 5))
+def test_v1_deleting_the_last_row_is_found_through_the_chain_head(v1_admin: Conn) -> None:
+    _add_patients(v1_admin, 5, _org_id(v1_admin))
+    _tamper(v1_admin, "DELETE FROM audit.log WHERE id = 5")
+    assert _both_verdicts(v1_admin) == ((False, 5), (False, 5))
 
 
-def test_concurrent_writers_extend_one_chain(healthcare_db: ConnInfo, admin: Conn) -> None:
-    org = _org_id(admin)
+def test_v1_concurrent_writers_extend_one_chain(v1_db: ConnInfo, v1_admin: Conn) -> None:
+    org = _org_id(v1_admin)
     errors: list[BaseException] = []
 
     def write() -> None:
         try:
-            with psycopg.connect(healthcare_db.dsn(), autocommit=True) as conn:
+            with psycopg.connect(v1_db.dsn(), autocommit=True) as conn:
                 _add_patients(conn, 15, org)
         except BaseException as exc:  # reported by the test below
             errors.append(exc)
@@ -241,25 +262,25 @@ def test_concurrent_writers_extend_one_chain(healthcare_db: ConnInfo, admin: Con
     for writer in writers:
         writer.join(timeout=60)
     assert errors == []
-    verdict = verify_audit_chain(admin)
+    verdict = verify_audit_chain(v1_admin)
     assert (verdict.ok, verdict.rows_checked) == (True, 45)
 
 
-def test_cli_verify_reports_an_intact_chain(
-    admin: Conn, healthcare_db: ConnInfo, capsys: pytest.CaptureFixture[str]
+def test_v1_cli_verify_reports_an_intact_chain(
+    v1_admin: Conn, v1_db: ConnInfo, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _add_patients(admin, 2, _org_id(admin))
-    code = dbkeeper_main(["audit", "verify", "--dsn", healthcare_db.dsn(), "-o", "json"])
+    _add_patients(v1_admin, 2, _org_id(v1_admin))
+    code = dbkeeper_main(["audit", "verify", "--dsn", v1_db.dsn(), "-o", "json"])
     report = json.loads(capsys.readouterr().out)
     assert (code, report["ok"], report["rows_checked"]) == (0, True, 2)
 
 
-def test_cli_verify_fails_and_names_the_broken_row(
-    admin: Conn, healthcare_db: ConnInfo, capsys: pytest.CaptureFixture[str]
+def test_v1_cli_verify_fails_and_names_the_broken_row(
+    v1_admin: Conn, v1_db: ConnInfo, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    [first, _second] = _add_patients(admin, 2, _org_id(admin))
-    _tamper(admin, "UPDATE audit.log SET row_key = '999' WHERE id = 1")
-    code = dbkeeper_main(["audit", "verify", "--dsn", healthcare_db.dsn()])
+    [first, _second] = _add_patients(v1_admin, 2, _org_id(v1_admin))
+    _tamper(v1_admin, "UPDATE audit.log SET row_key = '999' WHERE id = 1")
+    code = dbkeeper_main(["audit", "verify", "--dsn", v1_db.dsn()])
     out = capsys.readouterr().out
     assert code == 1
     assert "BROKEN at row 1" in out
