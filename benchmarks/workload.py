@@ -12,22 +12,26 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
 
+from benchmarks.audit_sealing import SealerRun, seal_all, sealing
 from benchmarks.environment import BenchCluster, SeededDatabase
 from benchmarks.plans import LARGE_TABLE_ROWS, execution_ms, large_seq_scans
 from benchmarks.report import BenchmarkResult, Cell, TargetCheck
 from benchmarks.stats import LatencySummary, summarize_latencies
 from dbkeeper.conninfo import ConnInfo, redact
-from dbkeeper.healthcare.models import PATIENT_DATA_TABLES
+from dbkeeper.settings import Settings
 
 READ_P99_TARGET_MS = 5.0
 WRITE_P99_TARGET_MS = 10.0
+WRITE_RATIO_TARGET = 0.8
+SEAL_INTERVAL_S = Settings().audit_seal_interval.total_seconds()
 TARGET_SCALE = 100_000
 TARGET_CLIENTS = 8
 CLIENT_COUNTS = (1, 8)
@@ -72,26 +76,12 @@ WHERE patient_id = %(patient)s AND effective_at >= %(since)s AND effective_at < 
 ORDER BY effective_at"""
 
 
-def _audit_trail_sql() -> str:
-    # A patient's trail is every audit entry of the patient row and of every row that
-    # belongs to the patient; audit.log is keyed by (table_name, row_key).
-    keys = ["SELECT 'patients'::text AS table_name, %(patient)s::text AS row_key"]
-    keys += [
-        f"SELECT '{table}', id::text FROM {table} WHERE patient_id = %(patient)s"
-        for table in PATIENT_DATA_TABLES
-        if table != "patients"
-    ]
-    union = "\n    UNION ALL ".join(keys)
-    return f"""
-WITH keys AS (
-    {union}
-)
+# A patient's trail: every audit entry of the patient and of the rows that belong to
+# them, newest first; each entry carries its patient (one index range).
+AUDIT_TRAIL = """
 SELECT l.id, l.table_name, l.row_key, l.action, l.actor, l.occurred_at
-FROM keys JOIN audit.log l ON l.table_name = keys.table_name AND l.row_key = keys.row_key
+FROM audit.log l WHERE l.patient_id = %(patient)s
 ORDER BY l.id DESC LIMIT 200"""
-
-
-AUDIT_TRAIL = _audit_trail_sql()
 
 PRACTITIONER_DAY = """
 SELECT a.id, a.starts_at, a.ends_at, a.status, a.reason, p.mrn, p.given_name, p.family_name
@@ -151,6 +141,22 @@ READS: tuple[ReadQuery, ...] = (
     ReadQuery("practitioner_day", PRACTITIONER_DAY, _day_params),
 )
 WRITE_NAME = "new_encounter_3_obs"
+WRITE_OFF_NAME = "new_encounter_3_obs, audit off"
+# The tables the write path changes, whose audit triggers the comparison turns off.
+WRITE_TABLES = ("encounters", "observations")
+
+
+@contextmanager
+def audit_triggers_off(admin: ConnInfo) -> Iterator[None]:
+    """The same write without its audit triggers (nothing else differs)."""
+    with psycopg.connect(admin.dsn(), autocommit=True) as conn:
+        for table in WRITE_TABLES:
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER audit_insert")
+        try:
+            yield
+        finally:
+            for table in WRITE_TABLES:
+                conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER audit_insert")
 
 
 def run_read(query: ReadQuery) -> Callable[[Connection, WorkloadParameters, random.Random], None]:
@@ -374,6 +380,8 @@ def run_workload(
     log(f"workload: seeding {scale} patients (once per run)")
     seeded: SeededDatabase = cluster.seeded_healthcare(scale)
     log(f"workload: seeded in {seeded.seed_seconds} s: {seeded.rows}")
+    initial_rows, initial_seconds = seal_all(seeded.admin)
+    log(f"workload: sealed the seeded audit trail ({initial_rows} rows) in {initial_seconds} s")
     params = load_parameters(seeded.client)
     plans = explain_reads(seeded.client, params)
     pooler = cluster.start_pooler(seeded.name)
@@ -382,14 +390,82 @@ def run_workload(
         "pgbouncer": cluster.pooled_conninfo(pooler),
     }
     cells: list[CellResult] = []
+    sealers: dict[tuple[Mode, int], SealerRun] = {}
     for mode in ("direct", "pgbouncer"):
         for clients in CLIENT_COUNTS:
             for name, operation in operations():
                 log(f"workload: {mode}, {clients} clients, {name}")
-                cells.append(
-                    run_cell(targets[mode], mode, clients, name, operation, params, seconds)
+                if name != WRITE_NAME:
+                    cells.append(
+                        run_cell(targets[mode], mode, clients, name, operation, params, seconds)
+                    )
+                    continue
+                # The audited write with the sealer running, then the same write with
+                # the audit triggers off: the comparison is made in the same run.
+                with sealing(seeded.admin, SEAL_INTERVAL_S) as sealer:
+                    cells.append(
+                        run_cell(targets[mode], mode, clients, name, operation, params, seconds)
+                    )
+                sealers[(mode, clients)] = sealer
+                log(f"workload: {mode}, {clients} clients, {WRITE_OFF_NAME}")
+                with audit_triggers_off(seeded.admin):
+                    cells.append(
+                        run_cell(
+                            targets[mode], mode, clients, WRITE_OFF_NAME, operation, params, seconds
+                        )
+                    )
+    result = build_result(cells, plans, seeded, scale, seconds)
+    _add_audit_results(result, cells, sealers, (initial_rows, initial_seconds))
+    return result
+
+
+def _per_second(cells: Sequence[CellResult], mode: Mode, clients: int, name: str) -> float | None:
+    for cell in cells:
+        if (cell.mode, cell.clients, cell.operation) == (mode, clients, name) and cell.summary:
+            return cell.summary.per_second
+    return None
+
+
+def _add_audit_results(
+    result: BenchmarkResult,
+    cells: Sequence[CellResult],
+    sealers: dict[tuple[Mode, int], SealerRun],
+    initial: tuple[int, float],
+) -> None:
+    for mode in ("direct", "pgbouncer"):
+        audited = _per_second(cells, mode, TARGET_CLIENTS, WRITE_NAME)
+        off = _per_second(cells, mode, TARGET_CLIENTS, WRITE_OFF_NAME)
+        ratio = round(audited / off, 2) if audited and off else None
+        result.checks.append(
+            TargetCheck(
+                name=f"audited / unaudited write throughput, {mode}, {TARGET_CLIENTS} clients",
+                limit=WRITE_RATIO_TARGET,
+                measured=ratio,
+                unit="x",
+                higher_is_better=True,
+                note=f"{audited} vs {off} writes/s",
+            )
+        )
+    for (mode, clients), sealer in sealers.items():
+        summary = sealer.summary()
+        result.notes.append(
+            f"sealer during the audited write, {mode}, {clients} clients: "
+            + ", ".join(f"{k} {v}" for k, v in summary.items() if k != "errors")
+            + (f"; errors: {summary['errors']}" if summary["errors"] else "")
+        )
+        if clients == TARGET_CLIENTS:
+            result.checks.append(
+                TargetCheck(
+                    name=f"seal lag p99 (commit to seal), {mode}, {clients} clients",
+                    limit=2 * SEAL_INTERVAL_S,
+                    measured=summary["lag_p99_s"],
+                    unit="s",
+                    note=f"seal every {SEAL_INTERVAL_S:g} s; "
+                    f"{summary['unsealed_after_run']} rows unsealed at the end",
                 )
-    return build_result(cells, plans, seeded, scale, seconds)
+            )
+    result.notes.append(f"initial seal of the seeded trail: {initial[0]} rows in {initial[1]} s")
+    result.data["sealers"] = {f"{m}/{c}": s.summary() for (m, c), s in sealers.items()}
 
 
 def build_result(
@@ -421,6 +497,8 @@ def build_result(
     at_scale = "" if scale >= TARGET_SCALE else f" (run at {scale} patients, target at 100k)"
     for cell in cells:
         if cell.mode != "pgbouncer" or cell.clients != TARGET_CLIENTS:
+            continue
+        if cell.operation == WRITE_OFF_NAME:
             continue
         limit = WRITE_P99_TARGET_MS if cell.operation == WRITE_NAME else READ_P99_TARGET_MS
         checks.append(

@@ -90,6 +90,14 @@ class Settings:
     pooler_ready_grace: timedelta = timedelta(minutes=5)
     """How long a pooler may have no ready replica before the resource turns Degraded
     (a rollout or a rescheduled pod is not an outage; a pooler that never comes up is)."""
+    audit_seal_interval: timedelta = timedelta(seconds=5)
+    """How often the audit trail of each database that has one is sealed: with the
+    longest transaction still running, this bounds how long a committed audit row
+    waits for its seal."""
+    audit_checkpoint_interval: timedelta = timedelta(minutes=10)
+    """How often a signed checkpoint of each audit chain is made (with a key)."""
+    audit_key_file: str | None = None
+    """The Ed25519 private key checkpoints are signed with; None: no checkpoints."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +118,9 @@ class Settings:
             "DBKEEPER_SHUTDOWN_TIMEOUT",
             "DBKEEPER_IMAGE_SET_MOUNT",
             "DBKEEPER_POOLER_READY_GRACE",
+            "DBKEEPER_AUDIT_SEAL_INTERVAL",
+            "DBKEEPER_AUDIT_CHECKPOINT_INTERVAL",
+            "DBKEEPER_AUDIT_KEY_FILE",
         }
         # Variables read elsewhere (paths, local tools); not operator settings.
         passthrough = {
@@ -129,6 +140,7 @@ class Settings:
             "DBKEEPER_DEMO_DIR",
             "DBKEEPER_PGBOUNCER",
             "DBKEEPER_REQUIRE_TOOLS",
+            "DBKEEPER_AUDIT_CHECKPOINT",
         }
         unknown = sorted(
             k for k in env if k.startswith("DBKEEPER_") and k not in known | passthrough
@@ -169,7 +181,15 @@ class Settings:
         recheck = duration("DBKEEPER_RECHECK_INTERVAL", values.recheck_interval)
         if recheck < timedelta(seconds=1):
             raise SettingsError("DBKEEPER_RECHECK_INTERVAL must be at least 1s")
+        seal_interval = duration("DBKEEPER_AUDIT_SEAL_INTERVAL", values.audit_seal_interval)
+        if not timedelta(milliseconds=100) <= seal_interval <= timedelta(minutes=5):
+            raise SettingsError("DBKEEPER_AUDIT_SEAL_INTERVAL must be between 100ms and 5m")
         return cls(
+            audit_seal_interval=seal_interval,
+            audit_checkpoint_interval=duration(
+                "DBKEEPER_AUDIT_CHECKPOINT_INTERVAL", values.audit_checkpoint_interval
+            ),
+            audit_key_file=get("DBKEEPER_AUDIT_KEY_FILE") or None,
             namespaces=namespaces,
             recheck_interval=recheck,
             retry_delay=duration("DBKEEPER_RETRY_DELAY", values.retry_delay),

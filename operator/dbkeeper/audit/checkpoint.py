@@ -26,7 +26,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from dbkeeper.audit.chain import ChainHead, ChainVerdict
+from dbkeeper.audit import chain
+from dbkeeper.audit.chain import ChainHead, ChainVerdict, Conn
 
 FORMAT = "dbkeeper-audit-checkpoint-v1"
 KEY_FILE_ENV = "DBKEEPER_AUDIT_KEY_FILE"
@@ -203,10 +204,14 @@ def signature_valid(checkpoint: Checkpoint, public: Ed25519PublicKey) -> bool:
     return True
 
 
-def mismatch(checkpoint: Checkpoint, verdict: ChainVerdict, public: Ed25519PublicKey) -> str | None:
-    """Why the log is not a consistent extension of ``checkpoint``; None when it is."""
+def signature_problem(checkpoint: Checkpoint, public: Ed25519PublicKey) -> str | None:
     if checkpoint.key_id != key_id(public) or not signature_valid(checkpoint, public):
         return "its signature does not verify with this key: it was not signed by it"
+    return None
+
+
+def extension_problem(checkpoint: Checkpoint, verdict: ChainVerdict) -> str | None:
+    """Why the log is not a consistent extension of ``checkpoint``; None when it is."""
     recomputed = dict(verdict.recomputed)
     if checkpoint.batch not in recomputed:
         last = max(recomputed) if recomputed else None
@@ -220,3 +225,28 @@ def mismatch(checkpoint: Checkpoint, verdict: ChainVerdict, public: Ed25519Publi
             "the log up to it was rewritten"
         )
     return None
+
+
+def mismatch(checkpoint: Checkpoint, verdict: ChainVerdict, public: Ed25519PublicKey) -> str | None:
+    """Why ``checkpoint`` does not vouch for this log (signature first); None when it does."""
+    return signature_problem(checkpoint, public) or extension_problem(checkpoint, verdict)
+
+
+def make_checkpoint(conn: Conn, key: Ed25519PrivateKey, now: datetime) -> Checkpoint:
+    """Seal what is final, verify the whole chain, and sign its head.
+
+    A checkpoint must never vouch for a broken chain: CheckpointError when it is.
+    """
+    chain.seal(conn)
+    verdict = chain.verify_chain(conn)
+    if not verdict.ok or verdict.head is None:
+        where = (
+            f"row {verdict.first_broken_id}"
+            if verdict.first_broken_id is not None
+            else f"batch {verdict.broken_batch}"
+        )
+        raise CheckpointError(
+            f"audit chain BROKEN at {where}: {verdict.reason}; no checkpoint was signed: a "
+            "checkpoint must never vouch for a broken chain"
+        )
+    return sign(verdict.head, key, now)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psycopg
 
+from dbkeeper.audit.backups import checkpoint_for_backup
 from dbkeeper.backup import database_facts
 from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.destination_faults import ObjectStoreError, tool_write_error, unwritable
@@ -309,6 +310,8 @@ def _dump(
     else:
         args = [pg_dump, "--format=custom", f"--file={folder / DUMP_FILE}"]
     args.append(f"--lock-wait-timeout={wait_ms}")
+    # Before the dump's snapshot, so the dumped audit log extends this checkpoint.
+    audit_checkpoint = checkpoint_for_backup(conninfo)
     try:
         with psycopg.connect(conninfo.dsn()) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -354,6 +357,7 @@ def _dump(
         duration_s=round(time.monotonic() - started, 3),
         files=files,
         row_counts=counts,
+        audit_checkpoint=audit_checkpoint,
     )
     catalog.write(manifest)
     return manifest

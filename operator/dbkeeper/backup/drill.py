@@ -36,6 +36,8 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
+from dbkeeper.audit import chain
+from dbkeeper.audit.backups import restored_chain
 from dbkeeper.backup import database_facts
 from dbkeeper.backup.create import Clock, utc_now
 from dbkeeper.backup.destination_faults import unwritable
@@ -252,7 +254,7 @@ def _content_checks(scratch: ConnInfo, manifest: BackupManifest, checks: list[Dr
                 )
             )
             checks.append(_row_count_check(database_facts.row_counts(conn), manifest))
-            checks.append(_audit_chain_check(conn))
+            checks.append(_audit_chain_check(conn, manifest))
     except psycopg.Error as exc:
         detail = redact("; ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
         if is_environment_error(exc):
@@ -275,10 +277,15 @@ def _row_count_check(restored: dict[str, int], manifest: BackupManifest) -> Dril
     return DrillCheck("row counts", True, f"{len(expected)} tables match the manifest")
 
 
-def _audit_chain_check(conn: psycopg.Connection[tuple[object, ...]]) -> DrillCheck:
+def _audit_chain_check(
+    conn: psycopg.Connection[tuple[object, ...]], manifest: BackupManifest
+) -> DrillCheck:
     row = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL", (AUDIT_CHAIN_FUNCTION,)).fetchone()
     if not row or not row[0]:
         return DrillCheck("audit chain", None, f"no {AUDIT_CHAIN_FUNCTION} in this database")
+    if chain.has_sealed_chain(conn):
+        passed, detail = restored_chain(conn, manifest.audit_checkpoint)
+        return DrillCheck("audit chain", passed, detail)
     broken = conn.execute(sql.SQL("SELECT * FROM audit.verify_chain()")).fetchall()
     if not broken:
         return DrillCheck("audit chain", True, "intact")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,7 +28,7 @@ DumpFormat = Literal["directory", "custom"]
 VerifyResult = Literal["passed", "failed"]
 
 
-_WRITTEN_ONLY_WHEN_SET = ("drill_error", "drill_error_at")
+_WRITTEN_ONLY_WHEN_SET = ("drill_error", "drill_error_at", "audit_checkpoint")
 
 
 class ManifestInvalid(ValueError):
@@ -59,6 +59,9 @@ class BackupManifest(BaseModel):
     verify_message: str | None = None
     drill_error: str | None = None
     drill_error_at: datetime | None = None
+    audit_checkpoint: dict[str, Any] | None = None
+    """The signed checkpoint of the audit chain the dumped log extends (see
+    ``dbkeeper.audit.backups``); drills verify the restored log against it."""
 
     @property
     def is_verified(self) -> bool:

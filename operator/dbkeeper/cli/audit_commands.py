@@ -32,9 +32,9 @@ from dbkeeper.audit.checkpoint import (
     key_id,
     load_signing_key,
     load_verifying_key,
+    make_checkpoint,
     mismatch,
     parse_lines,
-    sign,
 )
 from dbkeeper.cli.common import (
     CommandError,
@@ -312,15 +312,10 @@ def run_checkpoint(args: argparse.Namespace) -> int:
     info = connection_from_args(args)
     with _connected(info, "checkpoint") as conn:
         _require_v2(conn, info, "checkpoint it")
-        chain.seal(conn)
-        verdict = chain.verify_chain(conn)
-        if not verdict.ok or verdict.head is None:
-            _, lines = _v2_result(conn, verdict)
-            raise CommandError(
-                f"{lines[0]}; no checkpoint was signed: a checkpoint must never vouch for a "
-                "broken chain"
-            )
-    checkpoint = sign(verdict.head, key, datetime.now(UTC))
+        try:
+            checkpoint = make_checkpoint(conn, key, datetime.now(UTC))
+        except CheckpointError as exc:
+            raise CommandError(str(exc)) from None
     if getattr(args, "output", "text") == "json":
         print(checkpoint.to_line())
     else:
