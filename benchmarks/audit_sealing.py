@@ -1,6 +1,7 @@
 """The audit sealer beside the write benchmark: does it keep up, and how late is a row?
 
-A thread seals every ``interval`` seconds while the clients write, as the operator does.
+A thread seals every ``interval`` seconds while the clients write, as the operator does
+(what earlier runs left is sealed before the clients start).
 Afterwards the lag of every row sealed during the run (its batch's ``sealed_at`` minus
 the row's ``occurred_at``) is summarized, and what is still unsealed is counted.
 """
@@ -72,6 +73,8 @@ def sealing(admin: ConnInfo, interval: float) -> Iterator[SealerRun]:
     run = SealerRun(interval)
     stop = threading.Event()
     with psycopg.connect(admin.dsn(), autocommit=True) as conn:
+        # What earlier runs left is sealed first: only this run's rows are measured.
+        chain.seal(conn)
         head = chain.chain_head(conn)
         first_batch = head.batch if head else 0
 

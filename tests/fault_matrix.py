@@ -44,6 +44,7 @@ _BACKUP = "tests/integration/backup"
 _DESTINATION = f"{_BACKUP}/test_destination_faults.py"
 _BUCKET = f"{_BACKUP}/test_object_storage_cli.py"
 _AUDIT = "tests/integration/healthcare/test_audit.py"
+_CHAIN = "tests/integration/healthcare/test_audit_chain.py"
 _POOLER = "tests/integration/pooler"
 
 MATRIX: tuple[Fault, ...] = (
@@ -410,27 +411,58 @@ MATRIX: tuple[Fault, ...] = (
     # -- audit trail ---------------------------------------------------------------
     Fault(
         "audit",
-        "superuser alters a middle row",
+        "superuser changes a sealed row (with or without re-hashing it)",
+        "both verifiers name that row; a checkpoint cannot be signed over it",
+        f"{_CHAIN}::test_a_sealed_row_changed_deleted_or_inserted_is_found",
+    ),
+    Fault(
+        "audit",
+        "a writer runs for a long time",
+        "no other writer waits; its rows are sealed after it commits",
+        f"{_CHAIN}::test_a_long_transaction_holds_no_writer_and_is_sealed_after_it_commits",
+    ),
+    Fault(
+        "audit",
+        "a transaction rolls back (or a savepoint does)",
+        "none of its audit rows exist, nothing to seal",
+        f"{_CHAIN}::test_rolled_back_work_leaves_no_audit_rows",
+    ),
+    Fault(
+        "audit",
+        "the whole database is recreated with a new, self-consistent history",
+        "verify --checkpoints fails at the first earlier checkpoint",
+        f"{_CHAIN}::test_a_whole_history_replaced_fails_against_an_earlier_checkpoint",
+    ),
+    Fault(
+        "audit",
+        "sealed batches at the end are cut off with their rows",
+        "verify --checkpoints says the log ends before the checkpoint",
+        f"{_CHAIN}::test_a_tail_cut_after_a_checkpoint_is_found",
+    ),
+    Fault(
+        "audit",
+        "a checkpoint signed by another key",
+        "does not count: its signature does not verify",
+        f"{_CHAIN}::test_a_checkpoint_signed_by_another_key_does_not_count",
+    ),
+    Fault(
+        "audit",
+        "a v1 chain that does not verify is migrated to v2",
+        "the revision refuses and changes nothing",
+        f"{_CHAIN}::test_a_broken_v1_chain_is_not_converted",
+    ),
+    Fault(
+        "audit",
+        "a restored backup's log does not extend the checkpoint its manifest recorded",
+        "the drill's audit check fails, naming the checkpoint",
+        "tests/integration/backup/test_drill_audit_checkpoint.py::"
+        "test_a_drill_fails_when_the_restored_log_does_not_extend_the_recorded_checkpoint",
+    ),
+    Fault(
+        "audit",
+        "superuser alters a middle row of a v1 chain (before revision 0007)",
         "verify names that row",
-        f"{_AUDIT}::test_altering_a_middle_row_is_found_at_that_row",
-    ),
-    Fault(
-        "audit",
-        "superuser alters a row and re-hashes it",
-        "verify names the next row",
-        f"{_AUDIT}::test_rehashing_an_altered_row_is_found_at_the_next_row",
-    ),
-    Fault(
-        "audit",
-        "superuser deletes a middle row",
-        "verify names the row after it",
-        f"{_AUDIT}::test_deleting_a_middle_row_is_found_at_the_row_after_it",
-    ),
-    Fault(
-        "audit",
-        "superuser deletes the last row",
-        "found through the chain head",
-        f"{_AUDIT}::test_deleting_the_last_row_is_found_through_the_chain_head",
+        f"{_AUDIT}::test_v1_altering_a_middle_row_is_found_at_that_row",
     ),
     Fault(
         "audit",

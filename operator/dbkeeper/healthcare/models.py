@@ -367,9 +367,8 @@ class AuditLog(Base):
 
     __tablename__ = "log"
     __table_args__ = (
-        Index(None, "table_name", "row_key"),
         Index(None, "patient_id", "id"),
-        Index(None, "txid"),
+        Index(None, "txid", postgresql_using="brin"),
         CheckConstraint(_in("action", AUDIT_ACTIONS), name="action_known"),
         CheckConstraint(
             "length(prev_hash) = 64 AND prev_hash ~ '^[0-9a-f]+$'", name="prev_hash_format"

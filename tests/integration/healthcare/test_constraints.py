@@ -41,7 +41,7 @@ def _insert(conn: Conn, table: str, row: dict[str, Any]) -> int:
         sql.Identifier(schema or "public", name),
         sql.SQL(", ").join(map(sql.Identifier, row)),
         sql.SQL(", ").join(sql.Placeholder() * len(row)),
-        sql.Identifier("singleton" if name == "chain_head" else "id"),
+        sql.Identifier("batch" if name == "seal_batch" else "id"),
     )
     fetched = conn.execute(statement, list(row.values())).fetchone()
     assert fetched is not None
@@ -114,6 +114,10 @@ def good_row(table: str, p: Parents) -> dict[str, Any]:
             "new_values": Jsonb({"id": 1}), "actor": "tester", "txid": 1, "occurred_at": NOW,
             "prev_hash": ZEROS, "row_hash": ZEROS,
         },
+        "audit.seal_batch": lambda: {
+            "batch": 1_000_000 + n, "snapshot": "1:1:", "row_count": 0, "total_rows": 0,
+            "rows_digest": ZEROS, "prev_hash": ZEROS, "batch_hash": ZEROS, "sealed_at": NOW,
+        },
     }  # fmt: skip
     return rows[table]()
 
@@ -124,9 +128,8 @@ class Case:
     table: str
     bad: dict[str, Any] = field(default_factory=dict)
     # insert: the good row is accepted, the good row with ``bad`` applied is refused;
-    # duplicate: a second copy of an accepted row is refused, a fresh good row is not;
-    # update: on the chain head's single row.
-    kind: Literal["insert", "duplicate", "update"] = "insert"
+    # duplicate: a second copy of an accepted row is refused, a fresh good row is not.
+    kind: Literal["insert", "duplicate"] = "insert"
 
     @property
     def id(self) -> str:
@@ -222,8 +225,11 @@ CASES = [
     Case("ck_log_action_known", "audit.log", {"action": "SELECT"}),
     Case("ck_log_prev_hash_format", "audit.log", {"prev_hash": "ABC"}),
     Case("ck_log_row_hash_format", "audit.log", {"row_hash": "g" * 64}),
-    Case("ck_chain_head_singleton", "audit.chain_head", {"singleton": False}, kind="update"),
-    Case("ck_chain_head_last_hash_format", "audit.chain_head", {"last_hash": "x"}, kind="update"),
+    Case("ck_log_one_hash_form", "audit.log", {"content_hash": ZEROS}),
+    Case("ck_log_content_hash_format", "audit.log",
+         {"content_hash": "x", "prev_hash": None, "row_hash": None}),
+    Case("ck_seal_batch_batch_not_negative", "audit.seal_batch", {"batch": -1}),
+    Case("ck_seal_batch_batch_hash_format", "audit.seal_batch", {"batch_hash": "x"}),
 ]  # fmt: skip
 
 
@@ -249,30 +255,10 @@ def _refused(conn: Conn, table: str, row: dict[str, Any]) -> str | None:
     return None
 
 
-def _refused_update(conn: Conn, changes: dict[str, Any]) -> str | None:
-    statement = sql.SQL("UPDATE audit.chain_head SET {}").format(
-        sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder()) for c in changes
-        )
-    )
-    try:
-        with conn.transaction():
-            conn.execute(statement, list(changes.values()))
-    except psycopg.errors.IntegrityError as exc:
-        return exc.diag.constraint_name
-    return None
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_constraint_refuses_bad_row_and_accepts_good_one(
     case: Case, rollback_conn: Conn, parents: Parents
 ) -> None:
-    if case.kind == "update":
-        head = rollback_conn.execute("SELECT singleton, last_hash FROM audit.chain_head").fetchone()
-        assert head is not None
-        assert _refused_update(rollback_conn, {"singleton": head[0], "last_hash": head[1]}) is None
-        assert _refused_update(rollback_conn, case.bad) == case.constraint
-        return
     good = good_row(case.table, parents)
     assert _refused(rollback_conn, case.table, good) is None
     if case.kind == "duplicate":

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from dbkeeper.cli import main as dbkeeper_main
 from dbkeeper.conninfo import ConnInfo
-from dbkeeper.healthcare.audit import verify_audit_chain
+from dbkeeper.audit.chain import seal, verify_chain
 from dbkeeper.healthcare.models import APPLICATION_TABLES, PATIENT_DATA_TABLES
 from dbkeeper.healthcare.seed import SEED_ACTOR, SeedSummary, seed_database
 from dbkeeper.local.postgres import LocalPostgres
@@ -109,10 +109,14 @@ def test_every_seeded_patient_row_is_audited_by_the_generator(
     seeded: tuple[ConnInfo, SeedSummary],
 ) -> None:
     info, summary = seeded
-    with psycopg.connect(info.dsn()) as conn:
+    with psycopg.connect(info.dsn(), autocommit=True) as conn:
         actors = conn.execute("SELECT actor, count(*) FROM audit.log GROUP BY actor").fetchall()
-        verdict = verify_audit_chain(conn)
-    assert actors == [(SEED_ACTOR, sum(summary.rows[t] for t in PATIENT_DATA_TABLES))]
+        sealed = seal(conn)
+        verdict = verify_chain(conn)
+    total = sum(summary.rows[t] for t in PATIENT_DATA_TABLES)
+    assert actors == [(SEED_ACTOR, total)]
+    assert sealed is not None
+    assert sealed.total_rows == total
     assert verdict.ok
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from dbkeeper.healthcare.audit import GENESIS_HASH, AuditEntry, entry_hash, epoch_microseconds
+from dbkeeper.audit.canonical import epoch_microseconds
+from dbkeeper.healthcare.audit import GENESIS_HASH, AuditEntry, entry_hash
 
 ENTRY = AuditEntry(
     id=7,
