@@ -34,6 +34,7 @@ import kopf
 
 from dbkeeper import metrics
 from dbkeeper.api import GROUP
+from dbkeeper.audit.sealer import SEALER
 from dbkeeper.kube import KubeClient, KubeError, WorkAbandoned
 from dbkeeper.logs import configure_logging
 from dbkeeper.reconcile.deletion import finalize_schema
@@ -113,6 +114,7 @@ def configure(kopf_settings: kopf.OperatorSettings, memo: kopf.Memo) -> Operator
         settings, KubeRuntime(kube, settings), server, kopf_settings.execution.executor
     )
     memo[MEMO_KEY] = context
+    SEALER.start(settings.audit_seal_interval.total_seconds())
     missing = missing_permissions(kube, settings.namespaces)
     if missing:
         log.error(describe_missing(missing, bool(settings.namespaces)))
@@ -131,6 +133,7 @@ def shutdown(memo: kopf.Memo) -> None:
         return
     for loop in context.loops.values():
         loop.abandoned.set()
+    SEALER.stop()
     if context.metrics_server is not None:
         context.metrics_server.stop()
 

@@ -104,6 +104,27 @@ RESOURCE_CONDITION = Gauge(
     registry=REGISTRY,
 )
 
+# --- audit trail ----------------------------------------------------------------------
+
+AUDIT_SEALED_ROWS = Gauge(
+    "dbkeeper_audit_sealed_rows",
+    "Audit rows sealed into the chain so far.",
+    _RESOURCE,
+    registry=REGISTRY,
+)
+AUDIT_UNSEALED_ROWS = Gauge(
+    "dbkeeper_audit_unsealed_rows",
+    "Committed audit rows not sealed yet, as last observed.",
+    _RESOURCE,
+    registry=REGISTRY,
+)
+AUDIT_OLDEST_UNSEALED = Gauge(
+    "dbkeeper_audit_oldest_unsealed_seconds",
+    "Age of the oldest committed audit row not sealed yet (0 when all are sealed).",
+    _RESOURCE,
+    registry=REGISTRY,
+)
+
 # --- schema and migrations ----------------------------------------------------------
 
 SCHEMA_REVISION_INFO = Gauge(
@@ -423,6 +444,9 @@ _PER_RESOURCE: tuple[Gauge | Counter | Histogram, ...] = (
     *_POOLER_GAUGES,
     POOLER_REPLICAS,
     POOLER_READY_REPLICAS,
+    AUDIT_SEALED_ROWS,
+    AUDIT_UNSEALED_ROWS,
+    AUDIT_OLDEST_UNSEALED,
 )
 
 # Replacing a resource's series (remove, then set) must not interleave with another
@@ -750,6 +774,19 @@ def set_pooler_replicas(namespace: str, name: str, wanted: int | None, ready: in
             labels,
             None if wanted is None or ready is None else _non_negative(ready, "ready replicas"),
         )
+
+
+def set_audit_state(
+    namespace: str, name: str, sealed: int | None, unsealed: int | None, oldest_s: float | None
+) -> None:
+    """Publish how far the audit trail is sealed; ``sealed=None`` removes all three (the
+    database has no sealed audit trail)."""
+    labels = _resource(namespace, name)
+    with _LOCK:
+        present = sealed is not None
+        _set_or_remove(AUDIT_SEALED_ROWS, labels, sealed)
+        _set_or_remove(AUDIT_UNSEALED_ROWS, labels, unsealed if present else None)
+        _set_or_remove(AUDIT_OLDEST_UNSEALED, labels, oldest_s if present else None)
 
 
 # --- lifecycle ----------------------------------------------------------------------

@@ -48,6 +48,8 @@ from dbkeeper.api.spec import (
     SslMode,
 )
 from dbkeeper.api.status import (
+    AuditCheckpointStatus,
+    AuditStatus,
     Condition,
     ConditionStatus,
     ConditionType,
@@ -77,6 +79,8 @@ __all__ = [
     "SINGULAR",
     "USER_ANNOTATIONS",
     "VERSION",
+    "AuditCheckpointStatus",
+    "AuditStatus",
     "BackupDestination",
     "BackupSpec",
     "Condition",

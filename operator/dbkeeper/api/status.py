@@ -41,6 +41,7 @@ class ConditionType(StrEnum):
     RESTORE_VERIFIED = "RestoreVerified"
     ROLES_IN_SYNC = "RolesInSync"
     READ_AUDIT_ACTIVE = "ReadAuditActive"
+    AUDIT_TRAIL_INTACT = "AuditTrailIntact"
 
 
 class Reason(StrEnum):
@@ -104,6 +105,10 @@ class Reason(StrEnum):
     ROLE_SECRET_CHANGED = "RoleSecretChanged"  # noqa: S105
     READ_AUDIT_ACTIVE = "ReadAuditActive"
     PGAUDIT_MISSING = "PgauditMissing"
+    # Audit trail (v2: sealed and checkpointed)
+    AUDIT_TRAIL_INTACT = "AuditTrailIntact"
+    AUDIT_TRAIL_BROKEN = "AuditTrailBroken"
+    AUDIT_NOT_CHECKPOINTED = "NotCheckpointed"
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -211,6 +216,33 @@ class PoolerStatus(StatusModel):
     )
 
 
+class AuditCheckpointStatus(StatusModel):
+    """A signed checkpoint of the audit chain (see docs/security.md#the-audit-trail)."""
+
+    batch: int = Field(ge=0, description="The sealed batch the checkpoint ends at.")
+    rows: int = Field(ge=0, description="Rows sealed up to and including that batch.")
+    head: str = Field(description="The hash of that batch.")
+    time: str = Field(description="When it was signed (UTC).")
+    key_id: str = Field(description="The signing key's id (first 16 hex of its SHA-256).")
+    signature: str = Field(description="Ed25519 signature, base64.")
+
+
+class AuditStatus(StatusModel):
+    """The audit trail as last observed: how far it is sealed, and its last checkpoint."""
+
+    sealed_batch: int | None = Field(default=None, description="The newest sealed batch.")
+    sealed_rows: int | None = Field(default=None, description="Rows sealed in all.")
+    unsealed_rows: int | None = Field(
+        default=None, description="Committed rows not sealed yet, as last observed."
+    )
+    last_sealed_at: Timestamp | None = Field(
+        default=None, description="When the newest batch was sealed."
+    )
+    checkpoint: AuditCheckpointStatus | None = Field(
+        default=None, description="The newest signed checkpoint (append it to your record)."
+    )
+
+
 class DatabaseSchemaStatus(StatusModel):
     """What the operator observed about the database and what it did last."""
 
@@ -254,6 +286,9 @@ class DatabaseSchemaStatus(StatusModel):
         default=None, description="The migration set in use and where it came from."
     )
     pooler: PoolerStatus | None = Field(default=None, description="The pooler, when enabled.")
+    audit: AuditStatus | None = Field(
+        default=None, description="The audit trail, when the migration set has a sealed one."
+    )
     drift: list[str] = Field(
         default_factory=list,
         max_length=1000,

@@ -4,7 +4,8 @@ A pass reads the resource fresh, then runs the aspects in order, each adding its
 conditions and fields to one :class:`StatusReport`:
 
 1. schema (:mod:`dbkeeper.reconcile.schema`): spec, Secret, primary, revision, the move;
-2. roles (:mod:`dbkeeper.reconcile.roles_workload`), once the schema is in place;
+2. roles (:mod:`dbkeeper.reconcile.roles_workload`), once the schema is in place, and
+   the audit trail (:mod:`dbkeeper.reconcile.audit_trail`): sealed, verified, signed;
 3. workloads (:mod:`dbkeeper.reconcile.workloads`): the pooler, then the backups;
 4. readiness (:mod:`dbkeeper.reconcile.readiness`): Ready only when everything the
    spec asks for is healthy, Degraded otherwise;
@@ -23,7 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from dbkeeper.api import USER_ANNOTATIONS, Phase
+from dbkeeper.conninfo import ConnInfo
 from dbkeeper.kube import WorkAbandoned
+from dbkeeper.reconcile.audit_trail import audit_aspect
 from dbkeeper.reconcile.kube_runtime import KubeRuntime
 from dbkeeper.reconcile.readiness import degrade_unless_healthy
 from dbkeeper.reconcile.roles_workload import declares_roles, forget_roles, roles_aspect
@@ -100,6 +103,8 @@ def run_pass(
                 view, "roles", lambda: roles_aspect(view, spec, runtime, owner, report)
             )
             settled = roles_done and settled
+        if owner is not None and report.status.phase not in _ROLES_WAIT_IN:
+            _guarded(view, "audit", lambda: _audit(view, report, owner, settings))
         # Workloads exist only in a cluster.
         kube = runtime if isinstance(runtime, KubeRuntime) else None
         if kube is not None and settings.manage_workloads and view.uid is not None:
@@ -130,6 +135,11 @@ def run_pass(
             else None
         ),
     )
+
+
+def _audit(view: ResourceView, report: StatusReport, owner: ConnInfo, settings: Settings) -> bool:
+    audit_aspect(view, report, owner, settings)
+    return True
 
 
 def _guarded(view: ResourceView, aspect: str, run: Callable[[], bool]) -> bool:

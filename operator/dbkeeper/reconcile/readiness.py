@@ -13,7 +13,9 @@ Degraded when one of these conditions says otherwise:
 - ``BackupHealthy`` False: the latest scheduled backup failed or is overdue;
 - ``RestoreVerified`` False: the latest restore drill found a backup that does not
   restore; or Unknown with ``MissingPrivilege``: drills are held because the role that
-  runs them lacks a privilege, which no retry heals.
+  runs them lacks a privilege, which no retry heals;
+- ``AuditTrailIntact`` False: the audit chain does not verify, or no longer extends the
+  last checkpoint: rows were changed, removed or added behind the trail's back.
 
 Other ``Unknown`` conditions (no backup yet, a drill that could not run this time) do
 not degrade: they say nothing is known yet. docs/architecture.md lists the same rule.
@@ -33,6 +35,7 @@ _DEGRADING = (
     ConditionType.POOLER_READY,
     ConditionType.BACKUP_HEALTHY,
     ConditionType.RESTORE_VERIFIED,
+    ConditionType.AUDIT_TRAIL_INTACT,
 )
 # Reported as False for people to read, but already dealt with.
 _NOT_DEGRADING = frozenset({(ConditionType.ROLES_IN_SYNC, Reason.ROLE_DRIFT)})

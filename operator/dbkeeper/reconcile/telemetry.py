@@ -17,6 +17,7 @@ from dbkeeper.api import ConditionType, Reason
 from dbkeeper.api.spec import DEFAULT_SET
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.health import DatabaseHealth, probe_database
+from dbkeeper.reconcile.audit_trail import forget_audit
 from dbkeeper.reconcile.backup_metrics import forget_backups
 from dbkeeper.reconcile.runtime import ResourceView
 
@@ -118,5 +119,6 @@ def probe_health(view: ResourceView, conninfo: ConnInfo | None, problem: str) ->
 
 
 def forget(view: ResourceView) -> None:
+    forget_audit(view)
     metrics.forget_resource(view.namespace, view.name)
     forget_backups(view)

@@ -104,6 +104,7 @@ def test_condition_types_cover_the_documented_aspects() -> None:
         "RestoreVerified",
         "RolesInSync",
         "ReadAuditActive",
+        "AuditTrailIntact",
     }
 
 
