@@ -32,6 +32,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
     },
     "namespaced": {"watch": {"namespaces": ["health"]}},
+    "audit-key": {"audit": {"keySecret": "dbkeeper-audit-key"}},
     "cluster-wide": {"watch": {"namespaces": []}, "replicas": 3},
     "monitoring-on": {
         "metrics": {

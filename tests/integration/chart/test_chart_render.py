@@ -262,3 +262,19 @@ def test_notes_tell_the_user_what_to_do_next(helm: Path) -> None:
         "dbkeeper.dev/backup-now",
     ):
         assert step in notes
+
+
+def test_the_audit_signing_key_is_mounted_into_the_operator_only(helm: Path) -> None:
+    objects = render(helm, VALUE_SETS["audit-key"])
+    deployment = _operator_deployment(objects)
+    pod = deployment["spec"]["template"]["spec"]
+    env = _env(deployment)
+    assert env["DBKEEPER_AUDIT_KEY_FILE"] == "/etc/dbkeeper/audit-key/audit-key.pem"
+    assert env["DBKEEPER_AUDIT_SEAL_INTERVAL"] == "5s"
+    [volume] = [v for v in pod["volumes"] if v["name"] == "audit-key"]
+    assert volume["secret"]["secretName"] == "dbkeeper-audit-key"
+    assert volume["secret"]["defaultMode"] == 0o400
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "audit-key"]
+    assert mount["readOnly"] is True
+    # Without a key Secret there is no key file and no checkpoints.
+    assert "DBKEEPER_AUDIT_KEY_FILE" not in _env(_operator_deployment(render(helm, {})))
