@@ -38,6 +38,8 @@ EXPECTED_ALERTS = {
     "RestoreDrillNotRun",
     "PoolerDown",
     "PoolerReplicasMissing",
+    "AuditTrailBroken",
+    "AuditSealLagging",
 }
 
 
