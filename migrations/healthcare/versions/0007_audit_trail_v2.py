@@ -70,7 +70,8 @@ def _v1() -> ModuleType:
     """Revision 0002, whose v1 functions the downgrade puts back as they were."""
     path = Path(__file__).with_name("0002_audit_trail.py")
     spec = importlib.util.spec_from_file_location("healthcare_revision_0002", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from dbkeeper.audit.chain import seal, verify_chain
 from dbkeeper.cli import main as dbkeeper_main
 from dbkeeper.conninfo import ConnInfo
-from dbkeeper.audit.chain import seal, verify_chain
 from dbkeeper.healthcare.models import APPLICATION_TABLES, PATIENT_DATA_TABLES
 from dbkeeper.healthcare.seed import SEED_ACTOR, SeedSummary, seed_database
 from dbkeeper.local.postgres import LocalPostgres
