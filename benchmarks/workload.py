@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from benchmarks.audit_sealing import SealerRun, seal_all, sealing
+from benchmarks.audit_sealing import SealerRun, seal_all, sealing, verify_whole_chain
 from benchmarks.environment import BenchCluster, SeededDatabase
 from benchmarks.plans import LARGE_TABLE_ROWS, execution_ms, large_seq_scans
 from benchmarks.report import BenchmarkResult, Cell, TargetCheck
@@ -416,6 +416,7 @@ def run_workload(
                     )
     result = build_result(cells, plans, seeded, scale, seconds)
     _add_audit_results(result, cells, sealers, (initial_rows, initial_seconds))
+    result.notes.append(verify_whole_chain(seeded.admin))
     return result
 
 
