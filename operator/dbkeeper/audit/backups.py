@@ -22,6 +22,7 @@ import psycopg
 
 from dbkeeper.audit import chain
 from dbkeeper.audit.checkpoint import (
+    CHECKPOINT_ENV,
     KEY_FILE_ENV,
     CheckpointError,
     extension_problem,
@@ -32,8 +33,6 @@ from dbkeeper.audit.checkpoint import (
     signature_problem,
 )
 from dbkeeper.conninfo import ConnInfo, redact
-
-CHECKPOINT_ENV = "DBKEEPER_AUDIT_CHECKPOINT"
 
 log = logging.getLogger(__name__)
 

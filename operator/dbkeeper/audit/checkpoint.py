@@ -31,6 +31,8 @@ from dbkeeper.audit.chain import ChainHead, ChainVerdict, Conn
 
 FORMAT = "dbkeeper-audit-checkpoint-v1"
 KEY_FILE_ENV = "DBKEEPER_AUDIT_KEY_FILE"
+CHECKPOINT_ENV = "DBKEEPER_AUDIT_CHECKPOINT"
+"""A checkpoint (one JSON line) handed to a backup that has no key of its own."""
 
 
 class CheckpointError(Exception):
@@ -62,6 +64,11 @@ class Checkpoint:
 
     def to_line(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+def line_from_fields(fields: dict[str, Any]) -> str:
+    """The JSON line of a checkpoint given by its fields (as ``status.audit.checkpoint``)."""
+    return json.dumps({"format": FORMAT, **fields}, separators=(",", ":"))
 
 
 def _signed_text(batch: int, rows: int, head: str, time: str) -> bytes:

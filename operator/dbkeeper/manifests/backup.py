@@ -31,6 +31,7 @@ from typing import Any
 from croniter import croniter
 
 from dbkeeper.api.spec import S3Destination
+from dbkeeper.audit.checkpoint import CHECKPOINT_ENV
 from dbkeeper.backup.errors import CLIENT_TOO_OLD_EXIT_CODE, DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.backup.s3.location import SSE_KMS_KEY_VARIABLE, SSE_VARIABLE
 from dbkeeper.backup.staging import STAGING_VARIABLE
@@ -81,6 +82,8 @@ class BackupJobSettings:
     history_limit_failed: int = 3
     suspend: bool = False
     """Scheduled runs paused (``spec.backup.suspend``); on-demand Jobs still run."""
+    audit_checkpoint: str | None = None
+    """The newest audit checkpoint (one JSON line) the backups record in their manifest."""
     resources: Mapping[str, Any] = field(
         default_factory=lambda: {
             "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -200,6 +203,11 @@ def _env(settings: BackupJobSettings) -> list[Manifest]:
             settings.credentials_secret,
         ),
         *(_s3_env(settings.s3) if settings.s3 is not None else _claim_env(settings)),
+        *(
+            [{"name": CHECKPOINT_ENV, "value": settings.audit_checkpoint}]
+            if settings.audit_checkpoint
+            else []
+        ),
         {"name": "HOME", "value": SCRATCH_DIR},
     ]
 

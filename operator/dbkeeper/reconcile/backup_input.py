@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import Any
 
 from dbkeeper.api import DatabaseSchemaSpec
 from dbkeeper.api.spec import BackupSpec, S3Destination
+from dbkeeper.audit.checkpoint import line_from_fields
 from dbkeeper.backup.s3.location import S3Location
 from dbkeeper.manifests.backup import BackupJobSettings
 from dbkeeper.reconcile.backup_jobs import BACKUP_COMPONENT, VERIFY_COMPONENT
@@ -58,7 +60,14 @@ def job_settings(
         jobs=backup.jobs,
         sslmode=spec.database.ssl_mode,
         suspend=backup.suspend,
+        audit_checkpoint=_audit_checkpoint(view.status),
     )
+
+
+def _audit_checkpoint(status: Mapping[str, Any]) -> str | None:
+    """The checkpoint last written to status: every later dump extends it."""
+    checkpoint = (status.get("audit") or {}).get("checkpoint")
+    return line_from_fields(dict(checkpoint)) if checkpoint else None
 
 
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

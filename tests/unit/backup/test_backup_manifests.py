@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
+from dbkeeper.api import parse_spec
 from dbkeeper.api.spec import S3Destination
+from dbkeeper.audit.checkpoint import parse
 from dbkeeper.backup.errors import CLIENT_TOO_OLD_EXIT_CODE, DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.manifests.backup import (
     SPEC_HASH_ANNOTATION,
@@ -17,6 +20,9 @@ from dbkeeper.manifests.backup import (
     build_backup_job,
     build_verify_cronjob,
 )
+from dbkeeper.reconcile.backup_input import job_settings
+from dbkeeper.reconcile.runtime import ResourceView
+from dbkeeper.settings import Settings
 
 OWNER = {
     "apiVersion": "dbkeeper.dev/v1alpha1",
@@ -277,3 +283,39 @@ def test_server_side_encryption_is_passed_on() -> None:
     env = _env(pod)
     assert env["DBKEEPER_S3_SSE"] == "aws:kms"
     assert env["DBKEEPER_S3_SSE_KMS_KEY_ID"] == "alias/backups"
+
+
+def test_backup_pods_carry_the_last_audit_checkpoint_from_status() -> None:
+
+    fields = {
+        "batch": 4,
+        "rows": 120,
+        "head": "ab" * 32,
+        "time": "2026-12-03T06:00:00Z",
+        "keyId": "0123456789abcdef",
+        "signature": "c2ln",
+    }
+    spec_doc = {
+        "database": {"host": "clinic-pg", "name": "clinic", "credentialsSecret": "clinic-owner"},
+        "migrations": {"set": "healthcare"},
+        "backup": {
+            "schedule": "0 2 * * *",
+            "destination": {"persistentVolumeClaim": {"claimName": "clinic-backups"}},
+        },
+    }
+
+    spec = parse_spec(spec_doc)
+    assert spec.backup is not None
+    for status, expected in (({"audit": {"checkpoint": fields}}, True), ({}, False)):
+        view = ResourceView("health", "clinic", 1, spec_doc, status=status, uid="u-1")
+        settings = job_settings(
+            view, spec, spec.backup, "clinic-backups", "clinic-pg", 5432, Settings()
+        )
+        env = {
+            e["name"]: e.get("value")
+            for e in _pod(build_backup_job(settings, "j"))["containers"][0]["env"]
+        }
+        if expected:
+            assert parse(json.loads(env["DBKEEPER_AUDIT_CHECKPOINT"])).batch == 4
+        else:
+            assert "DBKEEPER_AUDIT_CHECKPOINT" not in env
