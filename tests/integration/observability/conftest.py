@@ -47,6 +47,7 @@ def record_sample_values(namespace: str, name: str) -> None:
         ],
     )
     metrics.set_pooler_replicas(namespace, name, 2, 1)
+    metrics.set_audit_state(namespace, name, 120, 3, 1.5)
     metrics.set_schema_state(namespace, name, "healthcare", "0004", "0005", 1, 2)
     metrics.observe_migration(namespace, name, "upgrade", "failure", 3.0)
     metrics.observe_migration(namespace, name, "upgrade", "success", 4.0)
