@@ -64,10 +64,12 @@ pytest: system-deps $(STAMP) tools
 # files, so that no selection can be empty.
 PG_MATRIX_CORE := tests/integration/migrate/test_healthcare_set.py \
   tests/integration/migrate/test_failures.py tests/integration/security/test_role_privileges.py \
-  tests/integration/security/test_rotation.py tests/integration/healthcare/test_audit.py
+  tests/integration/security/test_rotation.py tests/integration/healthcare/test_audit.py \
+  tests/integration/healthcare/test_audit_chain.py
 PG_MATRIX_BACKUPS := tests/integration/backup/test_round_trip.py \
   tests/integration/backup/test_drill.py tests/integration/backup/test_restore_refusals.py \
-  tests/integration/backup/test_manifest_contents.py
+  tests/integration/backup/test_manifest_contents.py \
+  tests/integration/backup/test_drill_audit_checkpoint.py
 PG_MATRIX_MORE := tests/integration/migrate/test_moves.py \
   tests/integration/migrate/test_concurrency.py tests/integration/security/test_role_drift.py \
   tests/integration/security/test_read_audit.py
