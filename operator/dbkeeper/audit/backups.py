@@ -74,11 +74,7 @@ def restored_chain(
     checkpoint the backup recorded (its signature too when a key is at hand)."""
     verdict = chain.verify_chain(conn)
     if not verdict.ok:
-        where = (
-            f"row {verdict.first_broken_id}"
-            if verdict.first_broken_id is not None
-            else f"batch {verdict.broken_batch}"
-        )
+        where = verdict.where()
         return False, f"broken at {where}: {verdict.reason}"
     intact = f"intact ({verdict.rows_checked} rows, {verdict.batches_checked} batches)"
     if recorded is None:

@@ -102,6 +102,12 @@ class ChainVerdict:
     recomputed: tuple[tuple[int, str], ...] = ()
     """(batch, hash) for each batch as its rows say it must be (for checkpoints)."""
 
+    def where(self) -> str:
+        """Where the chain first breaks, for messages: a row, else a batch."""
+        if self.first_broken_id is not None:
+            return f"row {self.first_broken_id}"
+        return f"batch {self.broken_batch}" if self.broken_batch is not None else "its head"
+
 
 @dataclass(frozen=True)
 class SealResult:

@@ -247,11 +247,7 @@ def make_checkpoint(conn: Conn, key: Ed25519PrivateKey, now: datetime) -> Checkp
     chain.seal(conn)
     verdict = chain.verify_chain(conn)
     if not verdict.ok or verdict.head is None:
-        where = (
-            f"row {verdict.first_broken_id}"
-            if verdict.first_broken_id is not None
-            else f"batch {verdict.broken_batch}"
-        )
+        where = verdict.where()
         raise CheckpointError(
             f"audit chain BROKEN at {where}: {verdict.reason}; no checkpoint was signed: a "
             "checkpoint must never vouch for a broken chain"

@@ -167,12 +167,6 @@ def _v1_result(conn: psycopg.Connection[Any]) -> tuple[dict[str, Any], list[str]
     return data, lines
 
 
-def _where(verdict: chain.ChainVerdict) -> str:
-    if verdict.first_broken_id is not None:
-        return f"row {verdict.first_broken_id}"
-    return f"batch {verdict.broken_batch}" if verdict.broken_batch is not None else "its head"
-
-
 def _v2_result(
     conn: psycopg.Connection[Any], verdict: chain.ChainVerdict
 ) -> tuple[dict[str, Any], list[str]]:
@@ -199,7 +193,7 @@ def _v2_result(
             f"batches checked, {verdict.unsealed_rows} not sealed yet{sealed}"
         ]
     return data, [
-        f"audit chain BROKEN at {_where(verdict)}: {verdict.reason}",
+        f"audit chain BROKEN at {verdict.where()}: {verdict.reason}",
         *_broken_lines(broken),
     ]
 

@@ -85,11 +85,7 @@ def _verify(
     verdict = chain.verify_chain(conn)
     problem = None
     if not verdict.ok:
-        where = (
-            f"row {verdict.first_broken_id}"
-            if verdict.first_broken_id is not None
-            else f"batch {verdict.broken_batch}"
-        )
+        where = verdict.where()
         problem = f"the audit chain is broken at {where}: {verdict.reason}"
     elif previous is not None:
         gap = extension_problem(previous, verdict)
