@@ -22,6 +22,9 @@ import sqlalchemy as sa
 # A fixed 64-bit key: the bytes of "dbkeeper" read as a signed big-endian integer.
 MIGRATION_LOCK_KEY = int.from_bytes(b"dbkeeper", "big", signed=True)
 _POLL_INTERVAL = 0.1
+# While it waits, the migrator's session says so in ``pg_stat_activity.application_name``,
+# so whoever looks at the server sees who is queued behind the lock.
+WAITING_APPLICATION_NAME = "dbkeeper: waiting for the migration lock"
 
 
 class LockBusy(Exception):
@@ -41,10 +44,13 @@ def migration_lock(connection: sa.Connection, wait: timedelta) -> Iterator[None]
     """
     started = time.monotonic()
     deadline = started + wait.total_seconds()
-    while not _try_lock(connection):
-        if time.monotonic() >= deadline:
-            raise LockBusy(time.monotonic() - started)
-        time.sleep(_POLL_INTERVAL)
+    if not _try_lock(connection):
+        own_name = _set_application_name(connection, WAITING_APPLICATION_NAME)
+        while not _try_lock(connection):
+            if time.monotonic() >= deadline:
+                raise LockBusy(time.monotonic() - started)
+            time.sleep(_POLL_INTERVAL)
+        _set_application_name(connection, own_name)
     try:
         yield
     finally:
@@ -55,6 +61,16 @@ def migration_lock(connection: sa.Connection, wait: timedelta) -> Iterator[None]
                     connection.rollback()
                 with connection.begin():
                     connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+
+
+def _set_application_name(connection: sa.Connection, name: str) -> str:
+    """Set the session's ``application_name`` to ``name``; the one it had before."""
+    with connection.begin():
+        before = connection.exec_driver_sql("SHOW application_name").scalar()
+        connection.exec_driver_sql(
+            "SELECT set_config('application_name', %(name)s, false)", {"name": name}
+        )
+    return str(before)
 
 
 def _try_lock(connection: sa.Connection) -> bool:

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -22,6 +24,8 @@ from dbkeeper.migrate import (
     load_set,
     migrate,
 )
+from dbkeeper.migrate.connection import sqlalchemy_connection
+from dbkeeper.migrate.lock import WAITING_APPLICATION_NAME, migration_lock
 from tests.integration.migrate.conftest import SETS_ROOT, Peek
 
 
@@ -98,3 +102,35 @@ def test_the_lock_is_released_after_a_failed_migration(database: ConnInfo) -> No
     with psycopg.connect(database.dsn(), autocommit=True) as probe:
         row = probe.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)).fetchone()
     assert row == (True,)
+
+
+def test_a_migrator_queued_behind_the_lock_says_so_in_pg_stat_activity(
+    database: ConnInfo, peek: Peek
+) -> None:
+    """While it waits it is named for what it waits for; once it holds the lock, its own
+    name is back."""
+    names: list[str] = []
+
+    def queued() -> None:
+        with (
+            sqlalchemy_connection(database) as connection,
+            migration_lock(connection, timedelta(minutes=10)),
+        ):
+            names.append(str(connection.exec_driver_sql("SHOW application_name").scalar()))
+            connection.rollback()
+
+    holder = _hold_migration_lock(database)
+    waiter = threading.Thread(target=queued)
+    try:
+        waiter.start()
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        end = time.monotonic() + 60
+        while peek.value(waiting, (WAITING_APPLICATION_NAME,)) != 1:
+            assert time.monotonic() < end, "the waiting migrator never named itself"
+            time.sleep(0.05)
+    finally:
+        holder.close()
+        waiter.join(120)
+
+    assert names == [database.application_name]
+    assert peek.value(waiting, (WAITING_APPLICATION_NAME,)) == 0

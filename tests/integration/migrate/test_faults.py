@@ -31,6 +31,7 @@ from dbkeeper.migrate import (
     migrate,
     migrate_isolated,
 )
+from dbkeeper.migrate.lock import WAITING_APPLICATION_NAME
 from tests.conftest import _start_cluster
 from tests.integration.migrate.conftest import SETS_ROOT, Peek
 
@@ -325,8 +326,8 @@ def test_a_migrator_stopped_while_waiting_for_the_lock_says_it_changed_nothing(
             migrator,
             lambda: (
                 peek.value(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE query LIKE 'SELECT pg_try_advisory_lock%%'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    (WAITING_APPLICATION_NAME,),
                 )
                 >= 1
             ),
