@@ -6,3 +6,6 @@ Kubernetes API and only the engines talk to PostgreSQL.
 """
 
 __version__ = "0.1.0"
+
+from dbkeeper.wait import WaitError as WaitError
+from dbkeeper.wait import wait_for_revision as wait_for_revision

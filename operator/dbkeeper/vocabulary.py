@@ -16,3 +16,9 @@ LINT_MODES: Final[tuple[LintMode, ...]] = ("off", "warn", "block")
 RoleKind = Literal["owner", "app", "readonly", "auditor"]
 """The least-privilege roles a resource can declare, in the order they are managed."""
 ROLE_KINDS: Final[tuple[RoleKind, ...]] = ("owner", "app", "readonly", "auditor")
+
+BOOKKEEPING_SCHEMA: Final = "dbkeeper"
+"""The migrator's own schema: ``migration_history`` lives there, out of every set's way."""
+HISTORY_TABLE: Final = "migration_history"
+VERSION_TABLE: Final = "alembic_version"
+"""Where Alembic records the current revision, in the first schema of the search path."""

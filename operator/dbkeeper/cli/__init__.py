@@ -26,6 +26,7 @@ _COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "dbkeeper.cli.backup_commands": ("backup",),
     "dbkeeper.cli.pooler_commands": ("pooler",),
     "dbkeeper.cli.audit_commands": ("audit",),
+    "dbkeeper.cli.wait_commands": ("wait",),
     "dbkeeper.cli.seed_commands": ("seed",),
     "dbkeeper.cli.crd_commands": ("crds",),
     "dbkeeper.cli.operator_commands": ("operator",),

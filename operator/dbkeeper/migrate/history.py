@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-HISTORY_SCHEMA = "dbkeeper"
-HISTORY_TABLE = "migration_history"
+from dbkeeper.vocabulary import BOOKKEEPING_SCHEMA as HISTORY_SCHEMA
+from dbkeeper.vocabulary import HISTORY_TABLE
+
 QUALIFIED_TABLE = f"{HISTORY_SCHEMA}.{HISTORY_TABLE}"
 
 Direction = Literal["upgrade", "downgrade"]

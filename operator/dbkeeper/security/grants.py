@@ -16,6 +16,7 @@ from psycopg import sql
 
 from dbkeeper.security.connection import Connection
 from dbkeeper.security.privileges import PrivilegeDeclaration, RoleKind
+from dbkeeper.vocabulary import BOOKKEEPING_SCHEMA, HISTORY_TABLE, VERSION_TABLE
 
 PUBLIC = "PUBLIC"
 ObjectKind = Literal["DATABASE", "SCHEMA", "TABLE", "SEQUENCE", "COLUMN", "FUNCTION"]
@@ -135,6 +136,43 @@ SELECT 'TABLE', n.nspname || '.' || c.relname
 """
 
 
+# The migrator's bookkeeping, which ``dbkeeper wait`` reads with an application's own
+# credentials: every app and readonly role may read it, whatever the set declares.
+BOOKKEEPING_READERS: frozenset[RoleKind] = frozenset({"app", "readonly"})
+_BOOKKEEPING = """
+SELECT 'SCHEMA', n.nspname::text FROM pg_namespace n WHERE n.nspname = %(bookkeeping)s
+UNION ALL
+SELECT 'TABLE', n.nspname || '.' || c.relname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND (
+       (n.nspname = %(bookkeeping)s AND c.relname = %(history)s)
+    OR (n.nspname = ANY(%(schemas)s) AND c.relname = %(version)s))
+"""
+
+
+def grant_scope(declaration: PrivilegeDeclaration) -> list[str]:
+    """The schemas whose grants dbkeeper reads: the declared ones and its bookkeeping."""
+    return [*declaration.schemas, BOOKKEEPING_SCHEMA]
+
+
+def _bookkeeping_grants(
+    conn: Connection, declaration: PrivilegeDeclaration, managed: Mapping[str, RoleKind]
+) -> set[Grant]:
+    params = {
+        "bookkeeping": BOOKKEEPING_SCHEMA,
+        "history": HISTORY_TABLE,
+        "version": VERSION_TABLE,
+        "schemas": list(declaration.schemas),
+    }
+    objects = [(str(kind), str(name)) for kind, name in conn.execute(_BOOKKEEPING, params)]
+    readers = [role for role, kind in managed.items() if kind in BOOKKEEPING_READERS]
+    return {
+        Grant(role, ObjectRef(kind, name), "USAGE" if kind == "SCHEMA" else "SELECT")  # type: ignore[arg-type]
+        for role in readers
+        for kind, name in objects
+    }
+
+
 def _keep(kind: str, grantee: str, managed: Mapping[str, RoleKind]) -> bool:
     """Whether a grant is dbkeeper's business.
 
@@ -171,7 +209,8 @@ def desired_grants(
     """What ``declaration`` grants the ``managed`` roles on the objects that exist now.
 
     Declared tables that do not exist yet (a database at an earlier revision) are left
-    out: they get their grants once a migration creates them.
+    out: they get their grants once a migration creates them. App and readonly roles
+    also read the migrator's bookkeeping (:data:`BOOKKEEPING_READERS`).
     """
     params = {"schemas": list(declaration.schemas)}
     existing = {(str(kind), str(name)) for kind, name in conn.execute(_EXISTING, params)}
@@ -192,4 +231,4 @@ def desired_grants(
         for table, privileges in declared.sequences.items():
             for sequence in sequences.get(table, []):
                 wanted |= {Grant(role, ObjectRef("SEQUENCE", sequence), p) for p in privileges}
-    return wanted
+    return wanted | _bookkeeping_grants(conn, declaration, managed)

@@ -25,7 +25,7 @@ from dbkeeper.conninfo import ConnInfo
 from dbkeeper.pooler.scram import shared_verifier, verifier_matches
 from dbkeeper.security.connection import Connection, admin_connection, first_line, take_lock
 from dbkeeper.security.errors import SecurityError, SecurityReason
-from dbkeeper.security.grants import Grant, desired_grants, read_grants
+from dbkeeper.security.grants import Grant, desired_grants, grant_scope, read_grants
 from dbkeeper.security.privileges import ROLE_KINDS, PrivilegeDeclaration, RoleKind
 
 _ROLE_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -380,7 +380,7 @@ def _grant_diff(
     managed: Mapping[str, RoleKind],
 ) -> tuple[set[Grant], set[Grant]]:
     """(missing, extra) grants of the existing ``managed`` roles."""
-    actual = read_grants(conn, privileges.schemas, managed)
+    actual = read_grants(conn, grant_scope(privileges), managed)
     wanted = desired_grants(conn, database, privileges, managed)
     return wanted - actual, actual - wanted
 

@@ -114,6 +114,26 @@ def test_grant_revoked_by_hand_is_reported_and_granted_again(
         conn.execute("SELECT count(*) FROM patients")
 
 
+def test_the_migrator_bookkeeping_is_readable_and_nothing_more(
+    pg_cluster: LocalPostgres, applied: str, roles: RoleSet, privileges: PrivilegeDeclaration
+) -> None:
+    """What ``dbkeeper wait`` needs is granted like any declared privilege: a write
+    granted by hand is an extra grant, a revoked read a missing one."""
+    admin = pg_cluster.admin_conninfo()
+    app, readonly = roles.app.username, roles.readonly.username
+    _as_admin(pg_cluster, applied, f'GRANT INSERT ON dbkeeper.migration_history TO "{app}"')
+    _as_admin(pg_cluster, applied, f'REVOKE SELECT ON alembic_version FROM "{readonly}"')
+    drifts = sorted(str(d) for d in check_roles(admin, applied, roles.declarations, privileges))
+
+    assert drifts == [
+        f"extra grant: app role {app} has INSERT on table dbkeeper.migration_history, "
+        "which the declaration does not grant",
+        f"missing grant: readonly role {readonly} lacks SELECT on table public.alembic_version",
+    ]
+    apply_roles(admin, applied, roles.declarations, privileges)
+    assert check_roles(admin, applied, roles.declarations, privileges) == []
+
+
 def test_grant_to_public_on_a_patient_table_is_an_extra_grant(
     pg_cluster: LocalPostgres, applied: str, roles: RoleSet, privileges: PrivilegeDeclaration
 ) -> None:

@@ -1,0 +1,138 @@
+"""``dbkeeper wait``: hold an application's start until its database is at a revision.
+
+Meant for an init container: it connects with the application's own credentials
+(``--dsn``, ``$DBKEEPER_DSN`` or libpq's ``PG*`` variables), only reads, and needs no
+Kubernetes access. Progress goes to stderr, one line when something changes and at least
+every ``--progress`` interval; the line saying it is reached goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from datetime import timedelta
+
+from psycopg.conninfo import conninfo_to_dict
+
+from dbkeeper.cli.common import CommandError, add_output_arg, duration_arg, emit, one_line
+from dbkeeper.conninfo import remember_dsn_secrets
+from dbkeeper.wait import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Position, WaitError
+from dbkeeper.wait import wait_for_revision as wait_for
+
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_PROGRESS_EVERY = timedelta(seconds=10)
+
+
+def _revision(text: str) -> str:
+    if not _REVISION.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a revision id (letters, digits, '_', '-' and '.')"
+        )
+    return text
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    wait = subparsers.add_parser(
+        "wait",
+        help="wait until the database is at a revision or later (for init containers)",
+        description="Exit 0 as soon as the database is at REV or a later revision of its "
+        "set's chain, read from the database's own bookkeeping (alembic_version and "
+        "dbkeeper.migration_history) with the connecting role's SELECT rights. A revision "
+        "the history does not know yet, or a database moved below REV, is waited for. "
+        "Exits 1 with one line on timeout or when REV belongs to another set.",
+    )
+    wait.add_argument("--revision", type=_revision, required=True, metavar="REV")
+    wait.add_argument(
+        "--timeout",
+        type=duration_arg,
+        default=DEFAULT_TIMEOUT,
+        metavar="DURATION",
+        help="give up after this long (default 10m)",
+    )
+    wait.add_argument(
+        "--set",
+        dest="set_name",
+        default=None,
+        metavar="NAME",
+        help="the migration set REV belongs to: a database migrated by another set fails "
+        "at once (default: whichever set migrates the database)",
+    )
+    wait.add_argument(
+        "--interval",
+        type=duration_arg,
+        default=DEFAULT_POLL_INTERVAL,
+        metavar="DURATION",
+        help="how often to look (default 2s)",
+    )
+    wait.add_argument(
+        "--dsn",
+        default=None,
+        help="libpq connection string or URL; defaults to $DBKEEPER_DSN, then to libpq's "
+        "PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD",
+    )
+    add_output_arg(wait)
+    wait.set_defaults(handler=run_wait)
+
+
+def _target(dsn: str) -> str:
+    """``dbname on host:port`` as libpq will read it, for the progress lines."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:
+        raise CommandError(
+            "the connection string is not valid: quote values with spaces in single "
+            "quotes, or percent-encode special characters in a URL",
+            2,
+        ) from None
+    host = params.get("host") or os.environ.get("PGHOST", "localhost")
+    port = params.get("port") or os.environ.get("PGPORT", "5432")
+    user = params.get("user") or os.environ.get("PGUSER", "")
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or "postgres"
+    return f"database {dbname} on {host}:{port}"
+
+
+class _Progress:
+    """A line when what was seen changes, and at least every ``_PROGRESS_EVERY``."""
+
+    def __init__(self, revision: str, target: str) -> None:
+        self.revision = revision
+        self.target = target
+        self.said: str | None = None
+        self.said_at = 0.0
+
+    def __call__(self, position: Position, waited: float) -> None:
+        seen = position.describe()
+        now = time.monotonic()
+        if seen == self.said and now - self.said_at < _PROGRESS_EVERY.total_seconds():
+            return
+        self.said, self.said_at = seen, now
+        line = f"dbkeeper wait: {self.target} {seen}; waiting for revision {self.revision}"
+        print(f"{one_line(line)} ({waited:.0f}s)", file=sys.stderr, flush=True)
+
+
+def run_wait(args: argparse.Namespace) -> int:
+    dsn = args.dsn or os.environ.get("DBKEEPER_DSN") or ""
+    remember_dsn_secrets(dsn)
+    target = _target(dsn)
+    try:
+        position = wait_for(
+            dsn,
+            args.revision,
+            args.timeout,
+            migration_set=args.set_name,
+            poll_interval=args.interval,
+            on_progress=_Progress(args.revision, target),
+        )
+    except WaitError as error:
+        raise CommandError(f"{target}: {error.message} [{error.reason}]") from None
+    data = {
+        "revision": args.revision,
+        "current_revision": position.revision,
+        "migration_set": position.migration_set,
+        "reached": True,
+    }
+    emit(args, data, f"{target} {position.describe()}: revision {args.revision} is reached")
+    return 0
