@@ -33,6 +33,7 @@ import kubernetes.config
 import yaml
 
 from tests.k8s.control_plane import etcd_history
+from tests.waiting import wait_for
 
 T = TypeVar("T")
 Body = dict[str, Any]
@@ -253,16 +254,7 @@ class Cluster:
 
     def wait_for(self, predicate: Callable[[], T | None], timeout: float, message: str) -> T:
         """Poll `predicate` until it returns something truthy; fail after `timeout` s."""
-        deadline = time.monotonic() + timeout
-        delay = 0.02
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+        return wait_for(predicate, timeout, message)
 
     def stored_history(self) -> builtins.list[tuple[str, bytes]]:
         """Every version of every object the API server wrote to etcd, deleted ones too,

@@ -18,7 +18,7 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
-from dbkeeper.api.durations import parse_duration
+from dbkeeper.api.durations import parse_duration, parse_fine_duration
 from dbkeeper.conninfo import (
     URL_SCHEMES,
     ConnInfo,
@@ -56,6 +56,14 @@ def duration_arg(text: str) -> timedelta:
     """An argparse type for durations (``5s``, ``15m``, ``1h30m``)."""
     try:
         return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def fine_duration_arg(text: str) -> timedelta:
+    """Like :func:`duration_arg`, and also a whole number of milliseconds (``500ms``)."""
+    try:
+        return parse_fine_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -17,7 +17,14 @@ from datetime import timedelta
 
 from psycopg.conninfo import conninfo_to_dict
 
-from dbkeeper.cli.common import CommandError, add_output_arg, duration_arg, emit, one_line
+from dbkeeper.cli.common import (
+    CommandError,
+    add_output_arg,
+    duration_arg,
+    emit,
+    fine_duration_arg,
+    one_line,
+)
 from dbkeeper.conninfo import remember_dsn_secrets
 from dbkeeper.wait import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Position, WaitError
 from dbkeeper.wait import wait_for_revision as wait_for
@@ -62,10 +69,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     wait.add_argument(
         "--interval",
-        type=duration_arg,
+        type=fine_duration_arg,
         default=DEFAULT_POLL_INTERVAL,
         metavar="DURATION",
-        help="how often to look (default 2s)",
+        help="how often to look, e.g. 2s or 500ms (default 2s)",
     )
     wait.add_argument(
         "--dsn",

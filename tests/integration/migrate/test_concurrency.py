@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -27,6 +26,7 @@ from dbkeeper.migrate import (
 from dbkeeper.migrate.connection import sqlalchemy_connection
 from dbkeeper.migrate.lock import WAITING_APPLICATION_NAME, migration_lock
 from tests.integration.migrate.conftest import SETS_ROOT, Peek
+from tests.waiting import wait_for
 
 
 def _migrator(conninfo: ConnInfo) -> subprocess.Popen[str]:
@@ -124,10 +124,10 @@ def test_a_migrator_queued_behind_the_lock_says_so_in_pg_stat_activity(
     try:
         waiter.start()
         waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-        end = time.monotonic() + 60
-        while peek.value(waiting, (WAITING_APPLICATION_NAME,)) != 1:
-            assert time.monotonic() < end, "the waiting migrator never named itself"
-            time.sleep(0.05)
+        wait_for(
+            lambda: peek.value(waiting, (WAITING_APPLICATION_NAME,)) == 1,
+            what="the waiting migrator to name itself",
+        )
     finally:
         holder.close()
         waiter.join(120)

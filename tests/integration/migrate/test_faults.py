@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,18 +33,9 @@ from dbkeeper.migrate import (
 from dbkeeper.migrate.lock import WAITING_APPLICATION_NAME
 from tests.conftest import _start_cluster
 from tests.integration.migrate.conftest import SETS_ROOT, Peek
+from tests.waiting import DEADLINE, wait_for
 
-# Generous: the mechanisms under test act within seconds, a loaded machine is slow.
-DEADLINE = 60.0
 _SLEEPING = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3600)%%'"
-
-
-def wait_for(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up after {deadline:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def start_dbkeeper(database: ConnInfo, *args: str) -> subprocess.Popen[str]:
@@ -76,7 +66,7 @@ def stop_when(
     """Once ``ready()``, send ``signum`` and wait for ``process`` to exit; its stderr.
     Whatever happens, the process does not outlive the test."""
     try:
-        wait_for(ready, what)
+        wait_for(ready, what=what)
         process.send_signal(signum)
         _, err = process.communicate(timeout=DEADLINE)
         return err
@@ -111,11 +101,11 @@ def test_a_migrator_killed_mid_revision_leaves_no_lock_behind(at_0001: ConnInfo)
     peek = Peek(at_0001)
     migrator = start_cli(at_0001)
     try:
-        wait_for(lambda: peek.value(_SLEEPING) == 1, "revision 0002 to be running")
+        wait_for(lambda: peek.value(_SLEEPING) == 1, what="revision 0002 to be running")
         migrator.kill()  # a lost node: no handler runs, the socket just closes
         migrator.wait(DEADLINE)
         # The server notices the lost client and ends the revision's session.
-        wait_for(lambda: peek.value(_SLEEPING) == 0, "the killed migrator's session to end")
+        wait_for(lambda: peek.value(_SLEEPING) == 0, what="the killed migrator's session to end")
     finally:
         migrator.kill()
         migrator.communicate()
@@ -222,7 +212,7 @@ def test_an_abandoned_isolated_move_is_rolled_back_before_it_says_so(at_0001: Co
     peek = Peek(at_0001)
     abandoned = threading.Event()
     thread, outcome = _isolated_in_thread(at_0001, abandoned)
-    wait_for(lambda: peek.value(_SLEEPING) == 1, "revision 0002 to be running")
+    wait_for(lambda: peek.value(_SLEEPING) == 1, what="revision 0002 to be running")
     abandoned.set()
     thread.join(DEADLINE)
 
@@ -242,7 +232,7 @@ def test_a_killed_isolated_child_has_its_session_ended_before_rolled_back_is_sai
 ) -> None:
     peek = Peek(at_0001)
     thread, outcome = _isolated_in_thread(at_0001)
-    wait_for(lambda: peek.value(_SLEEPING) == 1, "revision 0002 to be running")
+    wait_for(lambda: peek.value(_SLEEPING) == 1, what="revision 0002 to be running")
     (child,) = _migration_children_of(os.getpid())
     os.kill(child, signal.SIGKILL)
     thread.join(DEADLINE)
@@ -276,7 +266,7 @@ def test_a_database_restarted_mid_revision_is_reported_with_the_revision(
     peek = Peek(database)
     migrator = start_cli(database)
     try:
-        wait_for(lambda: peek.value(_SLEEPING) == 1, "revision 0002 to be running")
+        wait_for(lambda: peek.value(_SLEEPING) == 1, what="revision 0002 to be running")
         own_cluster.stop(mode=mode)
         _, err = migrator.communicate(timeout=DEADLINE)
     finally:

@@ -32,12 +32,8 @@ from dbkeeper.migrate.connection import sqlalchemy_connection
 from dbkeeper.migrate.online import drop_invalid_leftovers
 from dbkeeper.migrate.session import outside_transaction
 from tests.integration.migrate.conftest import SETS_ROOT, Peek
-from tests.integration.migrate.test_faults import (
-    DEADLINE,
-    lock_is_free,
-    start_dbkeeper,
-    wait_for,
-)
+from tests.integration.migrate.test_faults import lock_is_free, start_dbkeeper
+from tests.waiting import DEADLINE, wait_for
 
 SET = "online_index"
 INDEX = "readings_sensor_idx"
@@ -123,7 +119,7 @@ def test_an_online_revision_builds_its_index_while_the_application_writes(
     writer = Writer(at_0001)
     writer.start()
     try:
-        wait_for(lambda: writer.written >= 20 or bool(writer.errors), "writes")
+        wait_for(lambda: writer.written >= 20 or bool(writer.errors), what="writes")
         before = writer.written
         migrate(at_0001, online_set, MigrationOptions(lock_timeout=LOCK_TIMEOUT))
         during = writer.written - before
@@ -256,7 +252,7 @@ def test_a_migrator_killed_mid_build_leaves_an_invalid_index_that_a_retry_replac
     peek = Peek(at_0001)
     migrator = start_dbkeeper(at_0001, "migrate", "--set", SET, "--lock-timeout", "10m")
     try:
-        wait_for(lambda: peek.value(_BUILD_WAITING) is not None, "the build to be waiting")
+        wait_for(lambda: peek.value(_BUILD_WAITING) is not None, what="the build to be waiting")
         building = peek.value(_BUILD_WAITING)
         migrator.send_signal(signal.SIGKILL)  # a lost node: no handler runs
         migrator.wait(DEADLINE)
@@ -265,7 +261,7 @@ def test_a_migrator_killed_mid_build_leaves_an_invalid_index_that_a_retry_replac
             lambda: (
                 peek.value("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (building,)) == 0
             ),
-            "the killed migrator's session to end",
+            what="the killed migrator's session to end",
         )
     finally:
         migrator.kill()

@@ -24,7 +24,7 @@ from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres
 from dbkeeper.migrate import MigrationOptions, MigrationSet, migrate
 from dbkeeper.wait import Position, WaitError, connect_read_only
-from tests.integration.migrate.test_faults import DEADLINE, wait_for
+from tests.waiting import DEADLINE, wait_for
 
 # Long enough never to end a wait that is meant to succeed, however slow the machine.
 PATIENT = 600.0
@@ -35,7 +35,7 @@ def run_wait(database: ConnInfo | str, *args: str) -> subprocess.CompletedProces
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env["DBKEEPER_DSN"] = dsn
     return subprocess.run(
-        [sys.executable, "-m", "dbkeeper.cli", "wait", "--interval", "1s", *args],
+        [sys.executable, "-m", "dbkeeper.cli", "wait", "--interval", "500ms", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -77,12 +77,12 @@ def test_waits_while_behind_and_returns_when_a_migration_reaches_the_revision(
 ) -> None:
     waiter = Waiter(database, "0002")
     waiter.start()
-    wait_for(lambda: bool(waiter.seen), "the waiter to look at the empty database")
+    wait_for(lambda: bool(waiter.seen), what="the waiter to look at the empty database")
     assert waiter.seen[0].problem is not None
     assert "never been migrated" in waiter.seen[0].problem
 
     migrate(database, toy, MigrationOptions(target="0001"))
-    wait_for(lambda: waiter.saw("0001"), "the waiter to see revision 0001")
+    wait_for(lambda: waiter.saw("0001"), what="the waiter to see revision 0001")
     assert waiter.is_alive()
 
     migrate(database, toy, MigrationOptions(target="0002"))
@@ -149,7 +149,7 @@ def test_a_database_moved_below_the_revision_waits_again(
     migrate(database, toy, MigrationOptions(target="0001", allow_downgrade=True))
     waiter = Waiter(database, "0002")
     waiter.start()
-    wait_for(lambda: waiter.saw("0001"), "the waiter to see revision 0001")
+    wait_for(lambda: waiter.saw("0001"), what="the waiter to see revision 0001")
     assert waiter.is_alive()
 
     migrate(database, toy, MigrationOptions(target="0002"))

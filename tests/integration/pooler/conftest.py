@@ -12,7 +12,6 @@ import socket
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -133,14 +132,6 @@ def connect_client(
     """A client through the pooler; transaction pooling needs prepare_threshold=None."""
     info = pooler.client_conninfo(ALIAS, role.name, role.password)
     return psycopg.connect(info.dsn(), prepare_threshold=None, autocommit=True, **kwargs)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def children_named(parent: int, name: str) -> list[int]:

@@ -25,8 +25,8 @@ from tests.integration.pooler.conftest import (
     create_role,
     make_temp_dir,
     pooler_settings,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 MAX_FAILED_QUERIES = 60
 

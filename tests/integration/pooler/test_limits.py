@@ -15,8 +15,8 @@ from tests.integration.pooler.conftest import (
     PoolerRole,
     StartPooler,
     connect_client,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 
 def _app_pool(pools: list[PoolStats]) -> PoolStats:

@@ -17,8 +17,8 @@ from tests.integration.pooler.conftest import (
     PoolerRole,
     StartPooler,
     connect_client,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 pytestmark = on_both_pgbouncers
 

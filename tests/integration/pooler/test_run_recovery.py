@@ -25,8 +25,8 @@ from tests.integration.pooler.conftest import (
     dbkeeper_command,
     port_free,
     process_gone,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 ENV = {"PATH": "/usr/bin:/bin:/usr/sbin"}
 

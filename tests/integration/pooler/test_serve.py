@@ -41,8 +41,8 @@ from tests.integration.pooler.conftest import (
     pooler_settings,
     port_free,
     process_gone,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 ADMIN = "serve_admin"
 POLL_SECONDS = 0.5

@@ -30,10 +30,10 @@ from tests.integration.pooler.conftest import (
     create_role,
     make_temp_dir,
     pooler_settings,
-    wait_for,
 )
 from tests.integration.pooler.test_serve import KubeletMount, Served
 from tests.integration.security.certificates import KeyPair, make_ca, make_server_cert
+from tests.waiting import wait_for
 
 NAMES = "IP:127.0.0.1,DNS:localhost"
 

@@ -9,10 +9,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-DEADLINE = 60.0
+from tests.waiting import DEADLINE, wait_for
 
 # Stands in for dbkeeper running a long pg_dump: run_tool with a tool that sleeps.
 _RUNNER = textwrap.dedent(
@@ -28,15 +27,6 @@ _RUNNER = textwrap.dedent(
 )
 
 
-def _wait_for(condition: object, what: str) -> None:
-    assert callable(condition)
-    end = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up after {DEADLINE:g}s waiting for {what}")
-        time.sleep(0.05)
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -49,14 +39,14 @@ def test_a_tool_dies_with_the_dbkeeper_process_that_ran_it(tmp_path: Path) -> No
     pid_file = tmp_path / "tool.pid"
     runner = subprocess.Popen([sys.executable, "-c", _RUNNER, str(pid_file)])
     try:
-        _wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the tool to start")
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the tool to start")
         tool = int(pid_file.read_text())
         assert _alive(tool)
 
         runner.send_signal(signal.SIGKILL)
         runner.wait(DEADLINE)
 
-        _wait_for(lambda: not _alive(tool), "the tool to die with its parent")
+        wait_for(lambda: not _alive(tool), what="the tool to die with its parent")
     finally:
         runner.kill()
         runner.wait()
