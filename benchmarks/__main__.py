@@ -108,7 +108,16 @@ def _operator_real_api(
     return run_operator_real_api(cluster, options.operator_real_count, log)
 
 
+def _cli_startup(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
+    from benchmarks.cli_startup import run_cli_startup
+
+    return run_cli_startup(cluster, max(options.repeat, 1) * 10, log)
+
+
 BENCHMARKS: dict[str, Runner] = {
+    "cli-startup": _cli_startup,
     "latency": _latency,
     "pooler": _pooler,
     "pooler-prepared": _pooler_prepared,

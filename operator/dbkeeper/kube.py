@@ -136,6 +136,24 @@ def _load_api_client() -> k8s_client.ApiClient:
     return k8s_client.ApiClient(configuration)
 
 
+def configuration_problem() -> str | None:
+    """Why no API client can be made here, in one line naming what was looked for; None
+    when the in-cluster configuration or a kubeconfig loads."""
+    try:
+        _load_api_client()
+    except Exception as exc:  # ConfigException, an unreadable or malformed file
+        reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return f"the in-cluster configuration (service account token) does not load: {reason}"
+        where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+        return (
+            "no Kubernetes cluster to talk to: not in a pod (KUBERNETES_SERVICE_HOST is not "
+            f"set) and the kubeconfig {where} does not load: {reason}; set KUBECONFIG to a "
+            "kubeconfig file or run the operator in the cluster"
+        )
+    return None
+
+
 class KubeClient:
     """Plain JSON requests against the API server, one method per verb."""
 

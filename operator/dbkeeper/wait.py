@@ -25,14 +25,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import TupleRow
+from typing import TYPE_CHECKING, Literal
 
 from dbkeeper.conninfo import ConnInfo, redact
 from dbkeeper.vocabulary import BOOKKEEPING_SCHEMA, HISTORY_TABLE, VERSION_TABLE
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
+
+# psycopg is imported where a connection is made: `dbkeeper wait --help` and the
+# parser of every other command read this module's defaults without paying for it.
 
 HISTORY = f"{BOOKKEEPING_SCHEMA}.{HISTORY_TABLE}"
 DEFAULT_TIMEOUT = timedelta(minutes=10)
@@ -171,6 +174,9 @@ def read_position(
 
 def connect_read_only(conninfo: ConnInfo | str) -> psycopg.Connection[TupleRow]:
     """An autocommit session whose transactions are read-only, named ``dbkeeper wait``."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
     dsn = conninfo.dsn() if isinstance(conninfo, ConnInfo) else conninfo
     params = conninfo_to_dict(dsn)
     if "PGCONNECT_TIMEOUT" not in os.environ:
@@ -202,6 +208,8 @@ def wait_for_revision(
     ``on_progress(position, waited_seconds)`` is called after every look that did not
     reach it. Only the time waited is bounded, so a slow machine gets the same chances.
     """
+    import psycopg
+
     limit = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
     pause = (
         poll_interval.total_seconds()

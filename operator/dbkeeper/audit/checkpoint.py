@@ -26,11 +26,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from dbkeeper.audit import KEY_FILE_ENV as KEY_FILE_ENV
 from dbkeeper.audit import chain
 from dbkeeper.audit.chain import ChainHead, ChainVerdict, Conn
 
 FORMAT = "dbkeeper-audit-checkpoint-v1"
-KEY_FILE_ENV = "DBKEEPER_AUDIT_KEY_FILE"
 CHECKPOINT_ENV = "DBKEEPER_AUDIT_CHECKPOINT"
 """A checkpoint (one JSON line) handed to a backup that has no key of its own."""
 

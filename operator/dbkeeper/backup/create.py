@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg
 
 from dbkeeper.audit.backups import checkpoint_for_backup
-from dbkeeper.backup import database_facts
+from dbkeeper.backup import DEFAULT_LOCK_WAIT, database_facts
 from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.backup.destination_faults import ObjectStoreError, tool_write_error, unwritable
 from dbkeeper.backup.errors import BackupError, BackupFailed, DestinationFull, DumpClientTooOld
@@ -48,7 +48,6 @@ DUMP_FILE = "dump.pgdump"
 _AGAIN = "take the backup again"
 # How long the dump waits for a table another session keeps locked (a long DDL, an
 # explicit LOCK TABLE): a backup must not hang behind it for ever.
-DEFAULT_LOCK_WAIT = timedelta(minutes=5)
 _LOCK_NOT_AVAILABLE = "55P03"
 # pg_dump bounds its lock phase with a statement timeout: "ERROR:  canceling statement
 # due to statement timeout" then "Query was: LOCK TABLE … IN ACCESS SHARE MODE".

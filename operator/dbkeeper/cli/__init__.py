@@ -22,15 +22,15 @@ from dbkeeper.interrupt import Interrupted, interrupts_raise
 # Only the module of the command being run is imported: the others pull in Alembic,
 # kopf or the Kubernetes client, which would add a second to every invocation.
 _COMMAND_MODULES: dict[str, tuple[str, ...]] = {
-    "dbkeeper.cli.migrate_commands": ("plan", "migrate", "status", "history", "lint"),
-    "dbkeeper.cli.backup_commands": ("backup",),
-    "dbkeeper.cli.pooler_commands": ("pooler",),
-    "dbkeeper.cli.audit_commands": ("audit",),
-    "dbkeeper.cli.wait_commands": ("wait",),
-    "dbkeeper.cli.seed_commands": ("seed",),
-    "dbkeeper.cli.crd_commands": ("crds",),
-    "dbkeeper.cli.operator_commands": ("operator",),
-    "dbkeeper.cli.demo_commands": ("demo",),
+    "dbkeeper.cli.parsers.migrate": ("plan", "migrate", "status", "history", "lint"),
+    "dbkeeper.cli.parsers.backup": ("backup",),
+    "dbkeeper.cli.parsers.pooler": ("pooler",),
+    "dbkeeper.cli.parsers.audit": ("audit",),
+    "dbkeeper.cli.parsers.wait": ("wait",),
+    "dbkeeper.cli.parsers.seed": ("seed",),
+    "dbkeeper.cli.parsers.crd": ("crds",),
+    "dbkeeper.cli.parsers.operator": ("operator",),
+    "dbkeeper.cli.parsers.demo": ("demo",),
 }
 
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dbkeeper.backup.catalog import UnreadableBackup
-from dbkeeper.backup.create import DEFAULT_LOCK_WAIT, take_backup
+from dbkeeper.backup.create import take_backup
 from dbkeeper.backup.drill import DrillResult, verdict_of, verify_backup
 from dbkeeper.backup.errors import (
     CLIENT_TOO_OLD_EXIT_CODE,
@@ -45,98 +45,9 @@ from dbkeeper.backup.store import (
 from dbkeeper.backup.stores import open_store
 from dbkeeper.cli.common import (
     CommandError,
-    add_connection_args,
-    add_output_arg,
     connection_from_args,
-    duration_arg,
     emit,
 )
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    backup = subparsers.add_parser("backup", help="take, list, restore, verify and prune backups")
-    commands = backup.add_subparsers(dest="backup_command", metavar="ACTION", required=True)
-
-    create = commands.add_parser("create", help="take a backup (and prune, if limits are given)")
-    _common(create, connection=True)
-    _jobs(create)
-    create.add_argument(
-        "--lock-wait",
-        type=duration_arg,
-        default=DEFAULT_LOCK_WAIT,
-        help="how long the dump may wait for a table another session keeps locked "
-        "(default 5m); then it fails, keeping nothing",
-    )
-    _retention(create)
-    create.set_defaults(handler=_create)
-
-    listing = commands.add_parser("list", help="list the backups in the destination")
-    _common(listing, connection=False)
-    listing.set_defaults(handler=_list)
-
-    restore = commands.add_parser("restore", help="restore a backup after checking its files")
-    restore.add_argument("backup_id", metavar="BACKUP_ID", help="a backup id, or 'latest'")
-    _common(restore, connection=True)
-    _jobs(restore)
-    restore.add_argument(
-        "--target-database",
-        default=None,
-        help="database to restore into (default: a new one named after the backup; "
-        "with --in-place: the backed-up database)",
-    )
-    restore.add_argument(
-        "--in-place",
-        action="store_true",
-        help="replace an existing database (restored beside it, then swapped in)",
-    )
-    restore.set_defaults(handler=_restore)
-
-    verify = commands.add_parser(
-        "verify",
-        help="restore drill into a scratch database",
-        description="Restore a backup into a scratch database, check it, and record the "
-        "outcome in its manifest. Exit codes: 0 the drill passed; 1 it failed (the backup "
-        f"does not restore as it is); {DRILL_NOT_RUN_EXIT_CODE} the backup's recorded "
-        "verdict is unchanged: the drill could not run (login, network, privileges, "
-        "server), or it passed but the destination refused the record; 2 a usage mistake.",
-    )
-    verify.add_argument(
-        "backup_id",
-        metavar="BACKUP_ID",
-        nargs="?",
-        default=None,
-        help="the backup to verify (default: the newest)",
-    )
-    _common(verify, connection=True)
-    _jobs(verify)
-    verify.set_defaults(handler=_verify)
-
-    pruning = commands.add_parser("prune", help="remove backups beyond the retention limits")
-    _common(pruning, connection=False)
-    _retention(pruning)
-    pruning.set_defaults(handler=_prune)
-
-
-def _common(parser: argparse.ArgumentParser, *, connection: bool) -> None:
-    if connection:
-        add_connection_args(parser)
-    parser.add_argument(
-        "--destination",
-        default=None,
-        help="backup folder or s3://BUCKET/PREFIX (default: $DBKEEPER_BACKUP_DESTINATION, "
-        "else $DBKEEPER_BACKUP_DIR); object storage is reached with the AWS_* variables "
-        "(AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...)",
-    )
-    add_output_arg(parser)
-
-
-def _jobs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=2, help="parallel pg_dump/pg_restore jobs")
-
-
-def _retention(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep-last", type=int, default=None, help="keep at most N backups")
-    parser.add_argument("--max-age", default=None, help="remove backups older than this (30d)")
 
 
 def _store(args: argparse.Namespace) -> BackupStore:

@@ -8,15 +8,15 @@ and a non-zero exit code. Passwords never reach either stream.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-
-from psycopg.conninfo import conninfo_to_dict
 
 from dbkeeper.api.durations import parse_duration, parse_fine_duration
 from dbkeeper.conninfo import (
@@ -28,6 +28,24 @@ from dbkeeper.conninfo import (
 )
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class deferred:  # lower case: it reads as a call, handler=deferred(module, name)
+    """The handler ``module.function``, imported only when its command runs: parsers
+    (dbkeeper/cli/parsers/) name their handlers this way, so building the parser for
+    ``--help`` or for another command imports no engine."""
+
+    module: str
+    function: str
+
+    def resolve(self) -> Handler:
+        run: Handler = getattr(importlib.import_module(self.module), self.function)
+        return run
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        return self.resolve()(args)
+
 
 _QUOTED = re.compile(r'"[^"]*"')
 _MESSAGE_LIMIT = 500
@@ -110,6 +128,8 @@ def conninfo_from_dsn(dsn: str) -> ConnInfo:
             2,
         )
     try:
+        from psycopg.conninfo import conninfo_to_dict  # here: psycopg takes 0.1 s to import
+
         params = conninfo_to_dict(dsn)
     except Exception as exc:
         raise CommandError(

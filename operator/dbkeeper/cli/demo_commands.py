@@ -16,25 +16,12 @@ import psycopg
 from dbkeeper.cli.common import CommandError
 from dbkeeper.conninfo import redact
 from dbkeeper.demo import DemoError, DemoFolder, demo_dir, demo_down, demo_status, demo_up
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = subparsers.add_parser(
-        "demo",
-        help="run the whole product locally: PostgreSQL, migrations, pooler, backups",
-        description="State lives in $DBKEEPER_DEMO_DIR (default ./.dbkeeper).",
-    )
-    sub = demo.add_subparsers(dest="demo_command", metavar="ACTION", required=True)
-    up = sub.add_parser("up", help="start (or check) the demo and explain each step")
-    up.set_defaults(handler=run_up)
-    down = sub.add_parser("down", help="stop the demo's pooler and server and remove its folder")
-    down.set_defaults(handler=run_down)
-    status = sub.add_parser("status", help="show the demo resource's status")
-    status.set_defaults(handler=run_status)
+from dbkeeper.demo.folder import demo_folder
+from dbkeeper.local.service_user import service_user
 
 
 def _folder() -> DemoFolder:
-    return DemoFolder(demo_dir())
+    return demo_folder(demo_dir(), service_user())
 
 
 def _run(action: Callable[[DemoFolder, TextIO], None]) -> int:

@@ -11,22 +11,17 @@ from dbkeeper.cli.common import CommandError
 from dbkeeper.settings import Settings, SettingsError
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "operator",
-        help="run the operator against the current Kubernetes cluster",
-        description="Run the dbkeeper operator. Configured by DBKEEPER_* environment "
-        "variables (see docs/configuration.md); in a pod it uses the service account, "
-        "elsewhere $KUBECONFIG.",
-    )
-    parser.set_defaults(handler=run_operator)
-
-
 def run_operator(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise CommandError(str(exc), 2) from None
+    from dbkeeper.kube import configuration_problem
+
+    problem = configuration_problem()
+    if problem is not None:
+        # kopf would log a traceback and retry forever: nothing here can make it work.
+        raise CommandError(problem)
     import kopf
 
     import dbkeeper.main  # noqa: F401 - registers the handlers

@@ -24,8 +24,6 @@ from psycopg import sql
 
 from dbkeeper.cli.common import (
     CommandError,
-    add_connection_args,
-    add_output_arg,
     connection_from_args,
     emit,
 )
@@ -38,50 +36,12 @@ from dbkeeper.pooler.local import LocalPgBouncer, admin_console_for
 from dbkeeper.pooler.render import UserEntry
 from dbkeeper.pooler.scram import userlist_verifier
 from dbkeeper.pooler.settings import (
-    POOL_MODES,
     SERVER_TLS_MODES,
     DatabaseTarget,
     PgBouncerSettings,
     PoolerSettingsError,
 )
-from dbkeeper.pooler.supervise import DEFAULT_POLL_SECONDS, Supervisor
-
-DEFAULT_DIR = Path(".dbkeeper/pooler")
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    pooler = subparsers.add_parser("pooler", help="run or inspect a local PgBouncer")
-    sub = pooler.add_subparsers(dest="pooler_command", metavar="ACTION", required=True)
-
-    run = sub.add_parser("run", help="run PgBouncer in front of a database until interrupted")
-    add_connection_args(run)
-    run.add_argument("--listen-port", type=int, default=6432, help="default 6432")
-    run.add_argument("--pool-mode", choices=POOL_MODES, default="transaction")
-    run.add_argument("--default-pool-size", type=int, default=20)
-    run.add_argument("--max-client-conn", type=int, default=100)
-    run.add_argument("--max-db-connections", type=int, default=0, help="0 = no limit")
-    run.add_argument("--reserve-pool-size", type=int, default=0)
-    run.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
-    run.set_defaults(handler=run_pooler)
-
-    serve = sub.add_parser(
-        "serve",
-        help="run pgbouncer on a rendered ini (in a pod) and reload it when the ini or "
-        "its auth file change",
-    )
-    serve.add_argument("ini", type=Path, help="pgbouncer.ini to run")
-    serve.add_argument(
-        "--poll-interval",
-        type=float,
-        default=DEFAULT_POLL_SECONDS,
-        help=f"seconds between checks of the files, default {DEFAULT_POLL_SECONDS:g}",
-    )
-    serve.set_defaults(handler=serve_pooler)
-
-    show = sub.add_parser("show", help="pools and statistics of a running local PgBouncer")
-    show.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
-    add_output_arg(show)
-    show.set_defaults(handler=show_pooler)
+from dbkeeper.pooler.supervise import Supervisor
 
 
 def _role_verifier(target: ConnInfo) -> str:

@@ -8,37 +8,10 @@ import psycopg
 
 from dbkeeper.cli.common import (
     CommandError,
-    add_connection_args,
-    add_output_arg,
     connection_from_args,
     emit,
 )
-from dbkeeper.healthcare.seed import MAX_PATIENTS, seed_database
-
-
-def _patient_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= MAX_PATIENTS:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PATIENTS}, got {value}")
-    return value
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    seed = subparsers.add_parser(
-        "seed",
-        help="add generated patients and their clinical history to a healthcare database",
-        description="Add N generated patients with encounters, observations, conditions, "
-        "medication requests, allergies, appointments and consents. The database must be "
-        "at the healthcare set's head revision. The same --seed gives the same data.",
-    )
-    seed.add_argument("--patients", type=_patient_count, required=True, metavar="N")
-    seed.add_argument("--seed", type=int, default=42, metavar="S", help="random seed (42)")
-    add_connection_args(seed)
-    add_output_arg(seed)
-    seed.set_defaults(handler=run_seed)
+from dbkeeper.healthcare.seed import seed_database
 
 
 def run_seed(args: argparse.Namespace) -> int:

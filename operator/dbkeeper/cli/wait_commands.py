@@ -3,14 +3,14 @@
 Meant for an init container: it connects with the application's own credentials
 (``--dsn``, ``$DBKEEPER_DSN`` or libpq's ``PG*`` variables), only reads, and needs no
 Kubernetes access. Progress goes to stderr, one line when something changes and at least
-every ``--progress`` interval; the line saying it is reached goes to stdout.
+every 10 s; the line saying it is reached goes to stdout. Its parser:
+:mod:`dbkeeper.cli.parsers.wait`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from datetime import timedelta
@@ -19,69 +19,14 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dbkeeper.cli.common import (
     CommandError,
-    add_output_arg,
-    duration_arg,
     emit,
-    fine_duration_arg,
     one_line,
 )
 from dbkeeper.conninfo import remember_dsn_secrets
-from dbkeeper.wait import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Position, WaitError
+from dbkeeper.wait import Position, WaitError
 from dbkeeper.wait import wait_for_revision as wait_for
 
-_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _PROGRESS_EVERY = timedelta(seconds=10)
-
-
-def _revision(text: str) -> str:
-    if not _REVISION.match(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a revision id (letters, digits, '_', '-' and '.')"
-        )
-    return text
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    wait = subparsers.add_parser(
-        "wait",
-        help="wait until the database is at a revision or later (for init containers)",
-        description="Exit 0 as soon as the database is at REV or a later revision of its "
-        "set's chain, read from the database's own bookkeeping (alembic_version and "
-        "dbkeeper.migration_history) with the connecting role's SELECT rights. A revision "
-        "the history does not know yet, or a database moved below REV, is waited for. "
-        "Exits 1 with one line on timeout or when REV belongs to another set.",
-    )
-    wait.add_argument("--revision", type=_revision, required=True, metavar="REV")
-    wait.add_argument(
-        "--timeout",
-        type=duration_arg,
-        default=DEFAULT_TIMEOUT,
-        metavar="DURATION",
-        help="give up after this long (default 10m)",
-    )
-    wait.add_argument(
-        "--set",
-        dest="set_name",
-        default=None,
-        metavar="NAME",
-        help="the migration set REV belongs to: a database migrated by another set fails "
-        "at once (default: whichever set migrates the database)",
-    )
-    wait.add_argument(
-        "--interval",
-        type=fine_duration_arg,
-        default=DEFAULT_POLL_INTERVAL,
-        metavar="DURATION",
-        help="how often to look, e.g. 2s or 500ms (default 2s)",
-    )
-    wait.add_argument(
-        "--dsn",
-        default=None,
-        help="libpq connection string or URL; defaults to $DBKEEPER_DSN, then to libpq's "
-        "PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD",
-    )
-    add_output_arg(wait)
-    wait.set_defaults(handler=run_wait)
 
 
 def _target(dsn: str) -> str:

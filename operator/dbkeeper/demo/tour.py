@@ -9,10 +9,13 @@ restore drill. Each step is idempotent, so a second run only checks and reports.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from dbkeeper.api import (
@@ -29,7 +32,13 @@ from dbkeeper.backup.create import create_backup
 from dbkeeper.backup.drill import verify_backup
 from dbkeeper.backup.errors import BackupError
 from dbkeeper.conninfo import ConnInfo
-from dbkeeper.demo.folder import DemoError, DemoFolder, check_traversable
+from dbkeeper.demo.folder import (
+    DemoError,
+    DemoFolder,
+    blocking_ancestor,
+    check_own_folder,
+    check_traversable,
+)
 from dbkeeper.demo.local_pooler import (
     admin_conninfo,
     choose_port,
@@ -121,12 +130,28 @@ def _reconcile(session: Session, applied: AppliedResource) -> dict[str, Any]:
     return status
 
 
-def _backup_note(session: Session, before: dict[str, Any], after: dict[str, Any]) -> None:
+def _backup_note(
+    session: Session, applied: AppliedResource, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """Say which backup was taken before a move, and make it the status's lastBackup (in
+    a cluster that backup is a Job, which the operator's backup status reads)."""
     moved = (after.get("lastMigration") or {}) != (before.get("lastMigration") or {})
     backup_id = (after.get("lastMigration") or {}).get("backupId")
-    if moved and backup_id:
-        where = session.folder.backups / backup_id
-        session.say.say(f"backup taken before the move: {backup_id} (in {where})")
+    if not (moved and backup_id):
+        return
+    where = session.folder.backups / backup_id
+    session.say.say(f"backup taken before the move: {backup_id} (in {where})")
+    try:
+        manifest = BackupCatalog(session.folder.backups).read(backup_id)
+    except BackupError:
+        return  # the note stands; the status keeps what it had
+    status = DatabaseSchemaStatus.from_raw(session.folder.read_status())
+    if status.last_backup is not None and status.last_backup.finished_at >= manifest.finished_at:
+        return
+    latest = LastBackup(
+        id=manifest.id, finished_at=manifest.finished_at, size_bytes=manifest.size_bytes
+    )
+    _write_status(session, applied, status.model_copy(update={"last_backup": latest}))
 
 
 def _write_status(session: Session, applied: AppliedResource, status: DatabaseSchemaStatus) -> None:
@@ -202,13 +227,13 @@ def _roll_back_and_forward(session: Session, local: dict[str, Any]) -> AppliedRe
     before = session.folder.read_status()
     applied = apply_resource(session.folder, with_target(local, below, True), session.now())
     after = _reconcile(session, applied)
-    _backup_note(session, before, after)
+    _backup_note(session, applied, before, after)
     _show_status(session, applied, conditions=False)
     session.say.say(f"\nand forward again: targetRevision: head ({head})")
     before = after
     applied = apply_resource(session.folder, local, session.now())
     after = _reconcile(session, applied)
-    _backup_note(session, before, after)
+    _backup_note(session, applied, before, after)
     _show_status(session, applied, conditions=False)
     session.say.say(
         "\na backup was taken before each move (backupBeforeMigrate: true), so either move\n"
@@ -279,14 +304,25 @@ def _set_up_before(status: dict[str, Any]) -> bool:
     return bool((status.get("lastBackup") or {}).get("verifiedAt"))
 
 
+def _make_folders(folder: DemoFolder, say: Narrator) -> None:
+    user = service_user()
+    check_traversable(folder.server_folder, user)
+    say.heading(f"dbkeeper demo: everything lives in {folder.root}")
+    if folder.server_root is not None:
+        check_own_folder(folder.server_root)
+        blocked = blocking_ancestor(folder.root, user)
+        why = f"{user.name} cannot enter {blocked}" if blocked else "as when it was set up"
+        say.say(f"(the server's files in {folder.server_root}: {why})")
+    for path in dict.fromkeys([folder.root, folder.server_folder]):
+        if not path.exists():
+            path.mkdir(parents=True)
+            path.chmod(0o755)  # our own new folder: the server's user must enter it
+
+
 def demo_up(folder: DemoFolder, out: TextIO) -> None:
     started = time.monotonic()
     say = Narrator(out)
-    check_traversable(folder.root, service_user())
-    say.heading(f"dbkeeper demo: everything lives in {folder.root}")
-    if not folder.exists():
-        folder.root.mkdir(parents=True)
-        folder.root.chmod(0o755)  # our own new folder: the server's user must enter it
+    _make_folders(folder, say)
     session = Session(
         folder=folder,
         out=out,
@@ -352,7 +388,7 @@ def demo_up(folder: DemoFolder, out: TextIO) -> None:
     say.say(f"(its Events are shown as they happen, and kept in full in {folder.events_log})")
     before = folder.read_status()
     after = _reconcile(session, applied)
-    _backup_note(session, before, after)
+    _backup_note(session, applied, before, after)
     if after.get("lastMigration") != before.get("lastMigration"):
         session.changed.append("migrated")
     say.say(f"phase {after.get('phase')}: {after.get('message')}")
@@ -397,31 +433,64 @@ def demo_up(folder: DemoFolder, out: TextIO) -> None:
         _backup_and_drill(session, applied, owner)
         say.step("Status  (kubectl get dbs -n health)")
         _show_status(session, applied)
-    _summary(session, client, secret_name, time.monotonic() - started)
+    _summary(session, client, time.monotonic() - started)
 
 
-def _summary(session: Session, client: ConnInfo, secret_name: str, seconds: float) -> None:
+def _pgpass_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def write_connection_files(folder: DemoFolder, client: ConnInfo, direct: ConnInfo) -> None:
+    """``pgpass`` (the owner's password, for libpq) and ``env``, which points psql, the
+    PostgreSQL tools and dbkeeper at the demo: psql through the pooler, dbkeeper (whose
+    migrations need a session of their own) at the server."""
+    assert client.password is not None
+    entry = ":".join(
+        [client.host, "*", "*", _pgpass_field(client.user), _pgpass_field(client.password)]
+    )
+    folder.write_private(folder.pgpass_file, entry + "\n")
+    bindir = Path(sys.executable).parent
+    lines = [
+        f"# . {folder.env_file}   psql, pg_dump and dbkeeper then reach the demo, no password",
+        f"export PGPASSFILE={shlex.quote(str(folder.pgpass_file))}",
+        f"export PGHOST={client.host} PGPORT={client.port} PGDATABASE={client.dbname}",
+        f"export PGUSER={shlex.quote(client.user)} PGSSLMODE=disable",
+        f"export DBKEEPER_DSN={shlex.quote(shown_dsn(direct))}",
+        f"export DBKEEPER_BACKUP_DIR={shlex.quote(str(folder.backups))}",
+        f'export PATH={shlex.quote(str(bindir))}:"$PATH"',
+    ]
+    folder.write_private(folder.env_file, "\n".join(lines) + "\n")
+
+
+def _summary(session: Session, client: ConnInfo, seconds: float) -> None:
     folder = session.folder
     direct = dataclasses.replace(client, port=session.pg.port)
+    write_connection_files(folder, client, direct)
     server, pooler = f"127.0.0.1:{session.pg.port}", f"127.0.0.1:{client.port}"
     width = max(len(server), len(pooler))
+    env = shlex.quote(str(folder.env_file))
     session.say.heading(
         f"\nRunning (done in {seconds:.1f} s):\n"
         f"  PostgreSQL   {server.ljust(width)}   data in {folder.postgres}\n"
         f"  pgbouncer    {pooler.ljust(width)}   config in {folder.pooler}\n"
-        f"Connect:\n"
-        f"  through the pooler  psql '{shown_dsn(client)}'\n"
-        f"  directly            psql '{shown_dsn(direct)}'\n"
-        f"  the password is in {folder.secrets_file}, under {secret_name} -> password\n"
+        "Try it (the first line sets PG* and DBKEEPER_* for this shell; the password\n"
+        f"is in {folder.pgpass_file}, so nothing asks for it):\n"
+        f"  . {env}\n"
+        "  psql -c 'SELECT count(*) FROM patients'   # as the app would: through the pooler\n"
+        "  dbkeeper status                           # revision, pending revisions, drift\n"
+        "  dbkeeper history                          # every move: who, when, how long\n"
+        "  dbkeeper backup list                      # the backups the demo took\n"
         f"Status in {folder.status_file}, Events in {folder.events_log}.\n"
         "Stop and remove everything with `make demo-down`."
     )
 
 
 def demo_down(folder: DemoFolder, out: TextIO) -> None:
-    if not folder.exists():
+    if not folder.exists() and not folder.server_folder.exists():
         print(f"nothing to stop: {folder.root} does not exist", file=out)
         return
+    if folder.server_root is not None:
+        check_own_folder(folder.server_root)
     if stop_pooler(folder.pooler):
         print("stopped pgbouncer", file=out)
     pg = LocalPostgres(folder.postgres)
@@ -434,8 +503,10 @@ def demo_down(folder: DemoFolder, out: TextIO) -> None:
             if pg.is_running():
                 raise DemoError(f"PostgreSQL did not stop: {exc}") from None
         print("stopped PostgreSQL", file=out)
-    shutil.rmtree(folder.root)
-    print(f"removed {folder.root}", file=out)
+    for path in dict.fromkeys([folder.server_folder, folder.root]):
+        if path.exists():
+            shutil.rmtree(path)
+            print(f"removed {path}", file=out)
 
 
 def demo_status(folder: DemoFolder, out: TextIO) -> None:

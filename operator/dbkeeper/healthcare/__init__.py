@@ -8,3 +8,5 @@ tamper-evident audit trail, and ``seed`` fills a database with realistic test da
 from __future__ import annotations
 
 MIGRATION_SET = "healthcare"
+MAX_PATIENTS = 10_000_000
+"""The most patients one ``seed`` adds."""

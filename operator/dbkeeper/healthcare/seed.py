@@ -22,11 +22,11 @@ import psycopg
 from psycopg import sql
 
 from dbkeeper.conninfo import ConnInfo
+from dbkeeper.healthcare import MAX_PATIENTS
 from dbkeeper.healthcare.models import APPLICATION_TABLES
 
 SEED_ACTOR = "dbkeeper-seed"
 PATIENTS_PER_BATCH = 2500
-MAX_PATIENTS = 10_000_000
 
 _GIVEN = [
     "Olivia",

@@ -17,33 +17,38 @@ Public API (the operator and the CLI use only these names)::
 
 from __future__ import annotations
 
-from dbkeeper.migrate.describe import (
-    DescribedRevision,
-    DescribedSet,
-    RevisionFlags,
-    SetDescription,
-    describe_set,
-    encode_description,
-    parse_description,
-)
-from dbkeeper.migrate.errors import REASONS, TRANSIENT_REASONS, MigrationError, Reason
-from dbkeeper.migrate.events import EventKind, MigrationEvent, MigrationResult
-from dbkeeper.migrate.history import HistoryEntry
-from dbkeeper.migrate.isolated import HooksFactory, migrate_isolated
-from dbkeeper.migrate.lint import IGNORED_RULES, RISKY_RULES, LintFinding, lint_sql
-from dbkeeper.migrate.lock import MIGRATION_LOCK_KEY
-from dbkeeper.migrate.options import LINT_MODES, LintMode, MigrationOptions
-from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, plan_move
-from dbkeeper.migrate.runner import migrate
-from dbkeeper.migrate.sets import MigrationSet, Revision, load_set, load_set_from_path
-from dbkeeper.migrate.status import (
-    DriftItem,
-    SchemaStatus,
-    checksum_matches,
-    read_history,
-    read_status,
-)
-from dbkeeper.migrate.targets import resolve_target
+from typing import TYPE_CHECKING
+
+from dbkeeper.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from dbkeeper.migrate.describe import (
+        DescribedRevision,
+        DescribedSet,
+        RevisionFlags,
+        SetDescription,
+        describe_set,
+        encode_description,
+        parse_description,
+    )
+    from dbkeeper.migrate.errors import REASONS, TRANSIENT_REASONS, MigrationError, Reason
+    from dbkeeper.migrate.events import EventKind, MigrationEvent, MigrationResult
+    from dbkeeper.migrate.history import HistoryEntry
+    from dbkeeper.migrate.isolated import HooksFactory, migrate_isolated
+    from dbkeeper.migrate.lint import IGNORED_RULES, RISKY_RULES, LintFinding, lint_sql
+    from dbkeeper.migrate.lock import MIGRATION_LOCK_KEY
+    from dbkeeper.migrate.options import LINT_MODES, LintMode, MigrationOptions
+    from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, plan_move
+    from dbkeeper.migrate.runner import migrate
+    from dbkeeper.migrate.sets import MigrationSet, Revision, load_set, load_set_from_path
+    from dbkeeper.migrate.status import (
+        DriftItem,
+        SchemaStatus,
+        checksum_matches,
+        read_history,
+        read_status,
+    )
+    from dbkeeper.migrate.targets import resolve_target
 
 __all__ = [
     "IGNORED_RULES",
@@ -87,3 +92,5 @@ __all__ = [
     "read_status",
     "resolve_target",
 ]
+
+__getattr__ = lazy_exports(__name__, __file__)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from dbkeeper.migrate.plan import Step
+if TYPE_CHECKING:
+    from dbkeeper.migrate.plan import Step
 
 EventKind = Literal[
     "started",

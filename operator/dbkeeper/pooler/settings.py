@@ -20,6 +20,8 @@ POOL_MODES = ("session", "transaction", "statement")
 AUTH_TYPES = ("scram-sha-256", "md5")
 SERVER_TLS_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 CLIENT_TLS_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+DEFAULT_POLL_SECONDS = 2.0
+"""How often ``pooler serve`` looks at the mounted ini and auth file for changes."""
 
 # Names of databases, aliases and users: a conservative subset of what PostgreSQL allows,
 # chosen so a name never needs quoting in pgbouncer.ini or userlist.txt.

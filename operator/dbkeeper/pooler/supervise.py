@@ -48,11 +48,10 @@ from dbkeeper.pooler.child_process import (
 )
 from dbkeeper.pooler.local import find_pgbouncer, pgbouncer_version
 from dbkeeper.pooler.render import ini_for_version
-from dbkeeper.pooler.settings import settings_unknown_to
+from dbkeeper.pooler.settings import DEFAULT_POLL_SECONDS, settings_unknown_to
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLL_SECONDS = 2.0
 _FORWARDED = (signal.SIGTERM, signal.SIGINT)
 
 

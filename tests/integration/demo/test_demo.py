@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from dbkeeper.backup.catalog import BackupCatalog
+from dbkeeper.demo.folder import server_folder_for
 from dbkeeper.migrate import load_set
 from dbkeeper.paths import source_root
 
@@ -55,17 +56,28 @@ def _listening(port: int) -> bool:
         return False
 
 
-@pytest.fixture
-def demo_dir() -> Iterator[Path]:
+def _demo_in(mode: int) -> Iterator[Path]:
     parent = Path(tempfile.mkdtemp(prefix="dbkeeper-demo-test-", dir="/tmp"))
-    parent.chmod(0o755)  # the server runs as the postgres user when tests run as root
+    parent.chmod(mode)
     demo = parent / "demo"
     try:
         yield demo
     finally:
-        if demo.exists():
+        if demo.exists() or server_folder_for(demo).exists():
             _run([DBKEEPER, "demo", "down"], demo)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+def demo_dir() -> Iterator[Path]:
+    """In a folder the server's user (postgres, when the tests run as root) can enter."""
+    yield from _demo_in(0o755)
+
+
+@pytest.fixture
+def private_demo_dir() -> Iterator[Path]:
+    """In a 0700 folder, as a checkout under root's home is."""
+    yield from _demo_in(0o700)
 
 
 def _owner(demo: Path) -> tuple[str, str]:
@@ -111,6 +123,9 @@ def test_first_demo_up_tours_everything_and_a_second_is_a_quick_no_op(demo_dir: 
     below = load_set("healthcare").ids[-2]
 
     assert re.search(rf"clinic\s+Ready\s+{head}\s+head", out), "Ready at head in the table"
+    first_table = re.search(rf"clinic\s+Ready\s+{head}\s+head\s+(\S+)", out)
+    assert first_table is not None
+    assert first_table.group(1) != "<none>", "the backup taken before the move is the last"
     assert f"RevisionApplied    Applied revision {head}" in out
     assert re.search(rf"clinic\s+Ready\s+{below}\s+{below}", out), "status after the rollback"
     assert f"rolled back from {head} to {below}" in out
@@ -141,23 +156,63 @@ def test_first_demo_up_tours_everything_and_a_second_is_a_quick_no_op(demo_dir: 
     assert _patients(demo_dir) == patients  # nothing seeded twice
 
 
+_TRY_IT = """
+set -e
+. "$1/env"
+dbkeeper status -o json
+dbkeeper backup list -o json
+python -c "import psycopg; print(psycopg.connect('').execute('SELECT 1').fetchone()[0])"
+"""
+
+
 @pytest.mark.skipif(MAKE is None, reason="make is not installed")
-def test_make_demo_then_make_demo_down_stops_and_removes_everything(demo_dir: Path) -> None:
+def test_make_demo_from_a_private_folder_then_make_demo_down_removes_everything(
+    private_demo_dir: Path,
+) -> None:
+    """`make demo` in a checkout under a 0700 home: the server's files go where its user
+    can reach them, the printed next steps work without typing a password, and
+    `make demo-down` removes both folders."""
     assert MAKE is not None
+    demo = private_demo_dir
+    server_folder = server_folder_for(demo)
     # -o: never reinstall the shared virtualenv from a test, even when its stamp is stale.
     stamp = ["-o", ".venv/.installed"]
 
-    up = _run([MAKE, *stamp, "demo"], demo_dir, timeout=300)
+    up = _run([MAKE, *stamp, "demo"], demo, timeout=300)
     assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
     assert "Stop and remove everything with `make demo-down`" in up.stdout
-    server_port, pooler_port = _ports(demo_dir)
+    if os.geteuid() == 0:  # as root the server runs as postgres, which cannot enter demo
+        assert f"the server's files in {server_folder}" in up.stdout
+        assert (server_folder / "postgres").is_dir()
+        assert not (demo / "postgres").exists()
+    assert f". {demo / 'env'}" in up.stdout
+    assert _owner(demo)[1] not in up.stdout + up.stderr
+    assert oct((demo / "pgpass").stat().st_mode & 0o777) == "0o600"
+    server_port, pooler_port = _ports(demo)
     assert _listening(server_port)
     assert _listening(pooler_port)
 
-    down = _run([MAKE, *stamp, "demo-down"], demo_dir)
+    tried = subprocess.run(
+        ["bash", "-c", _TRY_IT, "try-it", str(demo)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBKEEPER_"))},
+    )
+    assert tried.returncode == 0, tried.stderr
+    decoder = json.JSONDecoder()
+    status, end = decoder.raw_decode(tried.stdout)
+    backups, _ = decoder.raw_decode(tried.stdout[end:].lstrip())
+    assert status["current_revision"] == load_set("healthcare").head, status
+    assert len(backups["backups"]) == 4
+    assert tried.stdout.strip().endswith("1"), "psql's variables reach the pooler"
+
+    down = _run([MAKE, *stamp, "demo-down"], demo)
 
     assert down.returncode == 0, down.stderr
-    assert not demo_dir.exists()
+    assert not demo.exists()
+    assert not server_folder.exists()
     assert not _listening(server_port), "PostgreSQL still answers"
     assert not _listening(pooler_port), "pgbouncer still answers"
 
@@ -171,15 +226,18 @@ def test_demo_status_without_a_demo_names_the_fix(demo_dir: Path) -> None:
     ]
 
 
-def test_a_demo_folder_the_server_cannot_reach_is_refused(demo_dir: Path) -> None:
+def test_a_server_folder_planted_by_someone_else_is_refused(private_demo_dir: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("only root hands the server to another user")
-    closed = demo_dir.parent / "closed"
-    closed.mkdir(mode=0o700)
-
-    result = _run([DBKEEPER, "demo", "up"], closed / "demo")
+    planted = server_folder_for(private_demo_dir)
+    planted.mkdir(mode=0o777)
+    planted.chmod(0o777)  # writable by anyone: not a folder the demo made
+    try:
+        result = _run([DBKEEPER, "demo", "up"], private_demo_dir)
+    finally:
+        planted.rmdir()
 
     assert result.returncode != 0
-    assert "cannot enter" in result.stderr
-    assert "DBKEEPER_DEMO_DIR" in result.stderr
-    assert list(closed.iterdir()) == []
+    (line,) = result.stderr.splitlines()
+    assert f"{planted} is not a folder this demo made" in line
+    assert not private_demo_dir.exists()

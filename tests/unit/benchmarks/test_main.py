@@ -14,6 +14,7 @@ def test_selection_keeps_the_suite_order() -> None:
 
 def test_no_selection_means_every_benchmark() -> None:
     assert selection(None) == [
+        "cli-startup",
         "latency",
         "pooler",
         "pooler-prepared",

@@ -1,0 +1,56 @@
+"""The parsers of ``dbkeeper audit verify|seal|checkpoint|keygen`` (handlers:
+:mod:`dbkeeper.cli.audit_commands`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dbkeeper.audit import KEY_FILE_ENV
+from dbkeeper.cli.common import add_connection_args, add_output_arg, deferred
+
+_HANDLERS = "dbkeeper.cli.audit_commands"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = subparsers.add_parser("audit", help="the healthcare schema's audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_sub.add_parser(
+        "verify",
+        help="recompute the audit chain, report the first broken row, check checkpoints",
+    )
+    add_connection_args(verify)
+    add_output_arg(verify)
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="FILE",
+        help="a file of checkpoints (one JSON line each): the log must extend every one",
+    )
+    _add_key_arg(verify, "the key that signed the checkpoints (private or public PEM)")
+    verify.set_defaults(handler=deferred(_HANDLERS, "run_verify"))
+
+    seal = audit_sub.add_parser("seal", help="seal the rows whose transactions are final")
+    add_connection_args(seal)
+    add_output_arg(seal)
+    seal.set_defaults(handler=deferred(_HANDLERS, "run_seal"))
+
+    checkpoint = audit_sub.add_parser(
+        "checkpoint", help="seal, verify and print a signed checkpoint of the chain's head"
+    )
+    add_connection_args(checkpoint)
+    add_output_arg(checkpoint)
+    _add_key_arg(checkpoint, "the Ed25519 private key (PEM) to sign with")
+    checkpoint.set_defaults(handler=deferred(_HANDLERS, "run_checkpoint"))
+
+    keygen = audit_sub.add_parser("keygen", help="write a new checkpoint signing key pair")
+    keygen.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="private key file; FILE.pub too"
+    )
+    keygen.set_defaults(handler=deferred(_HANDLERS, "run_keygen"))
+
+
+def _add_key_arg(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument(
+        "--key-file", type=Path, metavar="FILE", help=f"{text} (default: ${KEY_FILE_ENV})"
+    )
