@@ -7,6 +7,7 @@ observes the world once), and every write refused once the pass is abandoned.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ from dbkeeper.reconcile.runtime import EventType, ResourceView, StatusConflict
 from dbkeeper.reconcile.status_patch import merge_patch
 from dbkeeper.reconcile.telemetry import publish_status
 from dbkeeper.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 BACKUP_MOUNT_ROOT_VARIABLE = "DBKEEPER_BACKUP_DIR"
 
@@ -99,6 +102,9 @@ class KubeRuntime:
 
     def event(self, view: ResourceView, event_type: EventType, reason: str, message: str) -> None:
         ref = ObjectRef(API_VERSION, KIND, view.namespace, view.name, view.uid)
+        # The operator's log is its Events, one line each: what on-call reads first.
+        level = logging.WARNING if event_type == "Warning" else logging.INFO
+        _log.log(level, "%s/%s %s: %s", view.namespace, view.name, reason, message)
         self.kube.post_event(ref, event_type, reason, message)
 
     def apply(self, view: ResourceView, obj: Mapping[str, Any]) -> str:
