@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dbkeeper.backup.catalog import UnreadableBackup
@@ -50,7 +51,9 @@ from dbkeeper.cli.common import (
 )
 
 
-def _store(args: argparse.Namespace) -> BackupStore:
+def _store(args: argparse.Namespace, *, existing: bool = True) -> BackupStore:
+    """The destination's store; with ``existing``, a folder that is not there is a
+    mistake to name (only ``create`` makes one)."""
     value = args.destination or destination_from_env()
     if not value:
         raise CommandError(
@@ -59,9 +62,17 @@ def _store(args: argparse.Namespace) -> BackupStore:
             2,
         )
     try:
-        return open_store(parse_destination(value))
+        destination = parse_destination(value)
     except DestinationInvalid as exc:
         raise CommandError(str(exc), 2) from None
+    if existing and isinstance(destination, Path) and not destination.is_dir():
+        what = "is not a folder" if destination.exists() else "does not exist"
+        raise CommandError(
+            f"backup destination {destination} {what}: check --destination (or "
+            "DBKEEPER_BACKUP_DESTINATION / DBKEEPER_BACKUP_DIR)",
+            2,
+        )
+    return open_store(destination)
 
 
 def _check_jobs(args: argparse.Namespace) -> int:
@@ -135,7 +146,7 @@ def _made_room(store: BackupStore, keep_last: int | None, max_age: timedelta | N
 
 def _create(args: argparse.Namespace) -> int:
     conninfo = connection_from_args(args)
-    store = _store(args)
+    store = _store(args, existing=False)
     jobs = _check_jobs(args)
     keep_last, max_age = _limits(args)
     limited = keep_last is not None or max_age is not None

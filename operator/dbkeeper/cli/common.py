@@ -154,8 +154,9 @@ def conninfo_from_dsn(dsn: str) -> ConnInfo:
     )
 
 
-def emit(args: argparse.Namespace, data: Mapping[str, Any] | list[Any], text: str) -> None:
-    """Print ``text`` for people, or ``data`` as JSON with ``--output json``."""
+def emit(args: argparse.Namespace, data: Mapping[str, Any], text: str) -> None:
+    """Print ``text`` for people, or ``data`` as JSON with ``--output json``: always one
+    object, so a field can be added without breaking a script that reads it."""
     if getattr(args, "output", "text") == "json":
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:

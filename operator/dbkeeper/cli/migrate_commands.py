@@ -110,6 +110,14 @@ def _step_title(step: Step) -> str:
 # -- plan -----------------------------------------------------------------------------
 
 
+def _numbered(sql: str) -> list[str]:
+    """The step's SQL with the line numbers its lint findings cite."""
+    numbered = list(enumerate(sql.rstrip().splitlines(), start=1))
+    while numbered and not numbered[0][1].strip():
+        numbered.pop(0)
+    return [f"     {number:>4}  {line}".rstrip() for number, line in numbered]
+
+
 def _plan_text(plan: MovePlan, migration_set: MigrationSet, show_sql: bool) -> str:
     if not plan.steps:
         return (
@@ -125,7 +133,7 @@ def _plan_text(plan: MovePlan, migration_set: MigrationSet, show_sql: bool) -> s
         lines.append(f"  {number}. {_step_title(step)}")
         lines.extend(_finding_line(finding) for finding in step.findings)
         if show_sql:
-            lines.extend(f"       {line}" for line in step.sql.strip().splitlines())
+            lines.extend(_numbered(step.sql))
     if plan.is_downgrade:
         lines.append("Moving down reverts revisions: migrate needs --allow-downgrade.")
     if any(step.findings for step in plan.steps):
@@ -308,7 +316,7 @@ def run_history(args: argparse.Namespace) -> int:
         entries = read_history(conninfo, limit=args.limit)
     except MigrationError as error:
         raise _command_error(error) from None
-    emit(args, [entry.to_dict() for entry in entries], _history_text(entries))
+    emit(args, {"entries": [entry.to_dict() for entry in entries]}, _history_text(entries))
     return 0
 
 

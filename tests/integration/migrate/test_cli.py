@@ -82,8 +82,8 @@ def test_migrate_then_status_and_history_as_json(database: ConnInfo, peek: Peek)
     assert status["head_revision"] == "0004"
     assert status["pending"] == ["0004"]
     assert status["drift"] == []
-    assert [entry["revision"] for entry in history] == ["0003", "0002", "0001"]
-    assert {entry["outcome"] for entry in history} == {"succeeded"}
+    assert [entry["revision"] for entry in history["entries"]] == ["0003", "0002", "0001"]
+    assert {entry["outcome"] for entry in history["entries"]} == {"succeeded"}
     assert peek.revision() == "0003"
 
 

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("check", "check_crds", "exit 1 when the committed CRD files differ from the models"),
         ("print", "print_crds", "print the CRD YAML, e.g. for `kubectl apply -f -`"),
     ):
-        action = actions.add_parser(name, help=help_text)
+        action = actions.add_parser(name, help=help_text, description=f"{help_text}.")
         if name != "print":
             action.add_argument(
                 "--dir",

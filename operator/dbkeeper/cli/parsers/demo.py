@@ -17,9 +17,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="State lives in $DBKEEPER_DEMO_DIR (default ./.dbkeeper).",
     )
     sub = demo.add_subparsers(dest="demo_command", metavar="ACTION", required=True)
-    up = sub.add_parser("up", help="start (or check) the demo and explain each step")
+    up = sub.add_parser(
+        "up",
+        help="start (or check) the demo and explain each step",
+        description="Start a local PostgreSQL, apply examples/healthcare.yaml with the "
+        "operator's own reconcile code, seed, pool, roll back and forward, back up and "
+        "drill, explaining each step; run again, it only does what is missing.",
+    )
     up.set_defaults(handler=deferred(_HANDLERS, "run_up"))
-    down = sub.add_parser("down", help="stop the demo's pooler and server and remove its folder")
+    down = sub.add_parser(
+        "down",
+        help="stop the demo's pooler and server and remove its folder",
+        description="Stop the demo's pgbouncer and PostgreSQL and remove its folder (and its "
+        "server folder under /var/tmp, when it has one).",
+    )
     down.set_defaults(handler=deferred(_HANDLERS, "run_down"))
-    status = sub.add_parser("status", help="show the demo resource's status")
+    status = sub.add_parser(
+        "status",
+        help="show the demo resource's status",
+        description="Show the demo's DatabaseSchema as kubectl get and describe would, and "
+        "whether its PostgreSQL and pgbouncer run.",
+    )
     status.set_defaults(handler=deferred(_HANDLERS, "run_status"))

@@ -169,6 +169,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status = subparsers.add_parser(
         "status",
         help="show the database's revision, pending revisions and drift",
+        description="Read-only: the database's current revision, the set's head, the "
+        "revisions still to apply, and drift (applied revisions whose files no longer "
+        "match the checksums recorded when they ran).",
     )
     add_connection_args(status)
     _add_set_args(status)
@@ -176,7 +179,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.set_defaults(handler=deferred(_HANDLERS, "run_status"))
 
     history = subparsers.add_parser(
-        "history", help="show the migration history recorded in the database"
+        "history",
+        help="show the migration history recorded in the database",
+        description="Read-only: the moves recorded in dbkeeper.migration_history, newest "
+        "first: revision, direction, outcome, duration and who moved it.",
     )
     add_connection_args(history)
     history.add_argument("--limit", type=int, default=50, help="rows to show (default 50)")

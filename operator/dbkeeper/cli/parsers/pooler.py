@@ -17,7 +17,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pooler = subparsers.add_parser("pooler", help="run or inspect a local PgBouncer")
     sub = pooler.add_subparsers(dest="pooler_command", metavar="ACTION", required=True)
 
-    run = sub.add_parser("run", help="run PgBouncer in front of a database until interrupted")
+    run = sub.add_parser(
+        "run",
+        help="run PgBouncer in front of a database until interrupted",
+        description="Render pgbouncer.ini and userlist.txt (the role's SCRAM verifier, never "
+        "its password) into --dir with the operator's own code, and keep a pgbouncer in the "
+        "foreground, restarted with a back-off when it dies, until interrupted.",
+    )
     add_connection_args(run)
     run.add_argument(
         "--listen-port", type=int, default=6432, help="port PgBouncer listens on (default 6432)"
@@ -65,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "serve",
         help="run pgbouncer on a rendered ini (in a pod) and reload it when the ini or "
         "its auth file change",
+        description="The pooler pods' command: run pgbouncer on INI, reload it when the "
+        "mounted ini or auth file changes, and exit when pgbouncer dies so the kubelet "
+        "restarts the container.",
     )
     serve.add_argument("ini", type=Path, help="pgbouncer.ini to run")
     serve.add_argument(
@@ -75,7 +84,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve.set_defaults(handler=deferred(_HANDLERS, "serve_pooler"))
 
-    show = sub.add_parser("show", help="pools and statistics of a running local PgBouncer")
+    show = sub.add_parser(
+        "show",
+        help="pools and statistics of a running local PgBouncer",
+        description="Ask the PgBouncer that `pooler run` started in --dir for its pools and "
+        "statistics (SHOW POOLS, SHOW STATS on its admin console).",
+    )
     show.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
     add_output_arg(show)
     show.set_defaults(handler=deferred(_HANDLERS, "show_pooler"))

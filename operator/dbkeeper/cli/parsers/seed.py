@@ -28,7 +28,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "medication requests, allergies, appointments and consents. The database must be "
         "at the healthcare set's head revision. The same --seed gives the same data.",
     )
-    seed.add_argument("--patients", type=_patient_count, required=True, metavar="N")
+    seed.add_argument(
+        "--patients",
+        type=_patient_count,
+        required=True,
+        metavar="N",
+        help=f"how many patients to add (1 to {MAX_PATIENTS})",
+    )
     seed.add_argument("--seed", type=int, default=42, metavar="S", help="random seed (42)")
     add_connection_args(seed)
     add_output_arg(seed)

@@ -30,7 +30,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "the history does not know yet, or a database moved below REV, is waited for. "
         "Exits 1 with one line on timeout or when REV belongs to another set.",
     )
-    wait.add_argument("--revision", type=_revision, required=True, metavar="REV")
+    wait.add_argument(
+        "--revision",
+        type=_revision,
+        required=True,
+        metavar="REV",
+        help="the revision the application needs (it or any later one of the chain will do)",
+    )
     wait.add_argument(
         "--timeout",
         type=duration_arg,
