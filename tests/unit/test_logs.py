@@ -71,7 +71,8 @@ class _Unserialisable:
 
 def test_json_lines_survive_extras_json_cannot_hold(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("json", "INFO")
-    logging.getLogger("kopf.objects").info(
+    # Shaped as kopf's per-object records (kopf's own handlers would read the settings).
+    logging.getLogger("dbkeeper.test").info(
         "Handler 'reconcile' failed temporarily: database down",
         extra={
             "settings": _Unserialisable(),

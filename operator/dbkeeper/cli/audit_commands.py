@@ -41,6 +41,7 @@ from dbkeeper.cli.common import (
     connection_from_args,
     emit,
 )
+from dbkeeper.cli.progress import progress
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.healthcare.audit import AuditVerdict, verify_audit_chain
 
@@ -196,7 +197,7 @@ def _check_checkpoints(
 
 def run_verify(args: argparse.Namespace) -> int:
     info = connection_from_args(args)
-    with _connected(info, "verify") as conn:
+    with _connected(info, "verify") as conn, progress(args, "audit verify", None, ""):
         if chain.has_sealed_chain(conn):
             verdict = chain.verify_chain(conn)
             data, lines = _v2_result(conn, verdict)

@@ -49,6 +49,7 @@ from dbkeeper.cli.common import (
     connection_from_args,
     emit,
 )
+from dbkeeper.cli.progress import progress
 
 
 def _store(args: argparse.Namespace, *, existing: bool = True) -> BackupStore:
@@ -151,7 +152,8 @@ def _create(args: argparse.Namespace) -> int:
     keep_last, max_age = _limits(args)
     limited = keep_last is not None or max_age is not None
     try:
-        manifest = take_backup(conninfo, store, jobs=jobs, lock_wait=args.lock_wait)
+        with progress(args, f"backup create: dumping {conninfo.dbname}", None, ""):
+            manifest = take_backup(conninfo, store, jobs=jobs, lock_wait=args.lock_wait)
         pruned = None
         if limited:
             pruned = prune(
@@ -250,14 +252,15 @@ def _restore(args: argparse.Namespace) -> int:
     backup_id = _resolve_id(catalog, args.backup_id)
     assert backup_id is not None
     try:
-        result = restore_backup(
-            catalog,
-            backup_id,
-            conninfo,
-            target_database=args.target_database,
-            in_place=args.in_place,
-            jobs=jobs,
-        )
+        with progress(args, f"backup restore: restoring {backup_id}", None, ""):
+            result = restore_backup(
+                catalog,
+                backup_id,
+                conninfo,
+                target_database=args.target_database,
+                in_place=args.in_place,
+                jobs=jobs,
+            )
     except ClientTooOld as exc:
         raise CommandError(str(exc), CLIENT_TOO_OLD_EXIT_CODE) from None
     except BackupError as exc:
@@ -314,7 +317,9 @@ def _verify(args: argparse.Namespace) -> int:
     catalog = _store(args)
     jobs = _check_jobs(args)
     try:
-        result = verify_backup(catalog, _resolve_id(catalog, args.backup_id), conninfo, jobs=jobs)
+        backup_id = _resolve_id(catalog, args.backup_id)
+        with progress(args, f"backup verify: drilling {backup_id or 'the newest'}", None, ""):
+            result = verify_backup(catalog, backup_id, conninfo, jobs=jobs)
     except DrillNotRun as exc:
         if args.output == "json":
             emit(args, _drill_error_json(catalog, exc), "")
@@ -353,12 +358,9 @@ def _prune(args: argparse.Namespace) -> int:
     if keep_last is None and max_age is None:
         raise CommandError("nothing to prune by: give --keep-last and/or --max-age", 2)
     try:
-        result = prune(
-            _store(args),
-            keep_last=keep_last,
-            max_age=max_age,
-            now=datetime.now(UTC),
-        )
+        store = _store(args)
+        with progress(args, "backup prune", None, ""):
+            result = prune(store, keep_last=keep_last, max_age=max_age, now=datetime.now(UTC))
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     emit(args, _prune_json(result), _prune_text(result))

@@ -177,7 +177,9 @@ def run_migrate(args: argparse.Namespace) -> int:
     def on_event(event: MigrationEvent) -> None:
         events.append(event)
         if text_mode and event.kind != "failed":
-            print(event.message, flush=True)
+            # A long move shows where it is: revision i of n.
+            where = f"[{event.step}/{event.steps}] " if event.step and event.steps else ""
+            print(f"{where}{event.message}", flush=True)
 
     with _job(args) as report:
         apply_resource_defaults(args)

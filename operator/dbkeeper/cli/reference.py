@@ -22,6 +22,12 @@ bare list, so a field can be added without breaking a script). A failure is one 
 appear in neither stream. Connections come from `--dsn` or `$DBKEEPER_DSN` (prefer the
 variable: arguments are visible to other users of the machine), and for `dbkeeper wait`
 also from libpq's `PG*` variables.
+
+Long work shows progress on stderr: `seed` counts patients, `migrate` numbers each
+revision `[i/n]`, and `backup create|restore|verify|prune` and `audit verify` show the
+time taken so far. On a terminal it is a bar, wiped if the command fails; in a log, a
+pipe or with `-o json` it is a line starting `progress:` every 30 s of work (a short
+command prints none), so the error of a failed command stays its one line.
 """
 
 

@@ -11,13 +11,15 @@ from dbkeeper.cli.common import (
     connection_from_args,
     emit,
 )
+from dbkeeper.cli.progress import progress
 from dbkeeper.healthcare.seed import seed_database
 
 
 def run_seed(args: argparse.Namespace) -> int:
     info = connection_from_args(args)
     try:
-        summary = seed_database(info, args.patients, args.seed)
+        with progress(args, "seed", args.patients, "patients") as shown:
+            summary = seed_database(info, args.patients, args.seed, on_progress=shown.advance)
     except psycopg.errors.UndefinedTable:
         raise CommandError(
             f"{info.describe()} does not have the healthcare schema: migrate the "

@@ -10,9 +10,10 @@ Every timestamp lies before ``as_of`` except booked future appointments.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -637,12 +638,14 @@ def seed_database(
     seed: int = 42,
     *,
     as_of: datetime | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> SeedSummary:
     """Add ``patients`` patients with related rows to a database at the head revision.
 
     ``target`` is an open connection (the rows are committed in a transaction on it), a
     ``ConnInfo`` or a libpq connection string. ``as_of`` (default: today 00:00 UTC) is the
-    moment the history ends; it must not be in the future.
+    moment the history ends; it must not be in the future. ``on_progress(patients)`` is
+    called as each batch of patients is loaded (they are committed together at the end).
     """
     if not 1 <= patients <= MAX_PATIENTS:
         raise ValueError(f"patients must be between 1 and {MAX_PATIENTS}, got {patients}")
@@ -651,14 +654,21 @@ def seed_database(
         raise ValueError("as_of must be timezone-aware")
     if moment > datetime.now(UTC):
         raise ValueError("as_of must not be in the future: check constraints refuse such rows")
+    loaded = on_progress or (lambda _: None)
     if isinstance(target, psycopg.Connection):
-        return _seed(target, patients, seed, moment)
+        return _seed(target, patients, seed, moment, loaded)
     dsn = target.dsn() if isinstance(target, ConnInfo) else target
     with psycopg.connect(dsn) as conn:
-        return _seed(conn, patients, seed, moment)
+        return _seed(conn, patients, seed, moment, loaded)
 
 
-def _seed(conn: psycopg.Connection[Any], patients: int, seed: int, as_of: datetime) -> SeedSummary:
+def _seed(
+    conn: psycopg.Connection[Any],
+    patients: int,
+    seed: int,
+    as_of: datetime,
+    loaded: Callable[[int], None],
+) -> SeedSummary:
     started = time.monotonic()
     rows = dict.fromkeys(APPLICATION_TABLES, 0)
     with conn.transaction(), conn.cursor() as cur:
@@ -674,11 +684,13 @@ def _seed(conn: psycopg.Connection[Any], patients: int, seed: int, as_of: dateti
         # current one: the client's work then hides behind the server's.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbkeeper-seed") as pool:
             pending = pool.submit(generator.patients, sizes[0])
-            for size in sizes[1:]:
+            for done, size in itertools.pairwise(sizes):
                 batch = pending.result()
                 pending = pool.submit(generator.patients, size)
                 _load(cur, batch, rows)
+                loaded(done)
             _load(cur, pending.result(), rows)
+            loaded(sizes[-1])
         _advance_sequences(cur, next_ids)
     return SeedSummary(
         patients=patients,

@@ -29,6 +29,10 @@ class MigrationEvent:
     kind: EventKind
     message: str
     revision: str | None = None
+    step: int | None = None
+    """For an applied or reverted revision: which step of the move it was (1-based)..."""
+    steps: int | None = None
+    """...of this many."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

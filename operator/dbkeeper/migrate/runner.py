@@ -132,13 +132,22 @@ class _Mover:
         self.position: str | None = None
         self.located = False  # whether ``position`` has been read from the database
         self.applied = 0
+        self.step_count = 0  # the steps of the move being made
         self.in_progress: Step | None = None
         self.committing = False
         self.session_pid: int | None = None
 
-    def emit(self, kind: EventKind, message: str, revision: str | None = None) -> None:
+    def emit(
+        self,
+        kind: EventKind,
+        message: str,
+        revision: str | None = None,
+        *,
+        step: int | None = None,
+        steps: int | None = None,
+    ) -> None:
         if self.on_event is not None:
-            self.on_event(MigrationEvent(kind=kind, message=message, revision=revision))
+            self.on_event(MigrationEvent(kind, message, revision, step, steps))
 
     def check_allowed(self, plan: MovePlan) -> None:
         if plan.is_downgrade and not self.options.allow_downgrade:
@@ -219,6 +228,7 @@ class _Mover:
             return self._result(plan, started)
         if self.hooks is not None:
             self.backup_id = self._before_move(plan)
+        self.step_count = len(plan.steps)
         self.emit(
             "started",
             f"Migrating {self.conninfo.dbname} from {_describe(plan.from_revision)} to "
@@ -320,6 +330,8 @@ class _Mover:
                     f"{' (' + step.description + ')' if step.description else ''} "
                     f"on {self.conninfo.dbname}{retries}.",
                     step.revision,
+                    step=self.applied,
+                    steps=self.step_count or None,
                 )
                 return
 

@@ -10,6 +10,7 @@ from typing import Any
 from dbkeeper.backup.create import create_backup
 from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.conninfo import ConnInfo
+from tests.cli_output import error_lines
 from tests.integration.backup.conftest import backup_cli
 from tests.integration.backup.sample_schema import REVISION, table_checksums
 
@@ -105,7 +106,7 @@ def test_a_drill_that_cannot_log_in_does_not_cost_the_verified_backup_its_protec
     assert {m["id"]: m["verify_result"] for m in listed["backups"]} == {a: "passed", b: None}
     assert "password authentication failed" in listed["backups"][0]["drill_error"]
     assert drill.returncode == DRILL_NOT_RUN_EXIT_CODE  # not 1: the drill did not fail
-    (line,) = drill.stderr.strip().splitlines()
+    (line,) = error_lines(drill.stderr)
     assert f"restore drill of backup {a!r} could not run" in line
     assert "password authentication failed" in line
     assert "the backup's own verdict is unchanged (passed at" in line

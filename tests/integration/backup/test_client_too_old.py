@@ -31,6 +31,7 @@ from dbkeeper.backup.restore import restore_backup
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres
 from tests import postgres_builds
+from tests.cli_output import error_lines
 from tests.integration.backup.conftest import backup_cli
 from tests.integration.backup.sample_schema import create_sample_schema, table_checksums
 from tests.secret_watch import watched
@@ -137,7 +138,7 @@ def test_the_cli_refuses_an_older_pg_dump_with_its_own_exit_code(
     result = backup_cli(["create"], clinic, destination)
 
     assert result.returncode == CLIENT_TOO_OLD_EXIT_CODE
-    (line,) = result.stderr.strip().splitlines()
+    (line,) = error_lines(result.stderr)
     assert f"pg_dump {major} cannot dump PostgreSQL {NEW_MAJOR}" in line
     assert not destination.exists()
 

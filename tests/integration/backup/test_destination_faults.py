@@ -27,6 +27,7 @@ from dbkeeper.backup.restore import check_backup_files
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.migrate import MigrationError, MigrationOptions, load_set, migrate
 from dbkeeper.reconcile.hooks import MoveSafeguards
+from tests.cli_output import error_lines
 from tests.integration.backup.conftest import backup_cli
 from tests.integration.backup.sample_schema import table_checksums
 from tests.integration.migrate.conftest import SETS_ROOT, Peek
@@ -122,7 +123,7 @@ def earlier(populated: ConnInfo, volume: Volume) -> BackupManifest:
 def _error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
     """The one error line of a failed command, holding every fragment."""
     assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.splitlines()
+    lines = error_lines(result.stderr)
     assert len(lines) == 1, result.stderr
     (line,) = lines
     assert line.startswith("dbkeeper: error: "), line

@@ -26,6 +26,7 @@ from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE, DrillNotRun, Missing
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.restore import restore_backup
 from dbkeeper.conninfo import ConnInfo
+from tests.cli_output import error_lines
 from tests.integration.backup.conftest import RoleFactory, backup_cli
 from tests.integration.backup.sample_schema import create_sample_schema
 
@@ -110,7 +111,7 @@ def test_the_drill_command_exits_drill_not_run_with_the_one_line(
     drill = backup_cli(["verify", owned.manifest.id], owned.owner, destination)
 
     assert drill.returncode == DRILL_NOT_RUN_EXIT_CODE, drill.stderr
-    (line,) = drill.stderr.strip().splitlines()
+    (line,) = error_lines(drill.stderr)
     assert f"role {owned.owner.user!r} lacks CREATEDB" in line
     assert f"ALTER ROLE {owned.owner.user} CREATEDB" in line
     assert "the backup's own verdict is unchanged (never verified" in line
@@ -138,7 +139,7 @@ def test_a_restore_by_an_owner_without_createdb_names_the_fix_and_creates_nothin
     restore = backup_cli(["restore", owned.manifest.id], owned.owner, destination)
 
     assert restore.returncode == 1, restore.stderr
-    (line,) = restore.stderr.strip().splitlines()
+    (line,) = error_lines(restore.stderr)
     assert f"role {owned.owner.user!r} lacks CREATEDB" in line
     assert f"run ALTER ROLE {owned.owner.user} CREATEDB" in line
     assert _databases(admin) == before

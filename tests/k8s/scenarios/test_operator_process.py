@@ -74,7 +74,8 @@ def test_the_operator_command_reconciles_and_serves_health_and_metrics(
     assert [r for r in warnings if r["logger"] != "dbkeeper.reconcile.kube_runtime"] == []
     # One line per meaningful step: the Events, with the resource they are about.
     applied = [r for r in records if r["message"].startswith("proc/app RevisionApplied:")]
-    assert applied and all(r["level"] == "INFO" for r in applied), records
+    assert applied, records
+    assert all(r["level"] == "INFO" for r in applied), applied
     # Library routine only at DEBUG.
     assert not any(r["message"].endswith("' succeeded.") for r in records)
     assert not any(r["message"].startswith("Context impl") for r in records)

@@ -1,0 +1,76 @@
+"""Long commands show progress: a bar on a terminal (here a pseudo-terminal), nothing
+extra in a pipe for a short run, and no bar left over when the command fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+
+from dbkeeper.conninfo import ConnInfo
+
+
+def _on_a_terminal(info: ConnInfo, *args: str) -> tuple[int, str, str]:
+    """``dbkeeper ARGS`` with stderr on a pseudo-terminal: (exit code, stdout, terminal)."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "DBKEEPER_DSN": info.dsn(), "COLUMNS": "100"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dbkeeper.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    stdout, _ = process.communicate(timeout=300)
+    return process.returncode, stdout, b"".join(chunks).decode(errors="replace")
+
+
+def test_seed_draws_a_bar_of_patients_on_a_terminal(healthcare_db: ConnInfo) -> None:
+    code, stdout, terminal = _on_a_terminal(healthcare_db, "seed", "--patients", "3000")
+
+    assert code == 0, terminal
+    assert "seed:" in terminal
+    assert "3000/3000" in terminal
+    assert "patients" in terminal
+    assert "\r" in terminal, "the bar redraws in place"
+    assert "seeded" in stdout  # the result stays on stdout
+
+
+def test_seed_in_a_pipe_prints_only_its_result(healthcare_db: ConnInfo) -> None:
+    env = {**os.environ, "DBKEEPER_DSN": healthcare_db.dsn()}
+    done = subprocess.run(
+        [sys.executable, "-m", "dbkeeper.cli", "seed", "--patients", "50", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["patients"] == 50
+    # Plain progress lines come only every 30 s of work: a short run has none.
+    assert [line for line in done.stderr.splitlines() if line.startswith("progress:")] == []
+
+
+def test_a_failing_command_leaves_one_error_line_and_no_bar(healthcare_db: ConnInfo) -> None:
+    broken = ConnInfo(healthcare_db.host, healthcare_db.port, "no_such_db", healthcare_db.user)
+
+    code, _, terminal = _on_a_terminal(broken, "backup", "create", "--destination", "/tmp")
+
+    assert code == 1
+    lines = [line for line in terminal.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines[-1].startswith("dbkeeper: error: backup of"), terminal
