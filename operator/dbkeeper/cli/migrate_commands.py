@@ -45,7 +45,7 @@ from dbkeeper.migrate import (
     SetDescription,
     describe_set,
     encode_description,
-    lint_sql,
+    lint_many,
     load_set,
     migrate,
     plan_move,
@@ -326,15 +326,16 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def _lint_files(files: list[Path]) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
+    texts: list[str] = []
     for path in files:
         try:
-            sql = path.read_text()
+            texts.append(path.read_text())
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}", 2) from None
-        findings = lint_sql(sql)
-        results.append({"file": str(path), "findings": [f.to_dict() for f in findings]})
-    return results
+    return [
+        {"file": str(path), "findings": [f.to_dict() for f in findings]}
+        for path, findings in zip(files, lint_many(texts), strict=True)
+    ]
 
 
 def run_lint(args: argparse.Namespace) -> int:

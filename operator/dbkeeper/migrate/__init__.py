@@ -10,6 +10,7 @@ Public API (the operator and the CLI use only these names)::
     read_history(conninfo, limit=50) -> list[HistoryEntry]
     plan_move(conninfo | None, migration_set, options) -> MovePlan
     lint_sql(sql) -> list[LintFinding]
+    lint_many(sqls) -> list[list[LintFinding]]       # one squawk run for many
     describe_set(migration_set) -> SetDescription      # what a describe Job reports
     encode_description(description) -> dict
     parse_description(data, name, source) -> DescribedSet  # the operator reading it back
@@ -35,7 +36,13 @@ if TYPE_CHECKING:
     from dbkeeper.migrate.events import EventKind, MigrationEvent, MigrationResult
     from dbkeeper.migrate.history import HistoryEntry
     from dbkeeper.migrate.isolated import HooksFactory, migrate_isolated
-    from dbkeeper.migrate.lint import IGNORED_RULES, RISKY_RULES, LintFinding, lint_sql
+    from dbkeeper.migrate.lint import (
+        IGNORED_RULES,
+        RISKY_RULES,
+        LintFinding,
+        lint_many,
+        lint_sql,
+    )
     from dbkeeper.migrate.lock import MIGRATION_LOCK_KEY
     from dbkeeper.migrate.options import LINT_MODES, LintMode, MigrationOptions
     from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, plan_move
@@ -81,6 +88,7 @@ __all__ = [
     "checksum_matches",
     "describe_set",
     "encode_description",
+    "lint_many",
     "lint_sql",
     "load_set",
     "load_set_from_path",

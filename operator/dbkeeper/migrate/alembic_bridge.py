@@ -21,16 +21,18 @@ must not wait for each other run in processes of their own
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from alembic.operations import Operations
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
@@ -92,20 +94,59 @@ def current_revision(connection: sa.Connection) -> str | None:
     return heads[0] if heads else None
 
 
+@functools.lru_cache(maxsize=8)
+def _scripts(path: str, checksums: tuple[str, ...]) -> ScriptDirectory:
+    """The set's revision scripts, read once per version of the set (``checksums``): a
+    move of n revisions would otherwise import every revision file n times."""
+    config = Config()
+    config.set_main_option("script_location", path.replace("%", "%%"))
+    return ScriptDirectory.from_config(config)
+
+
 def run_step(
     migration_set: MigrationSet,
     connection: sa.Connection,
     to_revision: str | None,
     downgrade: bool,
 ) -> None:
-    """Move one revision up or down inside the connection's open transaction."""
-    config = make_config(migration_set, connection)
-    target = to_revision or "base"
+    """Move one revision up or down inside the connection's open transaction.
+
+    As ``alembic upgrade``/``downgrade`` do, with the set's scripts read once for a
+    whole move: env.py runs for each step, on ``connection``.
+    """
     with _ALEMBIC_LOCK, _autocommit_block_explained():
+        _run_env(make_config(migration_set, connection), migration_set, to_revision, downgrade)
+
+
+def _run_env(
+    config: Config,
+    migration_set: MigrationSet,
+    to_revision: str | None,
+    downgrade: bool,
+    *,
+    as_sql: bool = False,
+    from_revision: str | None = None,
+) -> None:
+    """What ``alembic upgrade``/``downgrade`` (``--sql FROM:TO``) do, on the cached
+    scripts of the set."""
+    checksums = tuple(revision.checksum for revision in migration_set.revisions)
+    script = _scripts(str(migration_set.path), checksums)
+    target = to_revision or "base"
+
+    def steps(current: Any, context: Any) -> Any:
         if downgrade:
-            command.downgrade(config, target)
-        else:
-            command.upgrade(config, target)
+            return script._downgrade_revs(target, current)
+        return script._upgrade_revs(target, current)
+
+    with EnvironmentContext(
+        config,
+        script,
+        fn=steps,
+        as_sql=as_sql,
+        starting_rev=from_revision,
+        destination_rev=target,
+    ):
+        script.run_env()
 
 
 def run_online_step(
@@ -167,13 +208,12 @@ def _rendered(
 ) -> str:
     output = io.StringIO()
     config = make_config(migration_set, output=output)
+    if downgrade:
+        assert from_revision is not None
+    else:
+        assert to_revision is not None
     with _ALEMBIC_LOCK:
-        if downgrade:
-            assert from_revision is not None
-            command.downgrade(config, f"{from_revision}:{to_revision or 'base'}", sql=True)
-        elif from_revision is None:
-            assert to_revision is not None
-            command.upgrade(config, to_revision, sql=True)
-        else:
-            command.upgrade(config, f"{from_revision}:{to_revision}", sql=True)
+        _run_env(
+            config, migration_set, to_revision, downgrade, as_sql=True, from_revision=from_revision
+        )
     return output.getvalue()

@@ -132,8 +132,8 @@ def _upgrade_and_downgrade(
     upgrades = steps_between(migration_set, None, migration_set.head)
     downgrades = list(reversed(steps_between(migration_set, migration_set.head, None)))
     if render:
-        upgrades = [with_sql(migration_set, step, lint=True) for step in upgrades]
-        downgrades = [with_sql(migration_set, step, lint=True) for step in downgrades]
+        upgrades = with_sql(migration_set, upgrades, lint=True)
+        downgrades = with_sql(migration_set, downgrades, lint=True)
     return upgrades, downgrades
 
 

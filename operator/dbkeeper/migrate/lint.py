@@ -22,6 +22,8 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -130,38 +132,56 @@ def lint_sql(
 ) -> list[LintFinding]:
     """squawk's findings on ``sql``, minus the ``ignored`` rules (an online revision's
     SQL: :data:`ONLINE_IGNORED_RULES`)."""
-    if not sql.strip():
-        return []
-    args = [squawk_binary(), "--reporter", "json", "--stdin-filepath", "migration.sql"]
-    if ignored:
-        args += ["--exclude", ",".join(sorted(ignored))]
-    if pg_version:
-        args += ["--pg-version", pg_version]
-    result = subprocess.run(
-        args,
-        input=sql,
-        capture_output=True,
-        text=True,
-        timeout=_LINT_TIMEOUT_SECONDS,
-        check=False,
-    )
+    return lint_many([sql], ignored, pg_version)[0]
+
+
+def lint_many(
+    sqls: Sequence[str], ignored: frozenset[str] = IGNORED_RULES, pg_version: str | None = "15.0"
+) -> list[list[LintFinding]]:
+    """:func:`lint_sql` of each of ``sqls``, in one squawk run (a move of many revisions
+    would otherwise start squawk once per revision)."""
+    found: list[list[LintFinding]] = [[] for _ in sqls]
+    wanted = [i for i, sql in enumerate(sqls) if sql.strip()]
+    if not wanted:
+        return found
+    with tempfile.TemporaryDirectory(prefix="dbkeeper-lint-") as folder:
+        names = {}
+        for i in wanted:
+            path = Path(folder) / f"step-{i:04d}.sql"
+            path.write_text(sqls[i], encoding="utf-8")
+            names[path.name] = i
+        args = [squawk_binary(), "--reporter", "json"]
+        if ignored:
+            args += ["--exclude", ",".join(sorted(ignored))]
+        if pg_version:
+            args += ["--pg-version", pg_version]
+        result = subprocess.run(
+            [*args, *sorted(names)],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=_LINT_TIMEOUT_SECONDS,
+            check=False,
+        )
     output = result.stdout.strip()
     if result.returncode not in (0, 1) or (result.returncode == 1 and not output):
         detail = (result.stderr.strip() or output or "no output").splitlines()[0]
         raise MigrationError(
             "LintUnavailable", f"squawk failed (exit {result.returncode}): {detail}"
         )
-    if not output:
-        return []
-    raw: list[dict[str, Any]] = json.loads(output)
-    findings = [
-        LintFinding(
-            rule=str(item.get("rule_name") or "unknown"),
-            message=str(item.get("message") or ""),
-            level=str(item.get("level") or "Warning").lower(),
-            help=ADVICE.get(str(item.get("rule_name")), item.get("help")),
-            line=int(item["line"]) + 1 if isinstance(item.get("line"), int) else None,
+    raw: list[dict[str, Any]] = json.loads(output) if output else []
+    for item in raw:
+        rule = str(item.get("rule_name") or "unknown")
+        index = names.get(Path(str(item.get("file") or "")).name)
+        if index is None or rule in ignored:
+            continue
+        found[index].append(
+            LintFinding(
+                rule=rule,
+                message=str(item.get("message") or ""),
+                level=str(item.get("level") or "Warning").lower(),
+                help=ADVICE.get(rule, item.get("help")),
+                line=int(item["line"]) + 1 if isinstance(item.get("line"), int) else None,
+            )
         )
-        for item in raw
-    ]
-    return [finding for finding in findings if finding.rule not in ignored]
+    return found

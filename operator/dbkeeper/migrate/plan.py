@@ -6,6 +6,7 @@ Given a connection, the plan starts from the database's current revision, else f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -15,7 +16,7 @@ from dbkeeper.migrate.alembic_bridge import current_revision, render_step
 from dbkeeper.migrate.connection import sqlalchemy_connection
 from dbkeeper.migrate.errors import MigrationError
 from dbkeeper.migrate.history import Direction
-from dbkeeper.migrate.lint import IGNORED_RULES, ONLINE_IGNORED_RULES, LintFinding, lint_sql
+from dbkeeper.migrate.lint import IGNORED_RULES, ONLINE_IGNORED_RULES, LintFinding, lint_many
 from dbkeeper.migrate.options import MigrationOptions
 from dbkeeper.migrate.sets import MigrationSet
 from dbkeeper.migrate.targets import resolve_target
@@ -126,18 +127,31 @@ def steps_between(
     return steps
 
 
-def with_sql(migration_set: MigrationSet, step: Step, lint: bool) -> Step:
-    """``step`` with its offline SQL and (when ``lint``) squawk's findings on it."""
-    sql = render_step(
-        migration_set,
-        step.from_revision,
-        step.to_revision,
-        step.direction == "downgrade",
-        online=step.online,
-    )
-    ignored = ONLINE_IGNORED_RULES if step.online else IGNORED_RULES
-    findings = tuple(_not_bookkeeping(sql, lint_sql(sql, ignored))) if lint else ()
-    return replace(step, sql=sql, findings=findings)
+def with_sql(migration_set: MigrationSet, steps: Sequence[Step], lint: bool) -> list[Step]:
+    """``steps`` with their offline SQL and (when ``lint``) squawk's findings on each:
+    one squawk run for the online steps and one for the others, however many."""
+    rendered = [
+        replace(
+            step,
+            sql=render_step(
+                migration_set,
+                step.from_revision,
+                step.to_revision,
+                step.direction == "downgrade",
+                online=step.online,
+            ),
+        )
+        for step in steps
+    ]
+    if not lint:
+        return rendered
+    for online, ignored in ((False, IGNORED_RULES), (True, ONLINE_IGNORED_RULES)):
+        group = [i for i, step in enumerate(rendered) if step.online == online]
+        findings = lint_many([rendered[i].sql for i in group], ignored)
+        for i, found in zip(group, findings, strict=True):
+            sql = rendered[i].sql
+            rendered[i] = replace(rendered[i], findings=tuple(_not_bookkeeping(sql, found)))
+    return rendered
 
 
 def _not_bookkeeping(sql: str, findings: list[LintFinding]) -> list[LintFinding]:
@@ -173,7 +187,7 @@ def build_plan(
     steps = steps_between(migration_set, current, target)
     if render:
         lint = options.lint_mode != "off"
-        steps = [with_sql(migration_set, step, lint) for step in steps]
+        steps = with_sql(migration_set, steps, lint)
     return MovePlan(
         migration_set=migration_set.name,
         from_revision=current,
