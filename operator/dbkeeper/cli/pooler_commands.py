@@ -94,6 +94,9 @@ def _settings_from_args(args: argparse.Namespace, target: ConnInfo) -> PgBouncer
         raise CommandError(str(exc), 2) from None
 
 
+_STOPPING = (signal.SIGTERM, signal.SIGINT)
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -130,14 +133,17 @@ def run_pooler(args: argparse.Namespace) -> int:
     client = dataclasses.replace(pooler.client_conninfo(target.dbname, target.user), password=None)
     print(f"pooler listening; connect with: {client.dsn()}", flush=True)
     print(f"config in {pooler.base_dir}; stop with Ctrl-C", flush=True)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Both stop it, as every other command, also when SIGINT came ignored from a parent
+    # (a job started in the background by a shell without job control).
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in _STOPPING}
     try:
         keep_running(pooler, _report)
     except KeyboardInterrupt:
         return 0
     finally:
         pooler.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def serve_pooler(args: argparse.Namespace) -> int:
