@@ -8,15 +8,23 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import free_port
 from tests.integration.pooler.conftest import dbkeeper_command as _dbkeeper
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["plain", "sigint-inherited-ignored"])
 def test_pooler_run_serves_queries_and_show_reports_the_pool(
-    database: ConnInfo, pooler_dir: Path
+    database: ConnInfo, pooler_dir: Path, sigint_ignored: bool
 ) -> None:
+    """Ctrl-C (SIGINT) stops it, also when it was started with SIGINT ignored, as a shell
+    without job control starts background jobs."""
     port = free_port()
     process = subprocess.Popen(
         _dbkeeper(
@@ -33,6 +41,7 @@ def test_pooler_run_serves_queries_and_show_reports_the_pool(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
     )
     try:
         assert process.stdout is not None
@@ -59,7 +68,12 @@ def test_pooler_run_serves_queries_and_show_reports_the_pool(
         assert report["stats"][0]["total_query_count"] >= 1
     finally:
         process.send_signal(signal.SIGINT)
-        code = process.wait(10)
+        try:
+            code = process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # leave no pooler behind for the other tests
+            process.wait(60)
+            raise
     assert code == 0
 
 
