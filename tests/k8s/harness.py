@@ -227,7 +227,7 @@ class Cluster:
         if self.get("v1", "Namespace", None, name) is None:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
-    def apply_crds(self, path: Path, timeout: float = 30.0) -> None:
+    def apply_crds(self, path: Path, timeout: float = 60.0) -> None:
         """Create the CRDs of a YAML file unless they exist, and wait until they are served."""
         for crd in (doc for doc in yaml.safe_load_all(path.read_text("utf-8")) if doc):
             name = crd["metadata"]["name"]
@@ -371,8 +371,8 @@ class OperatorRun:
         env: Mapping[str, str] | None = None,
         log_level: int = logging.DEBUG,
         memo: Mapping[str, Any] | None = None,
-        ready_timeout: float = 30.0,
-        stop_timeout: float = 15.0,
+        ready_timeout: float = 60.0,
+        stop_timeout: float = 60.0,
     ) -> None:
         self.cluster = cluster
         self.namespaces = None if namespaces is None else list(namespaces)

@@ -188,7 +188,7 @@ class BackgroundQuery:
     def done(self) -> bool:
         return not self._thread.is_alive()
 
-    def join(self, timeout: float = 5.0) -> Any:
+    def join(self, timeout: float = 60.0) -> Any:
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise AssertionError(f"query still waiting after {timeout}s")

@@ -126,7 +126,7 @@ def test_clients_keep_working_through_a_promoted_replica_after_repoint(
 
         wait_for(
             lambda: loop.ports.count(replica.port) >= 10,
-            timeout=15,
+            timeout=60,
             what="queries served by the promoted replica",
         )
     finally:

@@ -106,7 +106,7 @@ class Served:
             stderr=subprocess.PIPE,
             env={**os.environ, "DBKEEPER_PGBOUNCER": pgbouncer} if pgbouncer else None,
         )
-        wait_for(self.accepting, 30, "pgbouncer to accept connections")
+        wait_for(self.accepting, 60, "pgbouncer to accept connections")
 
     def publish(self) -> None:
         effective = self.settings.updated(
@@ -237,7 +237,7 @@ def test_a_user_added_to_the_mounted_userlist_can_log_in(
         except psycopg.OperationalError:
             return False
 
-    wait_for(newcomer_logs_in, 30, "the new user to log in through the pooler")
+    wait_for(newcomer_logs_in, 60, "the new user to log in through the pooler")
 
 
 def test_sigterm_is_forwarded_and_pgbouncer_stops(serve: Any) -> None:

@@ -249,7 +249,7 @@ def test_a_renewed_certificate_in_the_mount_is_served_without_a_restart(
                     return False
                 return True
 
-            wait_for(renewed_certificate_served, 30, "the renewed certificate to be served")
+            wait_for(renewed_certificate_served, 60, "the renewed certificate to be served")
             assert before.execute("SELECT 1").fetchone() == (1,), "no restart dropped it"
         with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
             connect(pki.ca).close()

@@ -27,7 +27,7 @@ from dbkeeper.security import (
 from tests.integration.security.conftest import MakeDatabase, RoleSet, connect, login
 
 
-def _lines_with(log: Path, marker: str, timeout: float = 3.0, expect: bool = True) -> list[str]:
+def _lines_with(log: Path, marker: str, timeout: float = 60.0, expect: bool = True) -> list[str]:
     """The server log's lines holding ``marker``; waits for one when ``expect``."""
     deadline = time.monotonic() + timeout
     while True:

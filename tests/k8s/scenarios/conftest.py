@@ -132,7 +132,7 @@ def status_of(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 
 def wait_for_phase(
-    cluster: Cluster, namespace: str, name: str, phase: str, timeout: float = 30
+    cluster: Cluster, namespace: str, name: str, phase: str, timeout: float = 60
 ) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         status = status_of(cluster, namespace, name)

@@ -65,7 +65,7 @@ def test_twenty_resources_in_five_namespaces_are_not_held_up_by_a_slow_one(
     quick = [create_owned_database(pg_cluster) for _ in range(20)]
     with start_dbkeeper():
         _deploy(k8s_cluster, "team-slow", "backfill", slow, "gated")
-        wait_for_phase(k8s_cluster, "team-slow", "backfill", "Migrating", timeout=20)
+        wait_for_phase(k8s_cluster, "team-slow", "backfill", "Migrating", timeout=60)
         started = time.monotonic()
         try:
             for index, database in enumerate(quick):

@@ -90,16 +90,29 @@ def test_metrics_follow_migrations_failures_and_outages(
         wait_for_phase(k8s_cluster, NAMESPACE, "good", "Ready", timeout=60)
         wait_for_phase(k8s_cluster, NAMESPACE, "bad", "Failed", timeout=60)
         wait_for_phase(k8s_cluster, NAMESPACE, "lost", "Failed", timeout=60)
-        after_migrations = scrape(port)
+        # The gauges follow the status write, so they may trail what the API shows.
+        expected_phases = {"good": "Ready", "bad": "Failed", "lost": "Failed"}
+
+        def phases_published() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+            samples = scrape(port)
+            published = all(
+                value(samples, "dbkeeper_resource_phase", namespace=NAMESPACE, name=n, phase=p) == 1
+                for n, p in expected_phases.items()
+            )
+            return samples if published else None
+
+        after_migrations = k8s_cluster.wait_for(
+            phases_published, 60, "the phase gauges to show good Ready, bad and lost Failed"
+        )
         own_cluster.stop()
-        wait_for_phase(k8s_cluster, NAMESPACE, "good", "Degraded", timeout=30)
+        wait_for_phase(k8s_cluster, NAMESPACE, "good", "Degraded", timeout=60)
 
         def database_down() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
             samples = scrape(port)
             up = value(samples, "dbkeeper_database_up", namespace=NAMESPACE, name="good")
             return samples if up == 0 else None
 
-        down = k8s_cluster.wait_for(database_down, 30, "dbkeeper_database_up to drop to 0")
+        down = k8s_cluster.wait_for(database_down, 60, "dbkeeper_database_up to drop to 0")
         logs = operator.log_text()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
             metrics_text = response.read().decode()

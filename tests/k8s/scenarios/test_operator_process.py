@@ -19,6 +19,7 @@ from tests.k8s.scenarios.conftest import (
     secret_manifest,
     wait_for_phase,
 )
+from tests.waiting import wait_for
 
 DBKEEPER = Path(sys.executable).with_name("dbkeeper")
 
@@ -54,13 +55,20 @@ def test_the_operator_command_reconciles_and_serves_health_and_metrics(
             k8s_cluster.create(schema_manifest("proc", "app", owned_database, "app-owner"))
             status = wait_for_phase(k8s_cluster, "proc", "app", "Ready", timeout=90)
             health = _get(f"http://127.0.0.1:{health_port}/healthz")
-            _, metrics = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+            ready_line = 'dbkeeper_resource_phase{name="app",namespace="proc",phase="Ready"} 1.0'
+
+            # The gauges follow the status write, so they may trail what the API shows.
+            def ready_published() -> str | None:
+                text = _get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
+                return text if ready_line in text else None
+
+            metrics = wait_for(ready_published, what="the Ready phase gauge")
         finally:
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=30)
     assert status["currentRevision"] == load_set("healthcare").head
     assert health[0] == 200
-    assert 'dbkeeper_resource_phase{name="app",namespace="proc",phase="Ready"} 1.0' in metrics
+    assert ready_line in metrics
     text = log_path.read_text()
     lines = text.splitlines()
     assert lines, "no log lines"

@@ -210,7 +210,7 @@ def test_a_pod_whose_console_does_not_answer_is_skipped_with_a_warning_and_the_m
         events = cluster.events(NAMESPACE, NAME)
         return next((e for e in events if e["reason"] == "PoolerPauseSkipped"), None)
 
-    event = cluster.wait_for(skipped, 30, "a PoolerPauseSkipped event")
+    event = cluster.wait_for(skipped, 60, "a PoolerPauseSkipped event")
     assert event["type"] == "Warning"
     assert silent in event["message"]
     cluster.wait_for(lambda: pooled.paused() or None, 30, "the reachable pod to be paused")

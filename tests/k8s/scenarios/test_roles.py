@@ -138,7 +138,7 @@ def _condition(cluster: Cluster, type_: str) -> dict[str, Any] | None:
 
 
 def _wait_condition(
-    cluster: Cluster, type_: str, status: str, reason: str, timeout: float = 30
+    cluster: Cluster, type_: str, status: str, reason: str, timeout: float = 60
 ) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         found = _condition(cluster, type_)
@@ -150,7 +150,7 @@ def _wait_condition(
     )
 
 
-def _wait_event(cluster: Cluster, reason: str, timeout: float = 20) -> dict[str, Any]:
+def _wait_event(cluster: Cluster, reason: str, timeout: float = 60) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         found = [e for e in cluster.events(NAMESPACE, NAME) if e["reason"] == reason]
         return found[-1] if found else None
@@ -278,7 +278,7 @@ def test_reads_of_patient_data_by_the_app_role_are_audited(
         lines = [line for line in text.splitlines() if marker in line and "AUDIT:" in line]
         return lines or None
 
-    lines = k8s_cluster.wait_for(audited, 30, "the read in the server log")
+    lines = k8s_cluster.wait_for(audited, 60, "the read in the server log")
     assert any(f"{app}@" in line and "READ,SELECT" in line for line in lines), lines
 
 
