@@ -53,14 +53,15 @@ class Progress:
         self._said_at = self.started
         self._lock = threading.Lock()
         self._said = False
+        columns, lines = _screen(stream)
         self._bar = (
             tqdm(
                 total=total,
                 desc=what,
                 unit=f" {unit}" if unit else "it",
                 file=stream,
-                ncols=_screen(stream)[0],
-                nrows=_screen(stream)[1],
+                ncols=columns,
+                nrows=lines,
             )
             if bar
             else None

@@ -8,7 +8,6 @@ themselves are measured by `make bench` (benchmarks/), not here.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 
 from dbkeeper.cli import _COMMAND_MODULES, build_parser
 from dbkeeper.cli.common import deferred
+from dbkeeper.cli.reference import _commands
 
 HEAVY = ("psycopg", "pydantic", "alembic", "sqlalchemy", "kopf", "kubernetes", "yaml", "boto3")
 COMMANDS = [command for commands in _COMMAND_MODULES.values() for command in commands]
@@ -60,17 +60,9 @@ def test_help_imports_no_engine(argv: tuple[str, ...]) -> None:
     assert handlers == [], f"{argv} imported handler modules {handlers}"
 
 
-def _actions(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    found = [parser]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                found += _actions(sub)
-    return found
-
-
 def test_every_command_names_a_handler_that_exists() -> None:
-    leaves = [p for p in _actions(build_parser()) if p.get_default("handler") is not None]
+    parsers = [parser for _, parser, _ in _commands(build_parser())]
+    leaves = [p for p in parsers if p.get_default("handler") is not None]
     assert len(leaves) >= 20
     for parser in leaves:
         handler = parser.get_default("handler")
