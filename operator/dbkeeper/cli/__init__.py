@@ -27,6 +27,7 @@ _COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "dbkeeper.cli.parsers.pooler": ("pooler",),
     "dbkeeper.cli.parsers.audit": ("audit",),
     "dbkeeper.cli.parsers.wait": ("wait",),
+    "dbkeeper.cli.parsers.types": ("types",),
     "dbkeeper.cli.parsers.seed": ("seed",),
     "dbkeeper.cli.parsers.crd": ("crds",),
     "dbkeeper.cli.parsers.operator": ("operator",),

@@ -113,6 +113,35 @@ def connection_from_args(args: argparse.Namespace) -> ConnInfo:
     return conninfo_from_dsn(dsn)
 
 
+def libpq_dsn_from_args(args: argparse.Namespace) -> str:
+    """The connection string of ``--dsn`` or ``$DBKEEPER_DSN``, else ``""``: libpq then
+    reads its ``PG*`` variables (``PGHOST``, ``PGDATABASE``, ``PGPASSWORD``, …), as an
+    application container already has them. Its password is remembered for redaction."""
+    dsn: str = args.dsn or os.environ.get("DBKEEPER_DSN") or ""
+    remember_dsn_secrets(dsn)
+    return dsn
+
+
+def describe_libpq_target(dsn: str) -> str:
+    """``database DBNAME on HOST:PORT`` as libpq will read ``dsn`` and its ``PG*``
+    variables, for messages; never the password."""
+    from psycopg.conninfo import conninfo_to_dict  # here: psycopg takes 0.1 s to import
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:
+        raise CommandError(
+            "the connection string is not valid: quote values with spaces in single "
+            "quotes, or percent-encode special characters in a URL",
+            2,
+        ) from None
+    host = params.get("host") or os.environ.get("PGHOST", "localhost")
+    port = params.get("port") or os.environ.get("PGPORT", "5432")
+    user = params.get("user") or os.environ.get("PGUSER", "")
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or "postgres"
+    return f"database {dbname} on {host}:{port}"
+
+
 def _libpq_reason(exc: BaseException) -> str:
     """libpq's complaint without the fragments of the string it quotes back."""
     lines = str(exc).strip().splitlines()

@@ -10,40 +10,21 @@ every 10 s; the line saying it is reached goes to stdout. Its parser:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import timedelta
 
-from psycopg.conninfo import conninfo_to_dict
-
 from dbkeeper.cli.common import (
     CommandError,
+    describe_libpq_target,
     emit,
+    libpq_dsn_from_args,
     one_line,
 )
-from dbkeeper.conninfo import remember_dsn_secrets
 from dbkeeper.wait import Position, WaitError
 from dbkeeper.wait import wait_for_revision as wait_for
 
 _PROGRESS_EVERY = timedelta(seconds=10)
-
-
-def _target(dsn: str) -> str:
-    """``dbname on host:port`` as libpq will read it, for the progress lines."""
-    try:
-        params = conninfo_to_dict(dsn)
-    except Exception:
-        raise CommandError(
-            "the connection string is not valid: quote values with spaces in single "
-            "quotes, or percent-encode special characters in a URL",
-            2,
-        ) from None
-    host = params.get("host") or os.environ.get("PGHOST", "localhost")
-    port = params.get("port") or os.environ.get("PGPORT", "5432")
-    user = params.get("user") or os.environ.get("PGUSER", "")
-    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or "postgres"
-    return f"database {dbname} on {host}:{port}"
 
 
 class _Progress:
@@ -66,9 +47,8 @@ class _Progress:
 
 
 def run_wait(args: argparse.Namespace) -> int:
-    dsn = args.dsn or os.environ.get("DBKEEPER_DSN") or ""
-    remember_dsn_secrets(dsn)
-    target = _target(dsn)
+    dsn = libpq_dsn_from_args(args)
+    target = describe_libpq_target(dsn)
     try:
         position = wait_for(
             dsn,
