@@ -103,19 +103,44 @@ def _scripts(path: str, checksums: tuple[str, ...]) -> ScriptDirectory:
     return ScriptDirectory.from_config(config)
 
 
+def _trust_version_table(environment: EnvironmentContext) -> None:
+    """Let a step whose start is a revision skip Alembic's catalog lookup of
+    ``alembic_version`` (it holds that revision): Alembic looks the table up at the start
+    of every run, so a move of n steps would pay it n times instead of once."""
+    run = environment.run_migrations
+
+    def run_migrations(**kw: Any) -> None:
+        context = environment.get_context()
+        context._has_version_table = lambda: True  # type: ignore[method-assign]
+        run(**kw)
+
+    # The alembic.context proxy env.py calls forwards to this instance's attribute.
+    environment.run_migrations = run_migrations  # type: ignore[method-assign]
+
+
 def run_step(
     migration_set: MigrationSet,
     connection: sa.Connection,
     to_revision: str | None,
     downgrade: bool,
+    *,
+    from_revision: str | None = None,
 ) -> None:
     """Move one revision up or down inside the connection's open transaction.
 
     As ``alembic upgrade``/``downgrade`` do, with the set's scripts read once for a
-    whole move: env.py runs for each step, on ``connection``.
+    whole move: env.py runs for each step, on ``connection``. ``from_revision`` is the
+    revision the runner read from ``alembic_version`` (``None``: base or unknown).
     """
+    config = make_config(migration_set, connection)
     with _ALEMBIC_LOCK, _autocommit_block_explained():
-        _run_env(make_config(migration_set, connection), migration_set, to_revision, downgrade)
+        _run_env(
+            config,
+            migration_set,
+            to_revision,
+            downgrade,
+            known_version_table=from_revision is not None,
+        )
 
 
 def _run_env(
@@ -126,6 +151,7 @@ def _run_env(
     *,
     as_sql: bool = False,
     from_revision: str | None = None,
+    known_version_table: bool = False,
 ) -> None:
     """What ``alembic upgrade``/``downgrade`` (``--sql FROM:TO``) do, on the cached
     scripts of the set."""
@@ -145,7 +171,9 @@ def _run_env(
         as_sql=as_sql,
         starting_rev=from_revision,
         destination_rev=target,
-    ):
+    ) as environment:
+        if known_version_table:
+            _trust_version_table(environment)
         script.run_env()
 
 

@@ -43,8 +43,9 @@ CREATE TABLE IF NOT EXISTS {QUALIFIED_TABLE} (
 # Added after the first release: where the set's files came from (a bundled set's name,
 # a ConfigMap's version and content hash, an image digest), so a changed bundle shows.
 _ADD_SOURCE = f"ALTER TABLE {QUALIFIED_TABLE} ADD COLUMN IF NOT EXISTS set_source text"
+_INDEX_NAME = "migration_history_set_revision_idx"
 _CREATE_INDEX = f"""
-CREATE INDEX IF NOT EXISTS migration_history_set_revision_idx
+CREATE INDEX IF NOT EXISTS {_INDEX_NAME}
     ON {QUALIFIED_TABLE} (migration_set, revision, id)
 """
 
@@ -100,7 +101,22 @@ class NewHistoryEntry:
 
 
 def ensure_history_table(connection: sa.Connection) -> None:
-    """Create the schema and table when missing; safe to call on every run."""
+    """Create the schema and table when missing; safe to call on every run.
+
+    One read finds them in place on every run but the first, and then nothing is
+    created: ``CREATE SCHEMA IF NOT EXISTS`` would still need the CREATE privilege on the
+    database and take locks, and each statement is a round trip of every move.
+    """
+    complete = connection.execute(
+        sa.text(
+            "SELECT to_regclass(:index) IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute "
+            "WHERE attrelid = to_regclass(:name) AND attname = 'set_source' "
+            "AND NOT attisdropped)"
+        ),
+        {"name": QUALIFIED_TABLE, "index": f"{HISTORY_SCHEMA}.{_INDEX_NAME}"},
+    ).scalar()
+    if complete:
+        return
     for statement in (_CREATE_SCHEMA, _CREATE_TABLE, _CREATE_INDEX):
         connection.exec_driver_sql(statement)
     # ALTER TABLE takes the table's strongest lock even when the column exists: only

@@ -48,11 +48,11 @@ from dbkeeper.migrate.options import MigrationOptions
 from dbkeeper.migrate.plan import MigrationHooks, MovePlan, Step, build_plan
 from dbkeeper.migrate.session import (
     LOST_CLIENT_CHECK,
-    backend_pid,
     end_session,
     milliseconds,
     outside_transaction,
     prepare_session,
+    set_local_timeouts,
 )
 from dbkeeper.migrate.sets import MigrationSet
 from dbkeeper.migrate.status import SchemaStatus, status_of
@@ -188,8 +188,9 @@ class _Mover:
                 raise self._lost(connection, exc) from None
 
     def _open(self, connection: sa.Connection) -> None:
-        prepare_session(connection, self.options.lock_timeout, self.options.statement_timeout)
-        self.session_pid = backend_pid(connection)
+        self.session_pid = prepare_session(
+            connection, self.options.lock_timeout, self.options.statement_timeout
+        )
         if self.on_session is not None:
             self.on_session(self.session_pid)
 
@@ -254,7 +255,6 @@ class _Mover:
             with connection.begin():
                 ensure_history_table(connection)
                 status = status_of(connection, self.migration_set)
-                current = current_revision(connection)
         except sa.exc.DBAPIError as exc:
             if connection.invalidated or connection.closed:
                 raise self._lost(connection, exc) from None
@@ -268,7 +268,7 @@ class _Mover:
                     "when the blocking session has finished",
                 ) from None
             raise
-        return status, current
+        return status, status.current_revision
 
     def _result(self, plan: MovePlan, started: float) -> MigrationResult:
         return MigrationResult(
@@ -337,14 +337,15 @@ class _Mover:
 
     def _apply_once(self, connection: sa.Connection, step: Step, started_at: datetime) -> None:
         with connection.begin():
-            connection.exec_driver_sql(
-                f"SET LOCAL lock_timeout = {milliseconds(self.options.lock_timeout)}"
-            )
-            connection.exec_driver_sql(
-                f"SET LOCAL statement_timeout = {milliseconds(self.options.statement_timeout)}"
+            set_local_timeouts(
+                connection, self.options.lock_timeout, self.options.statement_timeout
             )
             run_step(
-                self.migration_set, connection, step.to_revision, step.direction == "downgrade"
+                self.migration_set,
+                connection,
+                step.to_revision,
+                step.direction == "downgrade",
+                from_revision=step.from_revision,
             )
             record(connection, self._entry(step, started_at, "succeeded", None))
             # Whatever breaks from here on breaks during COMMIT, whose outcome is unknown.

@@ -41,8 +41,9 @@ def milliseconds(value: timedelta) -> int:
 
 def prepare_session(
     connection: sa.Connection, lock_timeout: timedelta, statement_timeout: timedelta
-) -> None:
-    """Set the session's timeouts and lost-client checks (one short transaction)."""
+) -> int:
+    """Set the session's timeouts and lost-client checks (one short transaction); the
+    server process of the session (to find or end it from elsewhere)."""
     settings: dict[str, int | str] = {
         "lock_timeout": milliseconds(lock_timeout),
         "statement_timeout": milliseconds(statement_timeout),
@@ -52,9 +53,33 @@ def prepare_session(
     if (connection.dialect.server_version_info or (0,)) >= _CHECK_INTERVAL_SINCE:
         settings["client_connection_check_interval"] = milliseconds(LOST_CLIENT_CHECK)
     with connection.begin():
-        for name, value in settings.items():
-            # Names are constants of this module and values integers: nothing to quote.
-            connection.exec_driver_sql(f"SET {name} = {int(value)}")
+        return int(str(_set(connection, settings, local=False, also="pg_backend_pid()")))
+
+
+def _set(
+    connection: sa.Connection, settings: dict[str, int | str], local: bool, also: str = "NULL"
+) -> object:
+    """Set every one of ``settings`` in one statement (one round trip), for the session
+    or (``local``) for the current transaction only, as ``SET [LOCAL]`` does; the value of
+    the expression ``also``, read in the same statement."""
+    # Names are constants of this module and values integers: nothing to quote.
+    calls = "".join(
+        f", set_config('{name}', '{int(value)}', {'true' if local else 'false'})"
+        for name, value in settings.items()
+    )
+    return connection.exec_driver_sql(f"SELECT {also}{calls}").scalar()
+
+
+def set_local_timeouts(
+    connection: sa.Connection, lock_timeout: timedelta, statement_timeout: timedelta
+) -> None:
+    """``SET LOCAL`` both timeouts in the open transaction (one round trip): whatever an
+    earlier revision set for the session, this one is bounded as the move says."""
+    settings: dict[str, int | str] = {
+        "lock_timeout": milliseconds(lock_timeout),
+        "statement_timeout": milliseconds(statement_timeout),
+    }
+    _set(connection, settings, local=True)
 
 
 def set_timeouts(
@@ -89,12 +114,6 @@ def outside_transaction(
             if connection.in_transaction():
                 connection.rollback()
             connection.execution_options(isolation_level=connection.default_isolation_level)
-
-
-def backend_pid(connection: sa.Connection) -> int:
-    """The server process of this session (to find or end it from elsewhere)."""
-    with connection.begin():
-        return int(str(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()))
 
 
 def end_session(conninfo: ConnInfo, pid: int, wait: float = _END_WAIT_SECONDS) -> bool:
