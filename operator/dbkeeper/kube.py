@@ -68,7 +68,8 @@ KINDS: dict[str, Kind] = {
 API_CALLS: dict[str, frozenset[str]] = {
     KIND: frozenset({"get", "patch"}),
     "Secret": frozenset({"get", "create", "patch", "delete"}),
-    # Also the ConfigMaps holding migration sets (read; kopf watches the labelled ones).
+    # The pooler's and the published TypeScript module's (spec.types); also the
+    # ConfigMaps holding migration sets (read; kopf watches the labelled ones).
     "ConfigMap": frozenset({"get", "create", "patch", "delete"}),
     "Service": frozenset({"get", "create", "patch", "delete"}),
     # The pooler's pods: their admin consoles are paused and read for metrics. And the

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         RoleSpec,
         RolesSpec,
         SslMode,
+        TypesSpec,
     )
     from dbkeeper.api.status import (
         AuditCheckpointStatus,
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
         Phase,
         PoolerStatus,
         Reason,
+        TypesStatus,
         find_condition,
         set_condition,
     )
@@ -120,6 +122,8 @@ __all__ = [
     "RolesSpec",
     "SpecInvalid",
     "SslMode",
+    "TypesSpec",
+    "TypesStatus",
     "approved_revisions",
     "backup_request",
     "build_crd",

@@ -74,6 +74,21 @@ KubeName = Annotated[
     ),
 ]
 
+# Kubernetes' own rule for ConfigMap keys: '-', '.', '_' and alphanumerics, at most 253,
+# neither '.' nor starting with '..' (a key is also a file name in a mounted volume).
+# Written without look-arounds: a first character that is not a dot, or one dot and then
+# a character that is not.
+CONFIG_MAP_KEY_REGEX: Final = r"[-_A-Za-z0-9][-._A-Za-z0-9]*|\.[-_A-Za-z0-9][-._A-Za-z0-9]*"
+ConfigMapKey = Annotated[
+    str,
+    *_pattern_checked(
+        CONFIG_MAP_KEY_REGEX,
+        "a ConfigMap key: letters, digits, '-', '_' and '.', at most 253 characters, "
+        "neither '.' nor starting with '..', e.g. schema.ts",
+        max_length=253,
+    ),
+]
+
 # --- PostgreSQL names --------------------------------------------------------------------
 
 DATABASE_NAME_REGEX: Final = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"

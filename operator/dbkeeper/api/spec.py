@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 from dbkeeper.api.scalars import (
     MIGRATION_SET_REGEX,
     AbsolutePath,
+    ConfigMapKey,
     Cron,
     DatabaseName,
     Duration,
@@ -807,11 +808,37 @@ class BackupSpec(SpecModel):
     )
 
 
+# --- spec.types ----------------------------------------------------------------------------
+
+DEFAULT_TYPES_KEY = "schema.ts"
+
+
+class TypesSpec(SpecModel):
+    """The database's TypeScript module (Drizzle ORM), published into a ConfigMap.
+
+    Whenever the schema is at its target revision and the ConfigMap does not already
+    hold that revision's module, the operator reads the database's catalog (read-only,
+    as the owner) and writes ``data[key]``; application pipelines fetch it from there.
+    """
+
+    config_map: KubeName = Field(
+        description="ConfigMap in the resource's namespace to write the module into. The "
+        "operator creates it and owns it (it is deleted with this resource, or when types "
+        "is removed); a ConfigMap of that name it does not own is never changed "
+        "(condition TypesPublished False, reason ConfigMapNotOwned).",
+    )
+    key: ConfigMapKey = Field(
+        default=DEFAULT_TYPES_KEY,
+        description="Key of the module in the ConfigMap's data, e.g. schema.ts (also its "
+        "file name when the ConfigMap is mounted).",
+    )
+
+
 # --- spec ----------------------------------------------------------------------------------
 
 
 class DatabaseSchemaSpec(SpecModel):
-    """The desired state of one PostgreSQL database: schema, pooler, roles, backups."""
+    """The desired state of one PostgreSQL database: schema, pooler, roles, backups, types."""
 
     database: DatabaseSpec = Field(description="The database and how to reach it.")
     migrations: MigrationsSpec = Field(
@@ -837,3 +864,19 @@ class DatabaseSchemaSpec(SpecModel):
     backup: BackupSpec | None = Field(
         default=None, description="Backups and restore drills; none when absent."
     )
+    types: TypesSpec | None = Field(
+        default=None,
+        description="Publish the database's TypeScript module (Drizzle ORM) into a "
+        "ConfigMap after each move; nothing is published when absent.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        source = self.migrations.config_map
+        if self.types is not None and source is not None and source.name == self.types.config_map:
+            raise invalid(
+                f"{echo(self.types.config_map)} is the ConfigMap of the migration set "
+                "(migrations.configMap.name); publish the types into a ConfigMap of their own",
+                field="types.configMap",
+            )
+        return self

@@ -42,6 +42,7 @@ class ConditionType(StrEnum):
     ROLES_IN_SYNC = "RolesInSync"
     READ_AUDIT_ACTIVE = "ReadAuditActive"
     AUDIT_TRAIL_INTACT = "AuditTrailIntact"
+    TYPES_PUBLISHED = "TypesPublished"
 
 
 class Reason(StrEnum):
@@ -109,6 +110,12 @@ class Reason(StrEnum):
     AUDIT_TRAIL_INTACT = "AuditTrailIntact"
     AUDIT_TRAIL_BROKEN = "AuditTrailBroken"
     AUDIT_NOT_CHECKPOINTED = "NotCheckpointed"
+    # TypeScript types published into a ConfigMap
+    PUBLISHED = "Published"
+    CONFIG_MAP_NOT_OWNED = "ConfigMapNotOwned"
+    TYPES_UNMAPPABLE = "TypesUnmappable"
+    TYPES_TOO_LARGE = "TypesTooLarge"
+    NOT_MIGRATED = "NotMigrated"
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -243,6 +250,17 @@ class AuditStatus(StatusModel):
     )
 
 
+class TypesStatus(StatusModel):
+    """The TypeScript module last published into a ConfigMap (spec.types)."""
+
+    config_map: str = Field(description="The ConfigMap holding the module.")
+    key: str = Field(description="The module's key in the ConfigMap's data.")
+    migration_set: str = Field(description="The migration set the module was read from.")
+    revision: str | None = Field(
+        default=None, description="The revision the module declares (absent: base)."
+    )
+
+
 class DatabaseSchemaStatus(StatusModel):
     """What the operator observed about the database and what it did last."""
 
@@ -288,6 +306,9 @@ class DatabaseSchemaStatus(StatusModel):
     pooler: PoolerStatus | None = Field(default=None, description="The pooler, when enabled.")
     audit: AuditStatus | None = Field(
         default=None, description="The audit trail, when the migration set has a sealed one."
+    )
+    types: TypesStatus | None = Field(
+        default=None, description="The TypeScript module last published, when spec.types is set."
     )
     drift: list[str] = Field(
         default_factory=list,

@@ -7,6 +7,8 @@ conditions and fields to one :class:`StatusReport`:
 2. roles (:mod:`dbkeeper.reconcile.roles_workload`), once the schema is in place, and
    the audit trail (:mod:`dbkeeper.reconcile.audit_trail`): sealed, verified, signed;
 3. workloads (:mod:`dbkeeper.reconcile.workloads`): the pooler, then the backups;
+   then the TypeScript module of ``spec.types`` (:mod:`dbkeeper.reconcile.types_workload`),
+   once the schema is at its target;
 4. readiness (:mod:`dbkeeper.reconcile.readiness`): Ready only when everything the
    spec asks for is healthy, Degraded otherwise;
 5. telemetry: the database's health on ``/metrics``.
@@ -34,6 +36,7 @@ from dbkeeper.reconcile.runtime import ResourceView, Runtime
 from dbkeeper.reconcile.schema import schema_aspect
 from dbkeeper.reconcile.status_report import StatusReport
 from dbkeeper.reconcile.telemetry import probe_health
+from dbkeeper.reconcile.types_workload import reconcile_types
 from dbkeeper.reconcile.workloads import workloads_aspect
 from dbkeeper.settings import Settings
 
@@ -116,6 +119,13 @@ def run_pass(
                 ),
             )
             settled = workloads_done and settled
+        # Not a workload (DBKEEPER_MANAGE_WORKLOADS leaves it on): one ConfigMap the spec
+        # asks for by name.
+        if kube is not None and view.uid is not None:
+            types_done = _guarded(
+                view, "types", lambda: reconcile_types(view, spec, kube, report, owner)
+            )
+            settled = types_done and settled
         outcome = degrade_unless_healthy(report, outcome, settings.pooler_ready_grace)
     report.commit()
     if spec is not None:

@@ -15,7 +15,10 @@ Degraded when one of these conditions says otherwise:
   restore; or Unknown with ``MissingPrivilege``: drills are held because the role that
   runs them lacks a privilege, which no retry heals;
 - ``AuditTrailIntact`` False: the audit chain does not verify, or no longer extends the
-  last checkpoint: rows were changed, removed or added behind the trail's back.
+  last checkpoint: rows were changed, removed or added behind the trail's back;
+- ``TypesPublished`` False: the TypeScript module ``spec.types`` asks for could not be
+  published (the ConfigMap belongs to someone else, a column has no declaration, the
+  module is too large).
 
 Other ``Unknown`` conditions (no backup yet, a drill that could not run this time) do
 not degrade: they say nothing is known yet. docs/architecture.md lists the same rule.
@@ -36,6 +39,7 @@ _DEGRADING = (
     ConditionType.BACKUP_HEALTHY,
     ConditionType.RESTORE_VERIFIED,
     ConditionType.AUDIT_TRAIL_INTACT,
+    ConditionType.TYPES_PUBLISHED,
 )
 # Reported as False for people to read, but already dealt with.
 _NOT_DEGRADING = frozenset({(ConditionType.ROLES_IN_SYNC, Reason.ROLE_DRIFT)})

@@ -402,4 +402,51 @@ BAD_SPECS: Final = [
         True,
     ),
     _case("too many dump jobs", {"backup.jobs": 17}, "spec.backup.jobs", True, "at most 16"),
+    # --- types
+    _case("types without a ConfigMap", {"types": {}}, "spec.types.configMap", True, "is required"),
+    _case(
+        "types ConfigMap not a DNS name",
+        {"types": {"configMap": "Clinic_Types"}},
+        "spec.types.configMap",
+        True,
+        "Kubernetes object name",
+    ),
+    _case(
+        "types key with a path",
+        {"types": {"configMap": "clinic-types", "key": "src/schema.ts"}},
+        "spec.types.key",
+        True,
+        "ConfigMap key",
+    ),
+    _case(
+        "types key starting with two dots",
+        {"types": {"configMap": "clinic-types", "key": "..schema.ts"}},
+        "spec.types.key",
+        True,
+        "ConfigMap key",
+    ),
+    _case(
+        "types key is a dot",
+        {"types": {"configMap": "clinic-types", "key": "."}},
+        "spec.types.key",
+        True,
+    ),
+    _case(
+        "types key too long",
+        {"types": {"configMap": "clinic-types", "key": "k" * 254}},
+        "spec.types.key",
+        True,
+        "at most 253",
+    ),
+    _case(
+        "types into the migration set's ConfigMap",
+        {
+            "migrations.set": DROP,
+            "migrations.configMap": {"name": "clinic-set"},
+            "types": {"configMap": "clinic-set"},
+        },
+        "spec.types.configMap",
+        False,
+        "ConfigMap of the migration set",
+    ),
 ]

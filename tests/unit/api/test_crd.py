@@ -214,6 +214,7 @@ def test_status_written_by_the_operator_fits_the_crd(openapi_schema: dict[str, A
         Phase,
         PoolerStatus,
         Reason,
+        TypesStatus,
         set_condition,
     )
 
@@ -235,6 +236,9 @@ def test_status_written_by_the_operator_fits_the_crd(openapi_schema: dict[str, A
         ),
         last_backup=LastBackup(id="20261125T020000Z", finished_at=now, size_bytes=1024),
         pooler=PoolerStatus(endpoint="clinic-pooler.health.svc:6432", config_hash="abc"),
+        types=TypesStatus(
+            config_map="clinic-schema-types", key="schema.ts", migration_set="healthcare"
+        ),
     )
     document = _resource({"database": {"host": "h", "name": "n", "credentialsSecret": "s"}})
     document["status"] = status.to_patch()

@@ -279,3 +279,35 @@ def test_bad_sources_are_refused_naming_the_field(
         parse_spec(_with_migrations(migrations))
     assert path in caught.value.paths, caught.value
     assert words in str(caught.value)
+
+
+def _with_types(types: dict[str, object]) -> dict[str, object]:
+    return {"database": {"host": "db", "name": "clinic", "credentialsSecret": "c"}, "types": types}
+
+
+def test_types_are_off_unless_asked_for() -> None:
+    assert parse_spec(_with_types({"configMap": "x"})).types is not None
+    assert (
+        parse_spec({"database": {"host": "db", "name": "n", "credentialsSecret": "c"}}).types
+        is None
+    )
+
+
+def test_types_key_defaults_to_schema_ts() -> None:
+    types = parse_spec(_with_types({"configMap": "clinic-schema-types"})).types
+    assert types is not None
+    assert (types.config_map, types.key) == ("clinic-schema-types", "schema.ts")
+
+
+@pytest.mark.parametrize("key", ["schema.ts", "index.d.ts", ".schema.ts", "_db-types.TS", "a"])
+def test_types_keys_kubernetes_accepts_are_accepted(key: str) -> None:
+    types = parse_spec(_with_types({"configMap": "t", "key": key})).types
+    assert types is not None
+    assert types.key == key
+
+
+@pytest.mark.parametrize("key", ["", ".", "..", "..ts", "src/schema.ts", "schema ts", "schéma.ts"])
+def test_types_keys_kubernetes_refuses_are_refused(key: str) -> None:
+    with pytest.raises(SpecInvalid) as caught:
+        parse_spec(_with_types({"configMap": "t", "key": key}))
+    assert caught.value.paths == ["spec.types.key"]

@@ -105,6 +105,7 @@ def test_condition_types_cover_the_documented_aspects() -> None:
         "RolesInSync",
         "ReadAuditActive",
         "AuditTrailIntact",
+        "TypesPublished",
     }
 
 

@@ -7,20 +7,24 @@
 - :class:`FakeEngine`: the database as the schema aspect sees it (its revision, drift,
   whether it answers) and the moves asked of it, patched over the engine functions the
   schema aspect calls.
+- :class:`FakeKube`: the API's objects for a :class:`KubeRuntime` (get, create,
+  merge-patch, delete), every write recorded; ``apply`` is the real client's.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from dbkeeper.api import DatabaseSchemaSpec
 from dbkeeper.conninfo import ConnInfo
+from dbkeeper.kube import JsonObject, KubeClient, KubeError
 from dbkeeper.migrate import (
     MigrationError,
     MigrationEvent,
@@ -200,3 +204,60 @@ class FakeEngine:
         if on_event is not None:
             on_event(MigrationEvent("finished", f"at {self.current}"))
         return MigrationResult(migration_set.name, before, self.current, (), timedelta(0))
+
+
+class FakeKube(KubeClient):
+    """The objects of the API server, by kind, namespace and name, for a
+    :class:`~dbkeeper.reconcile.kube_runtime.KubeRuntime`: reads answer copies, writes
+    are recorded in ``writes`` as (verb, kind, name); patches are JSON merge patches."""
+
+    def __init__(self) -> None:
+        super().__init__(api_client=cast(Any, object()))
+        self.objects: dict[tuple[str, str | None, str], JsonObject] = {}
+        self.writes: list[tuple[str, str, str]] = []
+        self._uids = 0
+
+    def put(self, obj: Mapping[str, Any]) -> None:
+        """Store ``obj`` as someone else would have created it (not recorded)."""
+        metadata = obj["metadata"]
+        self.objects[(obj["kind"], metadata.get("namespace"), metadata["name"])] = copy.deepcopy(
+            dict(obj)
+        )
+
+    def stored(self, kind: str, namespace: str | None, name: str) -> JsonObject | None:
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def get(self, kind: str, namespace: str | None, name: str) -> JsonObject | None:
+        return self.stored(kind, namespace, name)
+
+    def create(self, obj: JsonObject) -> JsonObject:
+        metadata = obj["metadata"]
+        key = (obj["kind"], metadata.get("namespace"), metadata["name"])
+        if key in self.objects:
+            raise KubeError(409, f"{obj['kind']} {metadata['name']} already exists")
+        self._uids += 1
+        created = copy.deepcopy(obj)
+        created["metadata"]["uid"] = f"created-{self._uids}"
+        self.objects[key] = created
+        self.writes.append(("create", obj["kind"], metadata["name"]))
+        return copy.deepcopy(created)
+
+    def patch(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: JsonObject,
+        subresource: str | None = None,
+    ) -> JsonObject:
+        key = (kind, namespace, name)
+        if key not in self.objects:
+            raise KubeError(404, f"{kind} {name} not found")
+        self.objects[key] = merge_patch(self.objects[key], patch)
+        self.writes.append(("patch", kind, name))
+        return copy.deepcopy(self.objects[key])
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        if self.objects.pop((kind, namespace, name), None) is not None:
+            self.writes.append(("delete", kind, name))

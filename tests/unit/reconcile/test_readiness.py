@@ -45,6 +45,9 @@ def test_a_pooler_unready_within_its_grace_does_not_degrade_and_after_it_does() 
         (ConditionType.ROLES_IN_SYNC, Reason.SECRET_MISSING),
         (ConditionType.BACKUP_HEALTHY, Reason.BACKUP_FAILED),
         (ConditionType.RESTORE_VERIFIED, Reason.DRILL_FAILED),
+        (ConditionType.TYPES_PUBLISHED, Reason.CONFIG_MAP_NOT_OWNED),
+        (ConditionType.TYPES_PUBLISHED, Reason.TYPES_UNMAPPABLE),
+        (ConditionType.TYPES_PUBLISHED, Reason.TYPES_TOO_LARGE),
     ],
 )
 def test_a_false_serving_condition_degrades_at_once(kind: ConditionType, reason: Reason) -> None:
@@ -68,6 +71,7 @@ def test_drills_held_for_a_missing_privilege_degrade_though_unknown() -> None:
         _condition(ConditionType.BACKUP_HEALTHY, "Unknown", Reason.NO_BACKUP_YET),
         _condition(ConditionType.RESTORE_VERIFIED, "Unknown", Reason.DRILL_NOT_RUN),
         _condition(ConditionType.POOLER_READY, "True", Reason.POOLER_READY),
+        _condition(ConditionType.TYPES_PUBLISHED, "True", Reason.PUBLISHED),
         # Aspects of the schema decide the phase themselves, before this rule runs.
         _condition(ConditionType.DATABASE_REACHABLE, "False", Reason.DATABASE_UNREACHABLE),
     ],
