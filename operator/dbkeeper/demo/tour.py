@@ -480,6 +480,7 @@ def _summary(session: Session, client: ConnInfo, seconds: float) -> None:
         "  dbkeeper status                           # revision, pending revisions, drift\n"
         "  dbkeeper history                          # every move: who, when, how long\n"
         "  dbkeeper backup list                      # the backups the demo took\n"
+        "  dbkeeper types typescript --out schema.ts # the app's Drizzle ORM types\n"
         f"Status in {folder.status_file}, Events in {folder.events_log}.\n"
         "Stop and remove everything with `make demo-down`."
     )
