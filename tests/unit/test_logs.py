@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
 from dbkeeper.logs import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """configure_logging() replaces the root logger's handlers with one writing to this
+    test's captured stderr, which is closed afterwards: later tests of the same worker
+    would log into it ("--- Logging error ---" in their output)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])

@@ -43,7 +43,7 @@ def _given_checkpoint() -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(raw)
-        return parse(data).to_dict() if isinstance(data, dict) else None
+        return dict(parse(data).to_dict()) if isinstance(data, dict) else None
     except (json.JSONDecodeError, CheckpointError) as exc:
         log.warning("%s is not a checkpoint (%s): the backup records none", CHECKPOINT_ENV, exc)
         return None
@@ -58,7 +58,7 @@ def checkpoint_for_backup(conninfo: ConnInfo) -> dict[str, Any] | None:
                 return None
             if key_path:
                 key = load_signing_key(Path(key_path))
-                return make_checkpoint(conn, key, datetime.now(UTC)).to_dict()
+                return dict(make_checkpoint(conn, key, datetime.now(UTC)).to_dict())
     except CheckpointError as exc:
         log.warning("no fresh audit checkpoint for the backup of %s: %s", conninfo.describe(), exc)
     except psycopg.Error as exc:

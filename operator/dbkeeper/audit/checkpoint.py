@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from dbkeeper.audit import KEY_FILE_ENV as KEY_FILE_ENV
 from dbkeeper.audit import chain
 from dbkeeper.audit.chain import ChainHead, ChainVerdict, Conn
+from dbkeeper.json_shapes.audit import CheckpointFormat, CheckpointJson
 
-FORMAT = "dbkeeper-audit-checkpoint-v1"
+FORMAT: Final[CheckpointFormat] = "dbkeeper-audit-checkpoint-v1"
 CHECKPOINT_ENV = "DBKEEPER_AUDIT_CHECKPOINT"
 """A checkpoint (one JSON line) handed to a backup that has no key of its own."""
 
@@ -51,7 +52,7 @@ class Checkpoint:
     def signed_text(self) -> bytes:
         return _signed_text(self.batch, self.rows, self.head, self.time)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> CheckpointJson:
         return {
             "format": FORMAT,
             "batch": self.batch,

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dbkeeper.vocabulary import DumpFormat as DumpFormat
+from dbkeeper.vocabulary import VerifyResult as VerifyResult
+
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
-
-DumpFormat = Literal["directory", "custom"]
-VerifyResult = Literal["passed", "failed"]
 
 
 _WRITTEN_ONLY_WHEN_SET = ("drill_error", "drill_error_at", "audit_checkpoint")

@@ -44,6 +44,13 @@ from dbkeeper.cli.common import (
 from dbkeeper.cli.progress import progress
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.healthcare.audit import AuditVerdict, verify_audit_chain
+from dbkeeper.json_shapes.audit import (
+    AuditVerifyV1Json,
+    AuditVerifyV2Json,
+    BrokenRow,
+    CheckedCheckpointJson,
+    SealJson,
+)
 
 _BROKEN_ROW = """
 SELECT id, table_name, row_key, action, actor, txid, occurred_at
@@ -80,31 +87,40 @@ def _require_v2(conn: psycopg.Connection[Any], info: ConnInfo, action: str) -> N
         )
 
 
-def _broken_row(conn: psycopg.Connection[Any], row_id: int | None) -> dict[str, Any] | None:
+def _broken_row(conn: psycopg.Connection[Any], row_id: int | None) -> BrokenRow:
     if row_id is None:
         return None
     row = conn.execute(_BROKEN_ROW, (row_id,)).fetchone()
     if row is None:
         return {"id": row_id, "present": False}
-    keys = ("id", "table_name", "row_key", "action", "actor", "txid", "occurred_at")
-    return {**dict(zip(keys, row, strict=True)), "present": True}
+    id_, table_name, row_key, action, actor, txid, occurred_at = row
+    return {
+        "id": id_,
+        "table_name": table_name,
+        "row_key": row_key,
+        "action": action,
+        "actor": actor,
+        "txid": txid,
+        "occurred_at": str(occurred_at),
+        "present": True,
+    }
 
 
-def _broken_lines(broken: dict[str, Any] | None) -> list[str]:
-    if broken and broken["present"]:
-        return [
-            "broken row: {table_name} key {row_key} {action} by {actor} "
-            "(txid {txid}) at {occurred_at}".format(**broken)
-        ]
-    if broken:
+def _broken_lines(broken: BrokenRow) -> list[str]:
+    if broken is None:
+        return []
+    if broken["present"] is False:
         return [f"row {broken['id']} is no longer in the log"]
-    return []
+    return [
+        f"broken row: {broken['table_name']} key {broken['row_key']} {broken['action']} by "
+        f"{broken['actor']} (txid {broken['txid']}) at {broken['occurred_at']}"
+    ]
 
 
-def _v1_result(conn: psycopg.Connection[Any]) -> tuple[dict[str, Any], list[str]]:
+def _v1_result(conn: psycopg.Connection[Any]) -> tuple[AuditVerifyV1Json, list[str]]:
     verdict: AuditVerdict = verify_audit_chain(conn)
     broken = None if verdict.ok else _broken_row(conn, verdict.first_broken_id)
-    data = {
+    data: AuditVerifyV1Json = {
         "format": "v1",
         "ok": verdict.ok,
         "rows_checked": verdict.rows_checked,
@@ -124,10 +140,10 @@ def _v1_result(conn: psycopg.Connection[Any]) -> tuple[dict[str, Any], list[str]
 
 def _v2_result(
     conn: psycopg.Connection[Any], verdict: chain.ChainVerdict
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[AuditVerifyV2Json, list[str]]:
     broken = None if verdict.ok else _broken_row(conn, verdict.first_broken_id)
     head = verdict.head
-    data = {
+    data: AuditVerifyV2Json = {
         "format": "v2",
         "ok": verdict.ok,
         "rows_checked": verdict.rows_checked,
@@ -155,7 +171,7 @@ def _v2_result(
 
 def _check_checkpoints(
     args: argparse.Namespace, verdict: chain.ChainVerdict
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> tuple[list[CheckedCheckpointJson], list[str]]:
     key_path = _key_path(args)
     if key_path is None:
         raise CommandError(
@@ -171,7 +187,7 @@ def _check_checkpoints(
         raise CommandError(f"cannot read the checkpoints file {path}: {exc.strerror}") from None
     except CheckpointError as exc:
         raise CommandError(str(exc)) from None
-    results: list[dict[str, Any]] = []
+    results: list[CheckedCheckpointJson] = []
     lines: list[str] = []
     for number, checkpoint in checkpoints:
         problem = mismatch(checkpoint, verdict, public)
@@ -197,16 +213,18 @@ def _check_checkpoints(
 
 def run_verify(args: argparse.Namespace) -> int:
     info = connection_from_args(args)
+    data: AuditVerifyV1Json | AuditVerifyV2Json
     with _connected(info, "verify") as conn, progress(args, "audit verify", None, ""):
         if chain.has_sealed_chain(conn):
             verdict = chain.verify_chain(conn)
-            data, lines = _v2_result(conn, verdict)
+            data_v2, lines = _v2_result(conn, verdict)
             ok = verdict.ok
             if args.checkpoints is not None:
                 results, checkpoint_lines = _check_checkpoints(args, verdict)
-                data["checkpoints"] = results
+                data_v2["checkpoints"] = results
                 lines.extend(checkpoint_lines)
                 ok = ok and all(r["ok"] for r in results)
+            data = data_v2
         else:
             if args.checkpoints is not None:
                 raise CommandError(
@@ -214,7 +232,7 @@ def run_verify(args: argparse.Namespace) -> int:
                     "migrate the healthcare set to revision 0007 or later"
                 )
             data, lines = _v1_result(conn)
-            ok = bool(data["ok"])
+            ok = data["ok"]
     data["ok"] = ok
     emit(args, data, "\n".join(lines))
     return 0 if ok else 1
@@ -236,7 +254,7 @@ def run_seal(args: argparse.Namespace) -> int:
         _require_v2(conn, info, "seal it")
         result = chain.seal(conn)
         head = chain.chain_head(conn)
-    data = {
+    data: SealJson = {
         "sealed": result is not None,
         "batch": head.batch if head else None,
         "rows": result.row_count if result else 0,

@@ -21,7 +21,7 @@ import argparse
 import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from dbkeeper.backup.catalog import UnreadableBackup
 from dbkeeper.backup.create import take_backup
@@ -50,6 +50,16 @@ from dbkeeper.cli.common import (
     emit,
 )
 from dbkeeper.cli.progress import progress
+from dbkeeper.json_shapes.backup import (
+    BackupCreatedJson,
+    BackupListJson,
+    BackupManifestJson,
+    DrillJson,
+    DrillNotRunJson,
+    PruneJson,
+    RestoreJson,
+    UnreadableBackupJson,
+)
 
 
 def _store(args: argparse.Namespace, *, existing: bool = True) -> BackupStore:
@@ -94,16 +104,17 @@ def _limits(args: argparse.Namespace) -> tuple[int | None, timedelta | None]:
     return keep_last, max_age
 
 
-def _manifest_json(manifest: BackupManifest) -> dict[str, Any]:
-    data: dict[str, Any] = manifest.model_dump(mode="json")
-    return data
+def _manifest_json(manifest: BackupManifest) -> BackupManifestJson:
+    # pydantic writes the dates as the manifest file has them; the unit tests hold the
+    # model's fields to the shape's keys.
+    return cast(BackupManifestJson, manifest.model_dump(mode="json"))
 
 
-def _unreadable_json(unreadable: list[UnreadableBackup]) -> list[dict[str, str]]:
+def _unreadable_json(unreadable: list[UnreadableBackup]) -> list[UnreadableBackupJson]:
     return [{"id": u.id, "problem": u.problem} for u in unreadable]
 
 
-def _prune_json(result: PruneResult) -> dict[str, Any]:
+def _prune_json(result: PruneResult) -> PruneJson:
     return {
         "removed": result.removed,
         "removed_incomplete": result.removed_incomplete,
@@ -172,7 +183,8 @@ def _create(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), CLIENT_TOO_OLD_EXIT_CODE) from None
     except BackupError as exc:
         raise CommandError(str(exc)) from None
-    data = _manifest_json(manifest)
+    created = _manifest_json(manifest)
+    data: BackupManifestJson | BackupCreatedJson = created
     text = (
         f"backup {manifest.id} of {manifest.database} "
         f"(revision {manifest.schema_revision or 'none'}): {_size(manifest.size_bytes)}, "
@@ -180,7 +192,7 @@ def _create(args: argparse.Namespace) -> int:
         f"stored in {store.location.rstrip('/')}/{manifest.id}"
     )
     if pruned is not None:
-        data = {"backup": data, "prune": _prune_json(pruned)}
+        data = {"backup": created, "prune": _prune_json(pruned)}
         text += "\n" + _prune_text(pruned)
     emit(args, data, text)
     return 0
@@ -193,15 +205,12 @@ def _list(args: argparse.Namespace) -> int:
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     if args.output == "json":
-        emit(
-            args,
-            {
-                "backups": [_manifest_json(m) for m in scan.complete],
-                "incomplete": scan.unfinished,
-                "unreadable": _unreadable_json(scan.unreadable),
-            },
-            "",
-        )
+        listing: BackupListJson = {
+            "backups": [_manifest_json(m) for m in scan.complete],
+            "incomplete": scan.unfinished,
+            "unreadable": _unreadable_json(scan.unreadable),
+        }
+        emit(args, listing, "")
         return 0
     if not scan.complete and not scan.unfinished and not scan.unreadable:
         print(f"no backups in {catalog.location}")
@@ -266,21 +275,22 @@ def _restore(args: argparse.Namespace) -> int:
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     how = "in place into" if result.in_place else "into new database"
+    restored: RestoreJson = {
+        "backup_id": result.backup_id,
+        "target_database": result.target_database,
+        "in_place": result.in_place,
+        "duration_s": result.duration_s,
+    }
     emit(
         args,
-        {
-            "backup_id": result.backup_id,
-            "target_database": result.target_database,
-            "in_place": result.in_place,
-            "duration_s": result.duration_s,
-        },
+        restored,
         f"restored backup {result.backup_id} {how} {result.target_database} "
         f"in {result.duration_s:.1f} s",
     )
     return 0
 
 
-def _drill_json(result: DrillResult) -> dict[str, Any]:
+def _drill_json(result: DrillResult) -> DrillJson:
     return {
         "backup_id": result.backup_id,
         "outcome": "passed" if result.passed else "failed",
@@ -294,7 +304,7 @@ def _drill_json(result: DrillResult) -> dict[str, Any]:
     }
 
 
-def _drill_error_json(catalog: BackupStore, exc: DrillNotRun) -> dict[str, Any]:
+def _drill_error_json(catalog: BackupStore, exc: DrillNotRun) -> DrillNotRunJson:
     manifest = None
     with contextlib.suppress(BackupError):
         manifest = catalog.read(exc.backup_id)

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from dbkeeper.api.durations import parse_duration, parse_fine_duration
 from dbkeeper.conninfo import (
@@ -26,6 +25,7 @@ from dbkeeper.conninfo import (
     remember_dsn_secrets,
     remember_secret,
 )
+from dbkeeper.json_shapes import JsonShape
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -86,7 +86,11 @@ def fine_duration_arg(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_output_arg(parser: argparse.ArgumentParser) -> None:
+def add_output_arg(
+    parser: argparse.ArgumentParser, shape: JsonShape, *alternatives: JsonShape
+) -> None:
+    """``-o/--output text|json``, and the shape of the one object ``-o json`` prints
+    (or the shapes, one per case): docs/cli.md lists their keys, the tests check them."""
     parser.add_argument(
         "--output",
         "-o",
@@ -94,6 +98,7 @@ def add_output_arg(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="text for people (default) or json for scripts",
     )
+    parser.set_defaults(json_shapes=(shape, *alternatives))
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
@@ -183,9 +188,10 @@ def conninfo_from_dsn(dsn: str) -> ConnInfo:
     )
 
 
-def emit(args: argparse.Namespace, data: Mapping[str, Any], text: str) -> None:
+def emit(args: argparse.Namespace, data: Mapping[str, object], text: str) -> None:
     """Print ``text`` for people, or ``data`` as JSON with ``--output json``: always one
-    object, so a field can be added without breaking a script that reads it."""
+    object, so a field can be added without breaking a script that reads it. ``data``
+    is one of the command's shapes (dbkeeper/json_shapes/), as its parser declares."""
     if getattr(args, "output", "text") == "json":
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:

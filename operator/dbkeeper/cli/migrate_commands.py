@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
-from typing import Any
 
 from dbkeeper.cli.common import (
     CommandError,
@@ -34,6 +33,13 @@ from dbkeeper.cli.parsers.migrate import SET_SOURCE_LIMIT
 from dbkeeper.cli.resource_defaults import apply_resource_defaults
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.interrupt import interrupts_raise
+from dbkeeper.json_shapes.migrate import (
+    FileLintJson,
+    HistoryJson,
+    LintJson,
+    MigrateJson,
+    RevisionLintJson,
+)
 from dbkeeper.migrate import (
     HistoryEntry,
     MigrationError,
@@ -205,7 +211,7 @@ def run_migrate(args: argparse.Namespace) -> int:
         with interrupts_raise():
             result = migrate(conninfo, migration_set, options, on_event=on_event)
         report.succeeded(success(result))
-    data: dict[str, Any] = {**result.to_dict(), "events": [e.to_dict() for e in events]}
+    data: MigrateJson = {**result.to_dict(), "events": [e.to_dict() for e in events]}
     if text_mode:
         return 0
     emit(args, data, "")
@@ -318,14 +324,15 @@ def run_history(args: argparse.Namespace) -> int:
         entries = read_history(conninfo, limit=args.limit)
     except MigrationError as error:
         raise _command_error(error) from None
-    emit(args, {"entries": [entry.to_dict() for entry in entries]}, _history_text(entries))
+    data: HistoryJson = {"entries": [entry.to_dict() for entry in entries]}
+    emit(args, data, _history_text(entries))
     return 0
 
 
 # -- lint -----------------------------------------------------------------------------
 
 
-def _lint_files(files: list[Path]) -> list[dict[str, Any]]:
+def _lint_files(files: list[Path]) -> list[FileLintJson]:
     texts: list[str] = []
     for path in files:
         try:
@@ -338,39 +345,43 @@ def _lint_files(files: list[Path]) -> list[dict[str, Any]]:
     ]
 
 
+def _lint_steps(args: argparse.Namespace) -> list[RevisionLintJson]:
+    migration_set = _load(args)
+    options = MigrationOptions(target=args.target, lint_mode="warn")
+    plan = plan_move(_optional_connection(args), migration_set, options)
+    return [
+        {
+            "revision": step.revision,
+            "direction": step.direction,
+            "findings": [f.to_dict() for f in step.findings],
+        }
+        for step in plan.steps
+    ]
+
+
 def run_lint(args: argparse.Namespace) -> int:
     apply_resource_defaults(args)
+    results: list[FileLintJson] | list[RevisionLintJson]
     try:
         if args.files:
-            results = _lint_files(args.files)
-            label = "file"
+            results = files = _lint_files(args.files)
+            label, names = "file", [item["file"] for item in files]
         else:
-            migration_set = _load(args)
-            options = MigrationOptions(target=args.target, lint_mode="warn")
-            plan = plan_move(_optional_connection(args), migration_set, options)
-            results = [
-                {
-                    "revision": step.revision,
-                    "direction": step.direction,
-                    "findings": [f.to_dict() for f in step.findings],
-                }
-                for step in plan.steps
-            ]
-            label = "revision"
+            results = steps = _lint_steps(args)
+            label, names = "revision", [item["revision"] for item in steps]
     except MigrationError as error:
         raise _command_error(error) from None
-    flagged = [item for item in results if item["findings"]]
+    flagged = [name for name, item in zip(names, results, strict=True) if item["findings"]]
     lines: list[str] = []
-    for item in results:
-        mark = "!" if item["findings"] else "ok"
-        lines.append(f"{mark:<3}{item[label]}")
+    for name, item in zip(names, results, strict=True):
+        lines.append(f"{'!' if item['findings'] else 'ok':<3}{name}")
         for finding in item["findings"]:
-            where = f"line {finding['line']}: " if finding.get("line") else ""
+            where = f"line {finding['line']}: " if finding["line"] else ""
             lines.append(f"     {where}{finding['rule']}: {finding['message']}")
     if not results:
         lines.append("Nothing to lint: no steps between the database and the target.")
-    emit(args, {"results": results, "clean": not flagged}, "\n".join(lines))
+    data: LintJson = {"results": results, "clean": not flagged}
+    emit(args, data, "\n".join(lines))
     if flagged:
-        names = ", ".join(str(item[label]) for item in flagged)
-        raise CommandError(f"lint findings in {len(flagged)} {label}(s): {names}", 1)
+        raise CommandError(f"lint findings in {len(flagged)} {label}(s): {', '.join(flagged)}", 1)
     return 0

@@ -17,7 +17,6 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -28,6 +27,7 @@ from dbkeeper.cli.common import (
     emit,
 )
 from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.json_shapes.pooler import PoolerShowJson
 from dbkeeper.logs import configure_logging
 from dbkeeper.pooler.admin import AdminConsoleError
 from dbkeeper.pooler.child_process import keep_running
@@ -168,9 +168,9 @@ def show_pooler(args: argparse.Namespace) -> int:
         stats = [s for s in admin.show_stats() if s.database != "pgbouncer"]
     except AdminConsoleError as exc:
         raise CommandError(str(exc)) from None
-    data: dict[str, Any] = {
-        "pools": [dataclasses.asdict(p) for p in pools],
-        "stats": [dataclasses.asdict(s) for s in stats],
+    data: PoolerShowJson = {
+        "pools": [p.to_dict() for p in pools],
+        "stats": [s.to_dict() for s in stats],
     }
     lines = ["DATABASE  USER  CL_ACTIVE  CL_WAITING  SV_ACTIVE  SV_IDLE  MAXWAIT_S"]
     lines += [

@@ -1,4 +1,5 @@
-"""docs/cli.md, written from the parsers themselves so it cannot go stale.
+"""docs/cli.md, written from the parsers themselves (and the JSON shapes they declare,
+dbkeeper/json_shapes/) so it cannot go stale.
 
 ``dbkeeper crds``-style: ``python -m dbkeeper.cli.reference`` prints it, and a unit test
 compares the committed file with what the parsers say now.
@@ -7,9 +8,20 @@ compares the committed file with what the parsers say now.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
+from typing import Literal, get_args, get_origin
 
 from dbkeeper.cli import build_parser
+from dbkeeper.json_shapes import JsonShape
+from dbkeeper.json_shapes.fields import (
+    Field,
+    fields_of,
+    is_shape,
+    is_union,
+    shape_name,
+    shapes_within,
+)
 
 _HEADER = """# The dbkeeper command line
 
@@ -17,7 +29,9 @@ Written from the command's own parsers (`python -m dbkeeper.cli.reference >
 docs/cli.md`; a unit test fails when this file and the parsers disagree).
 
 Every command prints text for people, or with `-o json` exactly one JSON object (never a
-bare list, so a field can be added without breaking a script). A failure is one line
+bare list, so a field can be added without breaking a script); its keys, their types and
+meanings are listed under the command, in "JSON output" (a key marked optional may be
+absent; every other key is always there, `null` where its type allows). A failure is one line
 `dbkeeper: error: <reason>` on stderr, exit code 1, or 2 for a usage mistake; passwords
 appear in neither stream. Connections come from `--dsn` or `$DBKEEPER_DSN` (prefer the
 variable: arguments are visible to other users of the machine), and for `dbkeeper wait`
@@ -57,11 +71,68 @@ def _option(action: argparse.Action) -> str:
     return f"- {names}{required}: {action.help or ''}"
 
 
+_JSON_TYPES: dict[object, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    object: "any JSON value",
+}
+
+
+def _type_text(tp: object) -> str:
+    """A value's type in JSON's words: ``string or null``, ``array of `Step` ``."""
+    if is_shape(tp):
+        return f"`{shape_name(tp)}`"
+    if isinstance(tp, type) and tp in _JSON_TYPES:
+        return _JSON_TYPES[tp]
+    if get_origin(tp) is Literal:
+        return " or ".join(json.dumps(value) for value in get_args(tp))
+    if is_union(tp):
+        return " or ".join(_type_text(arg) for arg in get_args(tp))
+    if get_origin(tp) is list:
+        (item,) = get_args(tp)
+        return f"array of {_grouped(item)}"
+    if get_origin(tp) is dict:
+        key, value = get_args(tp)
+        return f"object mapping {_grouped(key)} to {_grouped(value)}"
+    raise TypeError(f"no JSON type reads {tp!r}")
+
+
+def _grouped(tp: object) -> str:
+    text = _type_text(tp)
+    return f"({text})" if " or " in text else text
+
+
+def _summary(shape: JsonShape) -> str:
+    """The first line of the shape's docstring, to follow its name after a colon."""
+    line = next(iter((shape.__doc__ or "").strip().splitlines()), "")
+    first_word = line.split(" ", 1)[0]
+    return line if any(c.isupper() for c in first_word[1:]) else line[:1].lower() + line[1:]
+
+
+def _key(field: Field) -> str:
+    optional = ", optional" if not field.required else ""
+    return f"- `{field.name}` ({_type_text(field.type)}{optional}): {field.doc}"
+
+
+def _json_output(shapes: tuple[JsonShape, ...], level: int) -> str:
+    parts = [f"\n{'#' * level} JSON output (`-o json`)\n"]
+    if len(shapes) > 1:
+        parts.append(f"\nOne of: {', '.join(f'`{shape_name(s)}`' for s in shapes)}.\n")
+    for shape in shapes_within(shapes):
+        parts.append(f"\n`{shape_name(shape)}`: {_summary(shape)}\n\n")
+        parts.append("\n".join(_key(field) for field in fields_of(shape)) + "\n")
+    return "".join(parts)
+
+
 def render() -> str:
     parts = [_HEADER]
     for path, parser, summary in _commands(build_parser()):
         leaf = parser.get_default("handler") is not None
-        parts.append(f"\n{'#' * min(len(path) + 1, 4)} `dbkeeper {' '.join(path)}`\n")
+        level = min(len(path) + 1, 4)
+        parts.append(f"\n{'#' * level} `dbkeeper {' '.join(path)}`\n")
         parts.append(f"\n{summary[:1].upper()}{summary[1:]}.\n")
         if not leaf:
             continue
@@ -73,6 +144,9 @@ def render() -> str:
         ]
         if options:
             parts.append("\n" + "\n".join(options) + "\n")
+        shapes: tuple[JsonShape, ...] | None = parser.get_default("json_shapes")
+        if shapes:
+            parts.append(_json_output(shapes, level + 1))
     return "".join(parts)
 
 

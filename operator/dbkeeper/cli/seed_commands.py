@@ -13,6 +13,7 @@ from dbkeeper.cli.common import (
 )
 from dbkeeper.cli.progress import progress
 from dbkeeper.healthcare.seed import seed_database
+from dbkeeper.json_shapes.seed import SeedJson
 
 
 def run_seed(args: argparse.Namespace) -> int:
@@ -27,7 +28,7 @@ def run_seed(args: argparse.Namespace) -> int:
         ) from None
     except psycopg.Error as exc:
         raise CommandError(f"seeding {info.describe()} failed, nothing was added: {exc}") from None
-    data = {
+    data: SeedJson = {
         "patients": summary.patients,
         "seed": summary.seed,
         "as_of": summary.as_of.isoformat(),

@@ -20,6 +20,7 @@ from dbkeeper.cli.common import (
     libpq_dsn_from_args,
     one_line,
 )
+from dbkeeper.json_shapes.types import TypesModuleJson
 from dbkeeper.types.generate import Generated, NotMigrated, generate
 from dbkeeper.types.naming import NameClash
 from dbkeeper.types.typescript import UnmappableColumn
@@ -55,15 +56,22 @@ def _generate(args: argparse.Namespace) -> tuple[str, Generated]:
         raise CommandError(f"{target}: {first[0] if first else type(exc).__name__}") from None
 
 
-def _summary(generated: Generated) -> dict[str, object]:
+def _summary(generated: Generated, file: Path) -> TypesModuleJson:
     return {
         "migration_set": generated.origin.migration_set,
         "revision": generated.origin.revision,
         "tables": len(generated.catalog.tables),
+        "file": str(file),
     }
 
 
 def run_typescript(args: argparse.Namespace) -> int:
+    if args.output == "json" and args.out is None and args.check is None:
+        # Without a file the module itself is the output, and it is not JSON.
+        raise CommandError(
+            "-o json describes the file written or checked: add --out FILE or --check FILE",
+            2,
+        )
     target, generated = _generate(args)
     origin = generated.origin
     of = f"{len(generated.catalog.tables)} tables of set {origin.migration_set} at revision "
@@ -78,11 +86,8 @@ def run_typescript(args: argparse.Namespace) -> int:
                 f"{args.check} is stale: {target} now gives {of} (first difference at line "
                 f"{line}); regenerate it with --out {args.check}"
             )
-        emit(
-            args,
-            {**_summary(generated), "file": str(args.check), "stale": False},
-            one_line(f"{args.check} is up to date: {of}"),
-        )
+        checked: TypesModuleJson = {**_summary(generated, args.check), "stale": False}
+        emit(args, checked, one_line(f"{args.check} is up to date: {of}"))
         return 0
     if args.out is None:
         sys.stdout.write(generated.text)
@@ -92,5 +97,5 @@ def run_typescript(args: argparse.Namespace) -> int:
         args.out.write_text(generated.text, encoding="utf-8")
     except OSError as exc:
         raise CommandError(f"cannot write {args.out}: {exc}") from None
-    emit(args, {**_summary(generated), "file": str(args.out)}, f"wrote {args.out}: {of}")
+    emit(args, _summary(generated, args.out), f"wrote {args.out}: {of}")
     return 0

@@ -21,6 +21,7 @@ from dbkeeper.cli.common import (
     libpq_dsn_from_args,
     one_line,
 )
+from dbkeeper.json_shapes.wait import WaitJson
 from dbkeeper.wait import Position, WaitError
 from dbkeeper.wait import wait_for_revision as wait_for
 
@@ -60,7 +61,7 @@ def run_wait(args: argparse.Namespace) -> int:
         )
     except WaitError as error:
         raise CommandError(f"{target}: {error.message} [{error.reason}]") from None
-    data = {
+    data: WaitJson = {
         "revision": args.revision,
         "current_revision": position.revision,
         "migration_set": position.migration_set,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dbkeeper.echo import echo
+from dbkeeper.json_shapes.migrate import DescribeJson
 from dbkeeper.migrate.errors import MigrationError
 from dbkeeper.migrate.plan import Step, steps_between, with_sql
 from dbkeeper.migrate.sets import MigrationSet, Revision
@@ -174,7 +175,7 @@ def describe_set(migration_set: MigrationSet, render: bool = True) -> SetDescrip
     return SetDescription(name=migration_set.name, revisions=revisions)
 
 
-def encode_description(description: SetDescription) -> dict[str, Any]:
+def encode_description(description: SetDescription) -> DescribeJson:
     """The JSON object a describe Job reports."""
     return {"ok": True, "set": description.name, "revisions": description.lines}
 

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
+
+from dbkeeper.json_shapes.migrate import MigrationEventJson, MigrationResultJson
+from dbkeeper.vocabulary import EventKind as EventKind
 
 if TYPE_CHECKING:
     from dbkeeper.migrate.plan import Step
-
-EventKind = Literal[
-    "started",
-    "revision_applied",
-    "revision_reverted",
-    "failed",
-    "finished",
-    "lint_warning",
-    "drift_found",
-    # An online revision's earlier attempt left an INVALID index that was dropped.
-    "invalid_index_dropped",
-]
 
 
 @dataclass(frozen=True)
@@ -34,8 +25,14 @@ class MigrationEvent:
     steps: int | None = None
     """...of this many."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> MigrationEventJson:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "revision": self.revision,
+            "step": self.step,
+            "steps": self.steps,
+        }
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ class MigrationResult:
     def changed(self) -> bool:
         return bool(self.steps)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> MigrationResultJson:
         return {
             "migration_set": self.migration_set,
             "from_revision": self.from_revision,

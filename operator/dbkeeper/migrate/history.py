@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from dbkeeper.json_shapes.migrate import HistoryEntryJson
 from dbkeeper.vocabulary import BOOKKEEPING_SCHEMA as HISTORY_SCHEMA
 from dbkeeper.vocabulary import HISTORY_TABLE
+from dbkeeper.vocabulary import Direction as Direction
+from dbkeeper.vocabulary import Outcome as Outcome
 
 QUALIFIED_TABLE = f"{HISTORY_SCHEMA}.{HISTORY_TABLE}"
-
-Direction = Literal["upgrade", "downgrade"]
-Outcome = Literal["succeeded", "failed"]
 
 _CREATE_SCHEMA = f"CREATE SCHEMA IF NOT EXISTS {HISTORY_SCHEMA}"
 _CREATE_TABLE = f"""
@@ -70,11 +69,24 @@ class HistoryEntry:
     backup_id: str | None
     set_source: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["started_at"] = self.started_at.isoformat()
-        data["finished_at"] = self.finished_at.isoformat()
-        return data
+    def to_dict(self) -> HistoryEntryJson:
+        return {
+            "id": self.id,
+            "migration_set": self.migration_set,
+            "revision": self.revision,
+            "from_revision": self.from_revision,
+            "to_revision": self.to_revision,
+            "direction": self.direction,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "duration_ms": self.duration_ms,
+            "outcome": self.outcome,
+            "error": self.error,
+            "actor": self.actor,
+            "checksum": self.checksum,
+            "backup_id": self.backup_id,
+            "set_source": self.set_source,
+        }
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dbkeeper.json_shapes.migrate import LintFindingJson
 from dbkeeper.migrate.errors import MigrationError
 
 IGNORED_RULES: frozenset[str] = frozenset(
@@ -109,8 +110,15 @@ class LintFinding:
     def risky(self) -> bool:
         return self.rule in RISKY_RULES
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "risky": self.risky}
+    def to_dict(self) -> LintFindingJson:
+        return {
+            "rule": self.rule,
+            "message": self.message,
+            "level": self.level,
+            "help": self.help,
+            "line": self.line,
+            "risky": self.risky,
+        }
 
 
 def squawk_binary() -> str:

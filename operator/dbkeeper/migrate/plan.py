@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from dbkeeper.conninfo import ConnInfo
+from dbkeeper.json_shapes.migrate import PlanJson, PlanStepJson
 from dbkeeper.migrate.alembic_bridge import current_revision, render_step
 from dbkeeper.migrate.connection import sqlalchemy_connection
 from dbkeeper.migrate.errors import MigrationError
@@ -41,7 +42,7 @@ class Step:
     def risky(self) -> bool:
         return any(finding.risky for finding in self.findings)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> PlanStepJson:
         return {
             "revision": self.revision,
             "direction": self.direction,
@@ -77,7 +78,7 @@ class MovePlan:
     def risky(self) -> bool:
         return any(step.risky for step in self.steps)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> PlanJson:
         return {
             "migration_set": self.migration_set,
             "from_revision": self.from_revision,

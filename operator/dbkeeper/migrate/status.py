@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from dbkeeper.conninfo import ConnInfo
+from dbkeeper.json_shapes.migrate import DriftJson, StatusJson
 from dbkeeper.migrate.alembic_bridge import current_revision
 from dbkeeper.migrate.connection import sqlalchemy_connection, unreachable
 from dbkeeper.migrate.history import HistoryEntry, applied_checksums, read_entries
@@ -34,8 +34,8 @@ class DriftItem:
     recorded: str
     current: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> DriftJson:
+        return {"revision": self.revision, "recorded": self.recorded, "current": self.current}
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class SchemaStatus:
     def up_to_date(self) -> bool:
         return not self.unknown_current and self.current_revision == self.head_revision
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> StatusJson:
         return {
             "migration_set": self.migration_set,
             "current_revision": self.current_revision,

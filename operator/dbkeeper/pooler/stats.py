@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dbkeeper.json_shapes.pooler import DatabaseStatsJson, PoolStatsJson
+
 Row = Mapping[str, Any]
 
 
@@ -53,6 +55,20 @@ class PoolStats:
             pool_mode=_str(row, "pool_mode"),
         )
 
+    def to_dict(self) -> PoolStatsJson:
+        return {
+            "database": self.database,
+            "user": self.user,
+            "clients_active": self.clients_active,
+            "clients_waiting": self.clients_waiting,
+            "servers_active": self.servers_active,
+            "servers_idle": self.servers_idle,
+            "servers_used": self.servers_used,
+            "servers_login": self.servers_login,
+            "max_wait_seconds": self.max_wait_seconds,
+            "pool_mode": self.pool_mode,
+        }
+
 
 @dataclass(frozen=True)
 class DatabaseStats:
@@ -81,6 +97,19 @@ class DatabaseStats:
             avg_query_seconds=_int(row, "avg_query_time") / 1_000_000,
             avg_xact_seconds=_int(row, "avg_xact_time") / 1_000_000,
         )
+
+    def to_dict(self) -> DatabaseStatsJson:
+        return {
+            "database": self.database,
+            "total_xact_count": self.total_xact_count,
+            "total_query_count": self.total_query_count,
+            "total_wait_seconds": self.total_wait_seconds,
+            "avg_xact_count": self.avg_xact_count,
+            "avg_query_count": self.avg_query_count,
+            "avg_wait_seconds": self.avg_wait_seconds,
+            "avg_query_seconds": self.avg_query_seconds,
+            "avg_xact_seconds": self.avg_xact_seconds,
+        }
 
 
 @dataclass(frozen=True)

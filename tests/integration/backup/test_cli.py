@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from dbkeeper.backup.create import create_backup
 from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.conninfo import ConnInfo
-from tests.cli_output import error_lines
+from tests.cli_output import error_lines, json_output
 from tests.integration.backup.conftest import backup_cli
 from tests.integration.backup.sample_schema import REVISION, table_checksums
 
@@ -18,7 +17,7 @@ from tests.integration.backup.sample_schema import REVISION, table_checksums
 def _json(args: list[str], dsn: ConnInfo | None, destination: Path) -> Any:
     result = backup_cli([*args, "-o", "json"], dsn, destination)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json_output(["backup", *args], result.stdout)
 
 
 def test_create_list_verify_restore_prune(
@@ -79,7 +78,7 @@ def test_a_failed_drill_exits_non_zero_and_reports_it(
     result = backup_cli(["verify", "-o", "json"], admin, destination)
 
     assert result.returncode == 1
-    assert json.loads(result.stdout)["passed"] is False
+    assert json_output(["backup", "verify"], result.stdout)["passed"] is False
     assert "restore drill" in result.stderr
 
 
@@ -125,7 +124,7 @@ def test_verify_reports_a_drill_that_could_not_run_as_json_too(
     )
 
     assert result.returncode == DRILL_NOT_RUN_EXIT_CODE
-    report = json.loads(result.stdout)
+    report = json_output(["backup", "verify"], result.stdout)
     assert report["backup_id"] == backup_id
     assert report["outcome"] == "error"
     assert report["recorded"] is True

@@ -10,7 +10,6 @@ or retention could take for a whole backup is left behind.
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -25,6 +24,7 @@ from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.s3.location import S3Location
 from dbkeeper.backup.s3.store import S3Store
 from dbkeeper.conninfo import ConnInfo
+from tests.cli_output import json_output
 from tests.integration.backup.conftest import DBKEEPER
 from tests.integration.backup.sample_schema import REVISION, databases_like, table_checksums
 from tests.object_storage.server import Bucket, CuttableProxy, S3Server, corrupt_object
@@ -75,7 +75,7 @@ def s3_cli(
 def _json(args: list[str], dsn: ConnInfo | None, bucket: Bucket) -> Any:
     result = s3_cli([*args, "-o", "json"], dsn, bucket)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json_output(["backup", *args], result.stdout)
 
 
 def _keys(bucket: Bucket, backup_id: str = "") -> list[str]:
@@ -318,12 +318,13 @@ def test_an_upload_cut_off_leaves_no_backup_that_could_pass_for_whole(
         env={"DBKEEPER_S3_WRITER_STALE": "1s"},
     )
     assert stale.returncode == 0, stale.stderr
-    assert json.loads(stale.stdout)["removed_incomplete"] == [cut_off]
+    stale_pruned = json_output(["backup", "prune"], stale.stdout)
+    assert stale_pruned["removed_incomplete"] == [cut_off]
     assert _keys(s3_bucket, cut_off) == []
     # The multipart upload the cut left open (invisible to listings) is aborted by a
     # prune too. (The test server dates every upload to 2010, so which prune does it
     # does not show the age rule.)
-    aborted = kept["aborted_uploads"] + json.loads(stale.stdout)["aborted_uploads"]
+    aborted = kept["aborted_uploads"] + stale_pruned["aborted_uploads"]
     assert aborted >= 1
     assert _open_uploads(s3_bucket) == []
 

@@ -4,7 +4,6 @@ is found at the row where it happened (v2: test_audit_chain.py)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from psycopg import sql
 from dbkeeper.cli import main as dbkeeper_main
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.healthcare.audit import verify_audit_chain, verify_chain_in_database
+from tests.cli_output import json_output
 from tests.integration.healthcare.conftest import upgrade
 
 V1_HEAD = "0006"
@@ -271,7 +271,7 @@ def test_v1_cli_verify_reports_an_intact_chain(
 ) -> None:
     _add_patients(v1_admin, 2, _org_id(v1_admin))
     code = dbkeeper_main(["audit", "verify", "--dsn", v1_db.dsn(), "-o", "json"])
-    report = json.loads(capsys.readouterr().out)
+    report = json_output(["audit", "verify"], capsys.readouterr().out)
     assert (code, report["ok"], report["rows_checked"]) == (0, True, 2)
 
 

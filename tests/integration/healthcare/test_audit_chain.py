@@ -4,7 +4,6 @@ row by row, and signed checkpoints expose any rewrite of what they covered."""
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from dbkeeper.audit import chain
 from dbkeeper.cli import main as dbkeeper_main
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres
+from tests.cli_output import json_output
 from tests.integration.healthcare.conftest import downgrade, upgrade
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -310,7 +310,7 @@ def _checkpoint(
     [line] = out.splitlines()
     with into.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
-    data: dict[str, Any] = json.loads(line)
+    data: dict[str, Any] = json_output(["audit", "checkpoint"], line)
     return data
 
 
@@ -330,7 +330,7 @@ def _verify(
         "-o",
         "json",
     )
-    report: dict[str, Any] = json.loads(out)
+    report: dict[str, Any] = json_output(["audit", "verify"], out)
     return code, report
 
 

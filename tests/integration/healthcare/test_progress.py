@@ -3,13 +3,13 @@ extra in a pipe for a short run, and no bar left over when the command fails."""
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import subprocess
 import sys
 
 from dbkeeper.conninfo import ConnInfo
+from tests.cli_output import json_output
 
 
 def _on_a_terminal(info: ConnInfo, *args: str) -> tuple[int, str, str]:
@@ -61,7 +61,7 @@ def test_seed_in_a_pipe_prints_only_its_result(healthcare_db: ConnInfo) -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["patients"] == 50
+    assert json_output(done.args, done.stdout)["patients"] == 50
     # Plain progress lines come only every 30 s of work: a short run has none.
     assert [line for line in done.stderr.splitlines() if line.startswith("progress:")] == []
 

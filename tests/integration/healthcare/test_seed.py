@@ -3,7 +3,6 @@ requested amount, the same for the same seed, and recorded in an intact audit tr
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from dbkeeper.conninfo import ConnInfo
 from dbkeeper.healthcare.models import APPLICATION_TABLES, PATIENT_DATA_TABLES
 from dbkeeper.healthcare.seed import SEED_ACTOR, SeedSummary, seed_database
 from dbkeeper.local.postgres import LocalPostgres
+from tests.cli_output import json_output
 from tests.integration.healthcare.conftest import upgrade
 
 AS_OF = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
@@ -149,7 +149,7 @@ def test_cli_seeds_and_reports_rows_per_table(
     code = dbkeeper_main(
         ["seed", "--patients", "3", "--seed", "5", "--dsn", healthcare_db.dsn(), "-o", "json"]
     )
-    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    report: dict[str, Any] = json_output(["seed"], capsys.readouterr().out)
     assert (code, report["rows"]["patients"]) == (0, 3)
     assert report["rows"] == _counts(healthcare_db)
 

@@ -7,7 +7,6 @@ machine and exercises the same code from argument parsing to exit code.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 from dbkeeper.cli import main
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.migrate import MigrationOptions, load_set, migrate
+from tests.cli_output import json_output
 from tests.integration.migrate.conftest import SETS_ROOT, Peek
 
 
@@ -67,7 +67,7 @@ def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 
 def as_json(result: subprocess.CompletedProcess[str]) -> Any:
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json_output(result.args, result.stdout)
 
 
 def test_migrate_then_status_and_history_as_json(database: ConnInfo, peek: Peek) -> None:

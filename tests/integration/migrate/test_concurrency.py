@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from dbkeeper.migrate import (
 )
 from dbkeeper.migrate.connection import sqlalchemy_connection
 from dbkeeper.migrate.lock import WAITING_APPLICATION_NAME, migration_lock
+from tests.cli_output import json_output
 from tests.integration.migrate.conftest import SETS_ROOT, Peek
 from tests.waiting import wait_for
 
@@ -52,7 +52,7 @@ def test_concurrent_migrator_processes_apply_each_revision_exactly_once(
     outputs = [process.communicate(timeout=120) for process in migrators]
 
     assert [process.returncode for process in migrators] == [0] * count, outputs
-    steps = sorted(len(json.loads(stdout)["steps"]) for stdout, _ in outputs)
+    steps = sorted(len(json_output(["migrate"], stdout)["steps"]) for stdout, _ in outputs)
     assert steps == [0] * (count - 1) + [3]
     applied = Counter(row[0] for row in peek.history("succeeded"))
     assert applied == {"0001": 1, "0002": 1, "0003": 1}

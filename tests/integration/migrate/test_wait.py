@@ -6,7 +6,6 @@ The ``toy`` set's chain is 0001 → 0002 → 0003 → 0004.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import subprocess
@@ -24,6 +23,7 @@ from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import LocalPostgres
 from dbkeeper.migrate import MigrationOptions, MigrationSet, migrate
 from dbkeeper.wait import Position, WaitError, connect_read_only
+from tests.cli_output import json_output
 from tests.waiting import DEADLINE, wait_for
 
 # Long enough never to end a wait that is meant to succeed, however slow the machine.
@@ -104,7 +104,7 @@ def test_returns_at_once_when_the_database_is_ahead(database: ConnInfo, toy: Mig
     )
     assert done.stderr == ""
     as_json = run_wait(database, "--revision", "0002", "-o", "json")
-    assert json.loads(as_json.stdout) == {
+    assert json_output(as_json.args, as_json.stdout) == {
         "revision": "0002",
         "current_revision": "0003",
         "migration_set": "toy",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.local.postgres import free_port
+from tests.cli_output import json_output
 from tests.integration.pooler.conftest import dbkeeper_command as _dbkeeper
 
 
@@ -63,7 +63,7 @@ def test_pooler_run_serves_queries_and_show_reports_the_pool(
             check=True,
             timeout=30,
         )
-        report = json.loads(shown.stdout)
+        report = json_output(shown.args, shown.stdout)
         assert [p["database"] for p in report["pools"]] == [database.dbname]
         assert report["stats"][0]["total_query_count"] >= 1
     finally:

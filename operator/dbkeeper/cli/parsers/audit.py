@@ -8,6 +8,12 @@ from pathlib import Path
 
 from dbkeeper.audit import KEY_FILE_ENV
 from dbkeeper.cli.common import add_connection_args, add_output_arg, deferred
+from dbkeeper.json_shapes.audit import (
+    AuditVerifyV1Json,
+    AuditVerifyV2Json,
+    CheckpointJson,
+    SealJson,
+)
 
 _HANDLERS = "dbkeeper.cli.audit_commands"
 
@@ -23,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "that the log extends each signed checkpoint in FILE. Exit 0 intact, 1 not.",
     )
     add_connection_args(verify)
-    add_output_arg(verify)
+    add_output_arg(verify, AuditVerifyV2Json, AuditVerifyV1Json)
     verify.add_argument(
         "--checkpoints",
         type=Path,
@@ -41,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "wait for the next seal.",
     )
     add_connection_args(seal)
-    add_output_arg(seal)
+    add_output_arg(seal, SealJson)
     seal.set_defaults(handler=deferred(_HANDLERS, "run_seal"))
 
     checkpoint = audit_sub.add_parser(
@@ -52,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "to a file kept outside the database.",
     )
     add_connection_args(checkpoint)
-    add_output_arg(checkpoint)
+    add_output_arg(checkpoint, CheckpointJson)
     _add_key_arg(checkpoint, "the Ed25519 private key (PEM) to sign with")
     checkpoint.set_defaults(handler=deferred(_HANDLERS, "run_checkpoint"))
 

@@ -8,6 +8,16 @@ import argparse
 from dbkeeper.backup import DEFAULT_LOCK_WAIT
 from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE
 from dbkeeper.cli.common import add_connection_args, add_output_arg, deferred, duration_arg
+from dbkeeper.json_shapes import JsonShape
+from dbkeeper.json_shapes.backup import (
+    BackupCreatedJson,
+    BackupListJson,
+    BackupManifestJson,
+    DrillJson,
+    DrillNotRunJson,
+    PruneJson,
+    RestoreJson,
+)
 
 _HANDLERS = "dbkeeper.cli.backup_commands"
 
@@ -23,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "destination, its manifest (with the files' checksums) written last; then prune "
         "when --keep-last or --max-age is given. A dump that fails keeps nothing.",
     )
-    _common(create, connection=True)
+    _common(create, BackupManifestJson, BackupCreatedJson, connection=True)
     _jobs(create)
     create.add_argument(
         "--lock-wait",
@@ -41,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="List the backups in the destination, newest first, with size, "
         "verification state and the revision each was taken at; unreadable ones are named.",
     )
-    _common(listing, connection=False)
+    _common(listing, BackupListJson, connection=False)
     listing.set_defaults(handler=deferred(_HANDLERS, "_list"))
 
     restore = commands.add_parser(
@@ -52,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "one and swap it in.",
     )
     restore.add_argument("backup_id", metavar="BACKUP_ID", help="a backup id, or 'latest'")
-    _common(restore, connection=True)
+    _common(restore, RestoreJson, connection=True)
     _jobs(restore)
     restore.add_argument(
         "--target-database",
@@ -83,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="the backup to verify (default: the newest)",
     )
-    _common(verify, connection=True)
+    _common(verify, DrillJson, DrillNotRunJson, connection=True)
     _jobs(verify)
     verify.set_defaults(handler=deferred(_HANDLERS, "_verify"))
 
@@ -95,12 +105,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "restore or drill is reading is skipped; a folder that cannot be read as a backup "
         "is reported, never removed.",
     )
-    _common(pruning, connection=False)
+    _common(pruning, PruneJson, connection=False)
     _retention(pruning)
     pruning.set_defaults(handler=deferred(_HANDLERS, "_prune"))
 
 
-def _common(parser: argparse.ArgumentParser, *, connection: bool) -> None:
+def _common(parser: argparse.ArgumentParser, *shapes: JsonShape, connection: bool) -> None:
     if connection:
         add_connection_args(parser)
     parser.add_argument(
@@ -110,7 +120,7 @@ def _common(parser: argparse.ArgumentParser, *, connection: bool) -> None:
         "else $DBKEEPER_BACKUP_DIR); object storage is reached with the AWS_* variables "
         "(AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...)",
     )
-    add_output_arg(parser)
+    add_output_arg(parser, *shapes)
 
 
 def _jobs(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,14 @@ from pathlib import Path
 
 from dbkeeper.cli.common import add_connection_args, add_output_arg, deferred, duration_arg
 from dbkeeper.cli.job_result import RESULT_LIMIT_BYTES
+from dbkeeper.json_shapes.migrate import (
+    DescribeJson,
+    HistoryJson,
+    LintJson,
+    MigrateJson,
+    PlanJson,
+    StatusJson,
+)
 from dbkeeper.vocabulary import LINT_MODES
 
 _HANDLERS = "dbkeeper.cli.migrate_commands"
@@ -81,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_connection_args(plan)
     _add_set_args(plan)
     _add_move_args(plan)
-    add_output_arg(plan)
+    add_output_arg(plan, PlanJson)
     plan.set_defaults(handler=deferred(_HANDLERS, "run_plan"))
 
     move = subparsers.add_parser(
@@ -148,7 +156,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where the set's files came from (a ConfigMap's version, an image digest), "
         f"recorded in every history row; one line of up to {SET_SOURCE_LIMIT} characters",
     )
-    add_output_arg(move)
+    add_output_arg(move, MigrateJson)
     _add_result_file_arg(move)
     move.set_defaults(handler=deferred(_HANDLERS, "run_migrate"))
 
@@ -162,7 +170,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "o the revision runs online; - for none. Options go after 'describe'.",
     )
     _add_set_args(describe)
-    add_output_arg(describe)
+    add_output_arg(describe, DescribeJson)
     _add_result_file_arg(describe)
     describe.set_defaults(handler=deferred(_HANDLERS, "run_describe"))
 
@@ -175,7 +183,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_connection_args(status)
     _add_set_args(status)
-    add_output_arg(status)
+    add_output_arg(status, StatusJson)
     status.set_defaults(handler=deferred(_HANDLERS, "run_status"))
 
     history = subparsers.add_parser(
@@ -186,7 +194,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_connection_args(history)
     history.add_argument("--limit", type=int, default=50, help="rows to show (default 50)")
-    add_output_arg(history)
+    add_output_arg(history, HistoryJson)
     history.set_defaults(handler=deferred(_HANDLERS, "run_history"))
 
     lint = subparsers.add_parser(
@@ -199,5 +207,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_connection_args(lint)
     _add_set_args(lint)
     lint.add_argument("--target", default=None, help="lint the steps up to this target")
-    add_output_arg(lint)
+    add_output_arg(lint, LintJson)
     lint.set_defaults(handler=deferred(_HANDLERS, "run_lint"))

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from dbkeeper.cli.common import add_connection_args, add_output_arg, deferred
+from dbkeeper.json_shapes.pooler import PoolerShowJson
 from dbkeeper.pooler.settings import DEFAULT_POLL_SECONDS, POOL_MODES
 
 _HANDLERS = "dbkeeper.cli.pooler_commands"
@@ -91,5 +92,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "statistics (SHOW POOLS, SHOW STATS on its admin console).",
     )
     show.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
-    add_output_arg(show)
+    add_output_arg(show, PoolerShowJson)
     show.set_defaults(handler=deferred(_HANDLERS, "show_pooler"))

@@ -6,6 +6,7 @@ import argparse
 
 from dbkeeper.cli.common import add_connection_args, add_output_arg, deferred
 from dbkeeper.healthcare import MAX_PATIENTS
+from dbkeeper.json_shapes.seed import SeedJson
 
 _HANDLERS = "dbkeeper.cli.seed_commands"
 
@@ -37,5 +38,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     seed.add_argument("--seed", type=int, default=42, metavar="S", help="random seed (42)")
     add_connection_args(seed)
-    add_output_arg(seed)
+    add_output_arg(seed, SeedJson)
     seed.set_defaults(handler=deferred(_HANDLERS, "run_seed"))

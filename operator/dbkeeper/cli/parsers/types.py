@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from dbkeeper.cli.common import add_output_arg, deferred
+from dbkeeper.json_shapes.types import TypesModuleJson
 
 _HANDLERS = "dbkeeper.cli.types_commands"
 
@@ -25,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "migration set and revision. The migrator's bookkeeping (the dbkeeper schema, "
         "alembic_version) is left out. The same catalog gives the same bytes, so --check "
         "can guard a committed module in CI. A column of a type without a Drizzle "
-        "declaration is an error naming it.",
+        "declaration is an error naming it. With -o json, which needs --out or --check, "
+        "one object describes the file written or checked.",
     )
     target = typescript.add_mutually_exclusive_group()
     target.add_argument(
@@ -58,5 +60,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="libpq connection string or URL; defaults to $DBKEEPER_DSN, then to libpq's "
         "PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD",
     )
-    add_output_arg(typescript)
+    add_output_arg(typescript, TypesModuleJson)
     typescript.set_defaults(handler=deferred(_HANDLERS, "run_typescript"))

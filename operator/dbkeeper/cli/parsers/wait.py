@@ -6,6 +6,7 @@ import argparse
 import re
 
 from dbkeeper.cli.common import add_output_arg, deferred, duration_arg, fine_duration_arg
+from dbkeeper.json_shapes.wait import WaitJson
 from dbkeeper.wait import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT
 
 _HANDLERS = "dbkeeper.cli.wait_commands"
@@ -65,5 +66,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="libpq connection string or URL; defaults to $DBKEEPER_DSN, then to libpq's "
         "PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD",
     )
-    add_output_arg(wait)
+    add_output_arg(wait, WaitJson)
     wait.set_defaults(handler=deferred(_HANDLERS, "run_wait"))
