@@ -29,6 +29,7 @@ import psycopg
 
 from dbkeeper.audit.canonical import digest, epoch_microseconds, text_or_none
 from dbkeeper.healthcare.audit import GENESIS_HASH, AuditEntry, entry_hash
+from dbkeeper.work_progress import WorkProgress
 
 Conn = psycopg.Connection[Any]
 
@@ -169,13 +170,27 @@ SELECT l.id, l.table_name, l.row_key, l.patient_id, l.action, l.old_values::text
  WHERE l.content_hash IS NOT NULL
  ORDER BY s.batch NULLS LAST, l.id"""
 _SEALED_XACTS = "SELECT txid, batch FROM audit.sealed_xact ORDER BY batch, txid"
+_ROW_COUNT = "SELECT count(*) FROM audit.log"
 
 
-def _stream(conn: Conn, query: str, name: str) -> Iterator[tuple[Any, ...]]:
+_ITERSIZE = 5000
+
+
+def _stream(
+    conn: Conn, query: str, name: str, shown: WorkProgress | None = None
+) -> Iterator[tuple[Any, ...]]:
     with conn.cursor(name=name) as cur:
-        cur.itersize = 5000
+        cur.itersize = _ITERSIZE
         cur.execute(query)
-        yield from cur
+        read = 0
+        for row in cur:
+            yield row
+            read += 1
+            if shown is not None and read == _ITERSIZE:
+                shown.advance(read)
+                read = 0
+        if shown is not None and read:
+            shown.advance(read)
 
 
 def _batch_problem(batch: Batch, before: Batch | None, count: int, rows_digest: str) -> str | None:
@@ -217,7 +232,11 @@ class _Walk:
     """One pass over batches and rows, collecting every row's own problem and every
     batch's problem; a row's verdict is its own problem, else its batch's."""
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, shown: WorkProgress | None = None) -> None:
+        self.shown = shown
+        if shown is not None:
+            counted = conn.execute(_ROW_COUNT).fetchone()
+            shown.expect(int(counted[0]) if counted else 0)
         self.batches = [Batch(*row) for row in conn.execute(_BATCHES).fetchall()]
         self.by_number = {b.batch: b for b in self.batches}
         self.snapshots = {b.batch: Snapshot.parse(b.snapshot) for b in self.batches}
@@ -247,7 +266,7 @@ class _Walk:
         rows: list[tuple[int, bool]] = []
         expected_prev = GENESIS_HASH
         last: tuple[int, str] | None = None
-        for row in _stream(conn, _V1_ROWS, "dbkeeper_audit_v1_rows"):
+        for row in _stream(conn, _V1_ROWS, "dbkeeper_audit_v1_rows", self.shown):
             entry = AuditEntry(*row)
             linked = entry.prev_hash == expected_prev and entry.row_hash == entry_hash(entry)
             rows.append((entry.id, linked))
@@ -267,7 +286,7 @@ class _Walk:
     def _v2(self, conn: Conn) -> None:
         latest = self.snapshots[self.batches[-1].batch] if self.batches else None
         self.unsealed = 0
-        for row in _stream(conn, _V2_ROWS, "dbkeeper_audit_v2_rows"):
+        for row in _stream(conn, _V2_ROWS, "dbkeeper_audit_v2_rows", self.shown):
             id_, content_hash, batch = int(row[0]), row[10], row[11]
             txid = int(row[8])
             reason: str | None = None
@@ -348,11 +367,12 @@ def entry_verdicts(conn: Conn) -> list[RowVerdict]:
         return _Walk(conn).verdicts()
 
 
-def verify_chain(conn: Conn) -> ChainVerdict:
-    """Check every row and batch; report the first problem (rows by id, then batches)."""
+def verify_chain(conn: Conn, shown: WorkProgress | None = None) -> ChainVerdict:
+    """Check every row and batch; report the first problem (rows by id, then batches).
+    ``shown`` is told how many rows the log holds, then of the rows as they are read."""
     with conn.transaction():
         _in_snapshot(conn)
-        walk = _Walk(conn)
+        walk = _Walk(conn, shown)
     verdicts = walk.verdicts()
     head_batch = walk.batches[-1] if walk.batches else None
     head = (

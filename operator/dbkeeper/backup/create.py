@@ -39,7 +39,9 @@ from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest, DumpFormat
 from dbkeeper.backup.pg_tools import ToolFailed, pg_tool, run_tool, server_major, tool_major
 from dbkeeper.backup.staging import STAGING_VARIABLE, staging_folder
 from dbkeeper.backup.store import BackupStore
+from dbkeeper.backup.tool_progress import table_counter
 from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.work_progress import WorkProgress
 
 Clock = Callable[[], datetime]
 
@@ -91,11 +93,13 @@ def create_backup(
     dump_format: DumpFormat = "directory",
     lock_wait: timedelta = DEFAULT_LOCK_WAIT,
     staging_for: str | None = None,
+    shown: WorkProgress | None = None,
 ) -> BackupManifest:
     """Dump the database of ``conninfo`` into a new folder of ``destination``.
 
     ``staging_for`` names the object store the folder stages for (see
     ``take_backup``): its refusals are then the staging folder's, never "full".
+    ``shown`` is told how many tables there are and of each one pg_dump starts on.
 
     The folder is marked in progress before anything is written into it, and the mark
     goes once the manifest is written, last. Returns the manifest; on any failure the
@@ -141,7 +145,7 @@ def create_backup(
                     backup_id,
                     created_at,
                     started,
-                    _DumpOptions(jobs, clock, dump_format, lock_wait),
+                    _DumpOptions(jobs, clock, dump_format, lock_wait, shown),
                 )
             except OSError as exc:
                 raise _refused(
@@ -185,8 +189,10 @@ def take_backup(
     clock: Clock = utc_now,
     dump_format: DumpFormat = "directory",
     lock_wait: timedelta = DEFAULT_LOCK_WAIT,
+    shown: WorkProgress | None = None,
 ) -> BackupManifest:
-    """A new backup of ``conninfo``'s database in ``store``.
+    """A new backup of ``conninfo``'s database in ``store`` (``shown``: see
+    ``create_backup``).
 
     Into a folder, pg_dump writes in place (``create_backup``). Into an object store the
     backup is staged: dumped into a private local folder (``s3.store.staging_folder``;
@@ -201,6 +207,7 @@ def take_backup(
             clock=clock,
             dump_format=dump_format,
             lock_wait=lock_wait,
+            shown=shown,
         )
     from dbkeeper.backup.s3.store import S3Store  # the client library only when needed
 
@@ -218,6 +225,7 @@ def take_backup(
             dump_format=dump_format,
             lock_wait=lock_wait,
             staging_for=store.location,
+            shown=shown,
         )
         try:
             store.publish(staging / manifest.id, manifest, jobs=jobs)
@@ -247,6 +255,7 @@ class _DumpOptions:
     clock: Clock
     dump_format: DumpFormat
     lock_wait: timedelta
+    shown: WorkProgress | None = None
 
 
 def _lock_waited_too_long(conninfo: ConnInfo, lock_wait: timedelta) -> BackupFailed:
@@ -309,6 +318,8 @@ def _dump(
     else:
         args = [pg_dump, "--format=custom", f"--file={folder / DUMP_FILE}"]
     args.append(f"--lock-wait-timeout={wait_ms}")
+    if options.shown is not None:
+        args.append("--verbose")
     # Before the dump's snapshot, so the dumped audit log extends this checkpoint.
     audit_checkpoint = checkpoint_for_backup(conninfo)
     try:
@@ -324,7 +335,11 @@ def _dump(
             version = database_facts.server_version(conn)
             encoding = database_facts.database_encoding(conn)
             # The transaction must stay open until pg_dump has attached to the snapshot.
-            run_tool([*args, f"--snapshot={snapshot}"], conninfo)
+            run_tool(
+                [*args, f"--snapshot={snapshot}"],
+                conninfo,
+                on_line=table_counter(options.shown, len(counts)),
+            )
             conn.rollback()
     except psycopg.Error as exc:
         if exc.sqlstate == _LOCK_NOT_AVAILABLE:

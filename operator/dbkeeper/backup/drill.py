@@ -58,6 +58,7 @@ from dbkeeper.backup.privileges import missing_for_drill, refuse_if_missing
 from dbkeeper.backup.restore import restore_backup
 from dbkeeper.backup.store import BackupStore
 from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.work_progress import WorkProgress
 
 AUDIT_CHAIN_FUNCTION = "audit.verify_chain()"
 _AGAIN = "run the drill again"
@@ -95,8 +96,10 @@ def verify_backup(
     *,
     clock: Clock = utc_now,
     jobs: int = 2,
+    shown: WorkProgress | None = None,
 ) -> DrillResult:
     """Run a restore drill of ``backup_id`` (or the newest backup) and record the outcome.
+    ``shown`` follows the drill's restore, table by table.
 
     Returns the result of a drill that ran to its end, passed or failed. Raises
     DrillNotRun, after recording the error, when the drill's surroundings stopped it.
@@ -108,7 +111,7 @@ def verify_backup(
                 raise BackupNotFound(f"no complete backup in {catalog.location} to verify")
             backup_id = newest.id
         with catalog.reading(backup_id):
-            return _drill(catalog, backup_id, admin_conninfo, clock, jobs)
+            return _drill(catalog, backup_id, admin_conninfo, clock, jobs, shown)
     except DestinationUnavailable as exc:
         # The destination itself could not be read: not the backup's fault, and there
         # is nowhere to record the error.
@@ -124,7 +127,12 @@ def verify_backup(
 
 
 def _drill(
-    catalog: BackupStore, backup_id: str, admin: ConnInfo, clock: Clock, jobs: int
+    catalog: BackupStore,
+    backup_id: str,
+    admin: ConnInfo,
+    clock: Clock,
+    jobs: int,
+    shown: WorkProgress | None,
 ) -> DrillResult:
     started = time.monotonic()
     manifest: BackupManifest | None
@@ -137,7 +145,7 @@ def _drill(
     try:
         _check_privileges(admin)
         try:
-            restored = _restore_check(catalog, backup_id, admin, scratch, jobs, checks)
+            restored = _restore_check(catalog, backup_id, admin, scratch, (jobs, shown), checks)
             if restored and manifest is not None:
                 _content_checks(admin.with_database(scratch), manifest, checks)
         finally:
@@ -228,13 +236,16 @@ def _restore_check(
     backup_id: str,
     admin: ConnInfo,
     scratch: str,
-    jobs: int,
+    run: tuple[int, WorkProgress | None],
     checks: list[DrillCheck],
 ) -> bool:
     """Restore into the scratch database; the backup's own failures become a failed
     check, the others (RestoreUnavailable, a refused target) propagate."""
     try:
-        restore = restore_backup(catalog, backup_id, admin, target_database=scratch, jobs=jobs)
+        jobs, shown = run
+        restore = restore_backup(
+            catalog, backup_id, admin, target_database=scratch, jobs=jobs, shown=shown
+        )
     except (BackupFailedChecks, RestoreFailed) as exc:
         checks.append(DrillCheck("restore", False, str(exc)))
         return False

@@ -17,6 +17,8 @@ import os
 import re
 import shutil
 import subprocess
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -78,29 +80,72 @@ def tool_dsn_and_env(conninfo: ConnInfo) -> tuple[str, dict[str, str]]:
     return replace(conninfo, password=None).dsn(), env
 
 
-def run_tool(args: list[str], conninfo: ConnInfo, timeout: float | None = None) -> None:
-    """Run ``args`` plus ``--dbname=<dsn>``; raise ToolFailed with the tool's own words."""
+def run_tool(
+    args: list[str],
+    conninfo: ConnInfo,
+    timeout: float | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> None:
+    """Run ``args`` plus ``--dbname=<dsn>``; raise ToolFailed with the tool's own words.
+
+    ``on_line`` is given each line the tool writes to stderr as it comes (a ``--verbose``
+    tool says there which table it is at)."""
     dsn, env = tool_dsn_and_env(conninfo)
     name = Path(args[0]).name
     try:
-        result = subprocess.run(
+        # A pg_dump outliving a killed dbkeeper would go on writing into a folder that is
+        # no longer locked, and that the next prune may remove.
+        with subprocess.Popen(
             [*args, "--no-password", f"--dbname={dsn}"],
             env=env,
-            # A pg_dump outliving a killed dbkeeper would go on writing into a folder
-            # that is no longer locked, and that the next prune may remove.
             preexec_fn=dies_with_parent(),
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
-        )
+        ) as process:
+            returncode, stderr = _follow(process, timeout, on_line)
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"{name} did not finish within {timeout:.0f} s") from None
-    if result.returncode != 0:
-        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    if returncode != 0:
+        lines = [line.strip() for line in stderr if line.strip()]
         errors = [line for line in lines if " error: " in line] or lines
-        detail = "; ".join(errors[-3:]) or f"exit code {result.returncode}"
+        detail = "; ".join(errors[-3:]) or f"exit code {returncode}"
         raise ToolFailed(redact(f"{name} failed: {detail}"), redact("\n".join(lines)))
+
+
+def _follow(
+    process: subprocess.Popen[str],
+    timeout: float | None,
+    on_line: Callable[[str], None] | None,
+) -> tuple[int, list[str]]:
+    """Read the tool's stderr to its end (handing each line to ``on_line``), then its
+    exit code; past ``timeout`` the tool is killed and TimeoutExpired raised."""
+    timer = None
+    expired = threading.Event()
+    if timeout is not None:
+
+        def expire() -> None:
+            expired.set()
+            process.kill()
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        timer.start()
+    lines: list[str] = []
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+        returncode = process.wait()
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(process.args, timeout or 0)
+    return returncode, lines
 
 
 def tool_major(tool: str) -> int:

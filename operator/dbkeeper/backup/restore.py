@@ -61,7 +61,9 @@ from dbkeeper.backup.restore_compat import (
     tolerates_unknown_timeout,
 )
 from dbkeeper.backup.store import BackupStore
+from dbkeeper.backup.tool_progress import table_counter
 from dbkeeper.conninfo import ConnInfo, redact
+from dbkeeper.work_progress import WorkProgress
 
 _MAX_IDENTIFIER = 63
 _SWAP_ATTEMPTS = 5
@@ -103,13 +105,16 @@ def restore_backup(
     target_database: str | None = None,
     in_place: bool = False,
     jobs: int = 2,
+    shown: WorkProgress | None = None,
 ) -> RestoreResult:
     """Restore ``backup_id`` into a new database, or over an existing one with ``in_place``.
 
     ``conninfo_admin`` must be allowed to create and drop databases; its database is used
-    to run CREATE/DROP/ALTER DATABASE unless it is the one being replaced.
+    to run CREATE/DROP/ALTER DATABASE unless it is the one being replaced. ``shown`` is
+    told how many tables the backup holds and of each one pg_restore starts on.
     """
     started = time.monotonic()
+    run = _ToolRun(jobs, shown)
     with catalog.reading(backup_id):
         try:
             manifest = catalog.read(backup_id)
@@ -123,9 +128,9 @@ def restore_backup(
         with _checked_files(catalog, backup_id, manifest) as folder:
             dump_path = folder / (DUMP_DIR if manifest.format == "directory" else DUMP_FILE)
             if in_place:
-                _restore_in_place(manifest, dump_path, conninfo_admin, target, jobs)
+                _restore_in_place(manifest, dump_path, conninfo_admin, target, run)
             else:
-                _restore_new(manifest, dump_path, conninfo_admin, target, jobs)
+                _restore_new(manifest, dump_path, conninfo_admin, target, run)
     return RestoreResult(
         backup_id=backup_id,
         target_database=target,
@@ -267,25 +272,37 @@ def _drop_database(conn: psycopg.Connection[tuple[object, ...]], name: str) -> N
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@dataclass(frozen=True)
+class _ToolRun:
+    """How pg_restore runs: its parallel jobs, and who is shown its progress."""
+
+    jobs: int
+    shown: WorkProgress | None
+
+
 def _pg_restore(
     tool: tuple[str, int],
     dump_path: Path,
     conninfo: ConnInfo,
-    jobs: int,
+    run: _ToolRun,
     conn: psycopg.Connection[tuple[object, ...]],
+    tables: int,
 ) -> None:
     """pg_restore into ``conninfo``'s database; ``conn`` is a connection to its server."""
     path, client = tool
     tolerant = tolerates_unknown_timeout(client, conn.info.server_version // 10000)
+    args = pg_restore_args(path, dump_path, run.jobs, tolerant=tolerant)
+    if run.shown is not None:
+        args.append("--verbose")
     try:
-        run_tool(pg_restore_args(path, dump_path, jobs, tolerant=tolerant), conninfo)
+        run_tool(args, conninfo, on_line=table_counter(run.shown, tables))
     except ToolFailed as exc:
         if not (tolerant and only_unknown_timeout(exc.output)):
             raise
 
 
 def _restore_new(
-    manifest: BackupManifest, dump_path: Path, admin: ConnInfo, target: str, jobs: int
+    manifest: BackupManifest, dump_path: Path, admin: ConnInfo, target: str, run: _ToolRun
 ) -> None:
     tool = _restore_tool(manifest)
     with _connect(_maintenance(admin, target)) as conn:
@@ -305,7 +322,9 @@ def _restore_new(
         except psycopg.Error as exc:
             raise _cannot_create(f"database {target!r}", exc) from None
         try:
-            _pg_restore(tool, dump_path, admin.with_database(target), jobs, conn)
+            _pg_restore(
+                tool, dump_path, admin.with_database(target), run, conn, len(manifest.row_counts)
+            )
         except ToolFailed as exc:
             dropped = _drop_after_failure(conn, target)
             raise _restore_failure(
@@ -317,7 +336,7 @@ def _restore_new(
 
 
 def _restore_in_place(
-    manifest: BackupManifest, dump_path: Path, admin: ConnInfo, target: str, jobs: int
+    manifest: BackupManifest, dump_path: Path, admin: ConnInfo, target: str, run: _ToolRun
 ) -> None:
     suffix = secrets.token_hex(4)
     staging = f"{target[:40]}_dbk_restore_{suffix}"
@@ -340,7 +359,9 @@ def _restore_in_place(
         except psycopg.Error as exc:
             raise _cannot_create(f"the staging database {staging!r}", exc) from None
         try:
-            _pg_restore(tool, dump_path, admin.with_database(staging), jobs, conn)
+            _pg_restore(
+                tool, dump_path, admin.with_database(staging), run, conn, len(manifest.row_counts)
+            )
             _swap(conn, target, staging, retired)
         except ToolFailed as exc:
             _drop_after_failure(conn, staging)

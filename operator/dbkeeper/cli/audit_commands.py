@@ -214,9 +214,9 @@ def _check_checkpoints(
 def run_verify(args: argparse.Namespace) -> int:
     info = connection_from_args(args)
     data: AuditVerifyV1Json | AuditVerifyV2Json
-    with _connected(info, "verify") as conn, progress(args, "audit verify", None, ""):
+    with _connected(info, "verify") as conn, progress(args, "audit verify", None, "rows") as shown:
         if chain.has_sealed_chain(conn):
-            verdict = chain.verify_chain(conn)
+            verdict = chain.verify_chain(conn, shown)
             data_v2, lines = _v2_result(conn, verdict)
             ok = verdict.ok
             if args.checkpoints is not None:

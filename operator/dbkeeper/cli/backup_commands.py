@@ -163,8 +163,10 @@ def _create(args: argparse.Namespace) -> int:
     keep_last, max_age = _limits(args)
     limited = keep_last is not None or max_age is not None
     try:
-        with progress(args, f"backup create: dumping {conninfo.dbname}", None, ""):
-            manifest = take_backup(conninfo, store, jobs=jobs, lock_wait=args.lock_wait)
+        with progress(args, f"backup create: dumping {conninfo.dbname}", None, "tables") as shown:
+            manifest = take_backup(
+                conninfo, store, jobs=jobs, lock_wait=args.lock_wait, shown=shown
+            )
         pruned = None
         if limited:
             pruned = prune(
@@ -261,7 +263,7 @@ def _restore(args: argparse.Namespace) -> int:
     backup_id = _resolve_id(catalog, args.backup_id)
     assert backup_id is not None
     try:
-        with progress(args, f"backup restore: restoring {backup_id}", None, ""):
+        with progress(args, f"backup restore: restoring {backup_id}", None, "tables") as shown:
             result = restore_backup(
                 catalog,
                 backup_id,
@@ -269,6 +271,7 @@ def _restore(args: argparse.Namespace) -> int:
                 target_database=args.target_database,
                 in_place=args.in_place,
                 jobs=jobs,
+                shown=shown,
             )
     except ClientTooOld as exc:
         raise CommandError(str(exc), CLIENT_TOO_OLD_EXIT_CODE) from None
@@ -328,8 +331,9 @@ def _verify(args: argparse.Namespace) -> int:
     jobs = _check_jobs(args)
     try:
         backup_id = _resolve_id(catalog, args.backup_id)
-        with progress(args, f"backup verify: drilling {backup_id or 'the newest'}", None, ""):
-            result = verify_backup(catalog, backup_id, conninfo, jobs=jobs)
+        drilling = f"backup verify: drilling {backup_id or 'the newest'}"
+        with progress(args, drilling, None, "tables") as shown:
+            result = verify_backup(catalog, backup_id, conninfo, jobs=jobs, shown=shown)
     except DrillNotRun as exc:
         if args.output == "json":
             emit(args, _drill_error_json(catalog, exc), "")

@@ -5,7 +5,8 @@ the work fails so the error stays one line. Anywhere else (a CI log, a pod's log
 ``-o json``) progress is plain lines starting with ``progress:``, one every
 ``PLAIN_EVERY`` of work, and a last one when work that printed any ends well: a short
 command prints none. Work whose size is not known (a pg_dump) shows the time it has
-taken so far, from a ticking thread.
+taken so far, from a ticking thread, until it is told its size (pg_dump's tables, once
+the snapshot has counted them).
 """
 
 from __future__ import annotations
@@ -67,9 +68,16 @@ class Progress:
             else None
         )
 
+    def expect(self, total: int) -> None:
+        """Work that started with an unknown size turns out to be ``total`` units."""
+        with self._lock:
+            self._resize(max(total, self.done))
+
     def advance(self, count: int = 1) -> None:
         with self._lock:
             self.done += count
+            if self.total is not None and self.done > self.total:
+                self._resize(self.done)  # a count that was low: never past 100%
             if self._bar is not None:
                 self._bar.update(count)
             elif monotonic() - self._said_at >= PLAIN_EVERY:
@@ -82,6 +90,12 @@ class Progress:
                 self._bar.refresh()
             elif monotonic() - self._said_at >= PLAIN_EVERY:
                 self._say()
+
+    def _resize(self, total: int) -> None:
+        self.total = total
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
 
     def close(self, succeeded: bool = True) -> None:
         with self._lock:

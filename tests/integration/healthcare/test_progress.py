@@ -7,7 +7,11 @@ import os
 import pty
 import subprocess
 import sys
+from pathlib import Path
 
+import psycopg
+
+from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.conninfo import ConnInfo
 from tests.cli_output import json_output
 
@@ -47,6 +51,48 @@ def test_seed_draws_a_bar_of_patients_on_a_terminal(healthcare_db: ConnInfo) -> 
     assert "patients" in terminal
     assert "\r" in terminal, "the bar redraws in place"
     assert "seeded" in stdout  # the result stays on stdout
+
+
+def test_backup_create_and_verify_count_tables_on_a_terminal(
+    healthcare_db: ConnInfo, tmp_path: Path
+) -> None:
+    destination = str(tmp_path / "backups")
+
+    code, stdout, dumped = _on_a_terminal(
+        healthcare_db, "backup", "create", "--destination", destination
+    )
+    assert code == 0, dumped
+    newest = BackupCatalog(Path(destination)).newest()
+    assert newest is not None
+    tables = len(newest.row_counts)
+    assert tables > 10  # the healthcare schema, its audit log and the bookkeeping
+    assert "backup create: dumping" in dumped
+    assert f"{tables}/{tables}" in dumped, dumped
+    assert "tables/s" in dumped
+
+    code, stdout, drilled = _on_a_terminal(
+        healthcare_db, "backup", "verify", newest.id, "--destination", destination
+    )
+    assert code == 0, drilled
+    assert f"{tables}/{tables}" in drilled, drilled
+    assert "passed" in stdout
+
+
+def test_audit_verify_counts_rows_on_a_terminal(healthcare_db: ConnInfo) -> None:
+    code, _, _ = _on_a_terminal(healthcare_db, "seed", "--patients", "200")
+    assert code == 0
+    with psycopg.connect(healthcare_db.dsn()) as conn:
+        counted = conn.execute("SELECT count(*) FROM audit.log").fetchone()
+    assert counted is not None
+    rows = int(counted[0])
+    assert rows > 200
+
+    code, stdout, terminal = _on_a_terminal(healthcare_db, "audit", "verify")
+
+    assert code == 0, terminal
+    assert f"{rows}/{rows}" in terminal, terminal
+    assert "rows/s" in terminal
+    assert "audit chain intact" in stdout, stdout
 
 
 def test_seed_in_a_pipe_prints_only_its_result(healthcare_db: ConnInfo) -> None:

@@ -71,3 +71,27 @@ def test_a_failure_ends_without_a_last_line(clock: Clock) -> None:
     shown.tick()
     shown.close(succeeded=False)
     assert out.getvalue().splitlines() == ["progress: audit verify: still working, 30s"]
+
+
+def test_work_told_its_size_counts_against_it(clock: Clock) -> None:
+    out = io.StringIO()
+    shown = Progress("backup create: dumping clinic", None, "tables", bar=False, stream=out)
+    shown.expect(4)
+    clock.now += PLAIN_EVERY
+    shown.advance()
+    shown.close()
+    assert out.getvalue().splitlines() == [
+        "progress: backup create: dumping clinic: 1/4 tables (25%), 30s",
+        "progress: backup create: dumping clinic: 1/4 tables (25%), done in 30s",
+    ]
+
+
+def test_a_count_that_was_low_grows_instead_of_passing_100_percent(clock: Clock) -> None:
+    out = io.StringIO()
+    shown = Progress("backup restore", None, "tables", bar=False, stream=out)
+    shown.expect(1)
+    shown.advance()
+    clock.now += PLAIN_EVERY
+    shown.advance()
+    assert shown.total == 2
+    assert out.getvalue().splitlines() == ["progress: backup restore: 2/2 tables (100%), 30s"]
