@@ -161,13 +161,14 @@ set -e
 . "$1/env"
 dbkeeper status -o json
 dbkeeper backup list -o json
+dbkeeper types typescript --out "$2/schema.ts"
 python -c "import psycopg; print(psycopg.connect('').execute('SELECT 1').fetchone()[0])"
 """
 
 
 @pytest.mark.skipif(MAKE is None, reason="make is not installed")
 def test_make_demo_from_a_private_folder_then_make_demo_down_removes_everything(
-    private_demo_dir: Path,
+    private_demo_dir: Path, tmp_path: Path
 ) -> None:
     """`make demo` in a checkout under a 0700 home: the server's files go where its user
     can reach them, the printed next steps work without typing a password, and
@@ -192,8 +193,9 @@ def test_make_demo_from_a_private_folder_then_make_demo_down_removes_everything(
     assert _listening(server_port)
     assert _listening(pooler_port)
 
+    types_folder = tmp_path
     tried = subprocess.run(
-        ["bash", "-c", _TRY_IT, "try-it", str(demo)],
+        ["bash", "-c", _TRY_IT, "try-it", str(demo), str(types_folder)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -207,6 +209,9 @@ def test_make_demo_from_a_private_folder_then_make_demo_down_removes_everything(
     assert status["current_revision"] == load_set("healthcare").head, status
     assert len(backups["backups"]) == 4
     assert tried.stdout.strip().endswith("1"), "psql's variables reach the pooler"
+    module = (types_folder / "schema.ts").read_text(encoding="utf-8")
+    assert load_set("healthcare").head in module.split("\n\n", 1)[0], module[:400]
+    assert "export const patients = pgTable(" in module
 
     down = _run([MAKE, *stamp, "demo-down"], demo)
 
