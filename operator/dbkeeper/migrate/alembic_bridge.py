@@ -113,15 +113,17 @@ def _scripts(path: str, checksums: tuple[str, ...]) -> ScriptDirectory:
     return ScriptDirectory.from_config(config)
 
 
-def _trust_version_table(environment: EnvironmentContext) -> None:
-    """Let a step whose start is a revision skip Alembic's catalog lookup of
-    ``alembic_version`` (it holds that revision): Alembic looks the table up at the start
-    of every run, so a move of n steps would pay it n times instead of once."""
+def _trust_version_table(environment: EnvironmentContext, from_revision: str) -> None:
+    """Let a step whose start is a revision skip Alembic's reads of ``alembic_version``:
+    the runner read it when the move started and holds the migration lock, so the table
+    exists and holds ``from_revision``. Alembic looks the table up and reads it at the
+    start of every run, so a move of n steps would pay that n times instead of once."""
     run = environment.run_migrations
 
     def run_migrations(**kw: Any) -> None:
         context = environment.get_context()
         context._has_version_table = lambda: True  # type: ignore[method-assign]
+        context.get_current_heads = lambda: (from_revision,)  # type: ignore[method-assign]
         run(**kw)
 
     # The alembic.context proxy env.py calls forwards to this instance's attribute.
@@ -149,7 +151,7 @@ def run_step(
             migration_set,
             to_revision,
             downgrade,
-            known_version_table=from_revision is not None,
+            known_start=from_revision,
         )
 
 
@@ -161,7 +163,7 @@ def _run_env(
     *,
     as_sql: bool = False,
     from_revision: str | None = None,
-    known_version_table: bool = False,
+    known_start: str | None = None,
 ) -> None:
     """What ``alembic upgrade``/``downgrade`` (``--sql FROM:TO``) do, on the cached
     scripts of the set."""
@@ -182,8 +184,8 @@ def _run_env(
         starting_rev=from_revision,
         destination_rev=target,
     ) as environment:
-        if known_version_table:
-            _trust_version_table(environment)
+        if known_start is not None:
+            _trust_version_table(environment, known_start)
         script.run_env()
 
 

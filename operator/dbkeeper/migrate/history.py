@@ -149,20 +149,21 @@ def history_table_exists(connection: sa.Connection) -> bool:
     return found.scalar() is not None
 
 
+_INSERT_ENTRY = (
+    f"INSERT INTO {QUALIFIED_TABLE} (migration_set, revision, from_revision, to_revision, "
+    "direction, started_at, finished_at, duration_ms, outcome, error, actor, checksum, "
+    "backup_id, set_source) VALUES (%(migration_set)s, %(revision)s, %(from_revision)s, "
+    "%(to_revision)s, %(direction)s, %(started_at)s, %(finished_at)s, %(duration_ms)s, "
+    "%(outcome)s, %(error)s, %(actor)s, %(checksum)s, %(backup_id)s, %(set_source)s)"
+)
+
+
 def record(connection: sa.Connection, entry: NewHistoryEntry) -> None:
-    """Insert ``entry`` in the connection's current transaction."""
+    """Insert ``entry`` in the connection's current transaction (a statement handed to
+    the driver as it is: one per revision, with nothing for SQLAlchemy to compile)."""
     values = asdict(entry)
     values["duration_ms"] = entry.duration_ms
-    connection.execute(
-        sa.text(
-            f"INSERT INTO {QUALIFIED_TABLE} (migration_set, revision, from_revision, "
-            "to_revision, direction, started_at, finished_at, duration_ms, outcome, error, "
-            "actor, checksum, backup_id, set_source) VALUES (:migration_set, :revision, "
-            ":from_revision, :to_revision, :direction, :started_at, :finished_at, "
-            ":duration_ms, :outcome, :error, :actor, :checksum, :backup_id, :set_source)"
-        ),
-        values,
-    )
+    connection.exec_driver_sql(_INSERT_ENTRY, values)
 
 
 def read_entries(
