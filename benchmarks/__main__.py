@@ -76,6 +76,14 @@ def _engine(
     return run_engine_overhead(cluster, options.repeat, log)
 
 
+def _audit_cost(
+    cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
+) -> BenchmarkResult:
+    from benchmarks.audit_write_cost import run_audit_write_cost
+
+    return run_audit_write_cost(cluster, max(options.repeat, 1), log)
+
+
 def _backup(
     cluster: BenchCluster, options: RunOptions, log: Callable[[str], None]
 ) -> BenchmarkResult:
@@ -122,6 +130,7 @@ BENCHMARKS: dict[str, Runner] = {
     "pooler": _pooler,
     "pooler-prepared": _pooler_prepared,
     "engine": _engine,
+    "audit-cost": _audit_cost,
     "backup": _backup,
     "object-storage": _object_storage,
     "operator": _operator,

@@ -210,7 +210,9 @@ def test_make_demo_from_a_private_folder_then_make_demo_down_removes_everything(
     assert len(backups["backups"]) == 4
     assert tried.stdout.strip().endswith("1"), "psql's variables reach the pooler"
     module = (types_folder / "schema.ts").read_text(encoding="utf-8")
-    assert load_set("healthcare").head in module.split("\n\n", 1)[0], module[:400]
+    head = load_set("healthcare").head
+    assert head is not None
+    assert f"at revision {head}," in module.split("\n", 1)[0], module[:400]
     assert "export const patients = pgTable(" in module
 
     down = _run([MAKE, *stamp, "demo-down"], demo)

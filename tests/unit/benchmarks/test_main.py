@@ -19,6 +19,7 @@ def test_no_selection_means_every_benchmark() -> None:
         "pooler",
         "pooler-prepared",
         "engine",
+        "audit-cost",
         "backup",
         "object-storage",
         "operator",
