@@ -29,6 +29,10 @@ CLIENT_BINDIR_ENV = "DBKEEPER_PG_CLIENT_BINDIR"
 # "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)", "pg_restore (PostgreSQL) 18.6"
 _VERSION_LINE = re.compile(r"\(PostgreSQL\) (\d+)")
 _SERVER_VERSION = re.compile(r"^(\d+)")
+# What a --verbose tool says of its progress ("pg_dump: dumping contents of table ...",
+# "pg_restore: creating TABLE ..."): not a reason for a failure, and a table's name in
+# it must never read as one (see environment_faults).
+_INFO = re.compile(r"^pg_\w+: (?!error: |warning: |detail: |hint: )")
 
 
 class ToolFailed(Exception):
@@ -108,7 +112,7 @@ def run_tool(
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"{name} did not finish within {timeout:.0f} s") from None
     if returncode != 0:
-        lines = [line.strip() for line in stderr if line.strip()]
+        lines = [line.strip() for line in stderr if line.strip() and not _INFO.match(line)]
         errors = [line for line in lines if " error: " in line] or lines
         detail = "; ".join(errors[-3:]) or f"exit code {returncode}"
         raise ToolFailed(redact(f"{name} failed: {detail}"), redact("\n".join(lines)))

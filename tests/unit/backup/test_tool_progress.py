@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from dbkeeper.backup.environment_faults import is_environment_tool_output
+from dbkeeper.backup.pg_tools import ToolFailed, run_tool
 from dbkeeper.backup.tool_progress import table_counter, tables_started
+from dbkeeper.conninfo import ConnInfo
 
 
 class Shown:
@@ -65,3 +72,29 @@ def test_the_counter_expects_the_tables_then_advances_once_per_table() -> None:
 
 def test_nobody_shown_means_no_handler() -> None:
     assert table_counter(None, 3) is None
+
+
+def test_a_failed_verbose_tool_reports_its_error_lines_not_its_progress(tmp_path: Path) -> None:
+    """A table's name in a --verbose line must not become (or hide) the failure's reason."""
+    tool = tmp_path / "pg_dump"
+    tool.write_text(
+        "#!/bin/sh\n"
+        "echo 'pg_dump: dumping contents of table \"public.permission denied\"' >&2\n"
+        "echo 'pg_dump: error: query failed: ERROR:  relation \"x\" does not exist' >&2\n"
+        "echo 'pg_dump: detail: Query was: COPY x TO stdout;' >&2\n"
+        "echo 'pg_dump: reading schemas' >&2\n"
+        "exit 1\n"
+    )
+    tool.chmod(0o755)
+    seen: list[str] = []
+
+    with pytest.raises(ToolFailed) as failed:
+        run_tool([str(tool)], ConnInfo("localhost", 5432, "db", "user", "pw"), on_line=seen.append)
+
+    assert len(seen) == 4, "every line reached the handler as it came"
+    assert str(failed.value) == (
+        'pg_dump failed: pg_dump: error: query failed: ERROR:  relation "x" does not exist'
+    )
+    assert "dumping contents" not in failed.value.output
+    assert "Query was: COPY" in failed.value.output
+    assert not is_environment_tool_output(failed.value.output)
