@@ -76,7 +76,7 @@ def restored_chain(
     if not verdict.ok:
         where = verdict.where()
         return False, f"broken at {where}: {verdict.reason}"
-    intact = f"intact ({verdict.rows_checked} rows, {verdict.batches_checked} batches)"
+    intact = f"intact ({verdict.rows_checked} rows, {chain.batches(verdict.batches_checked)})"
     if recorded is None:
         return True, f"{intact}; the backup recorded no checkpoint"
     try:

@@ -367,6 +367,11 @@ def entry_verdicts(conn: Conn) -> list[RowVerdict]:
         return _Walk(conn).verdicts()
 
 
+def batches(count: int) -> str:
+    """``count`` sealed batches, in words ("1 batch", "3 batches")."""
+    return "1 batch" if count == 1 else f"{count} batches"
+
+
 def verify_chain(conn: Conn, shown: WorkProgress | None = None) -> ChainVerdict:
     """Check every row and batch; report the first problem (rows by id, then batches).
     ``shown`` is told how many rows the log holds, then of the rows as they are read."""

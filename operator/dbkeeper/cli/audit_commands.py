@@ -160,8 +160,9 @@ def _v2_result(
     if verdict.ok:
         sealed = f", head batch {head.batch} ({head.batch_hash[:16]})" if head else ""
         return data, [
-            f"audit chain intact: {verdict.rows_checked} rows in {verdict.batches_checked} "
-            f"batches checked, {verdict.unsealed_rows} not sealed yet{sealed}"
+            f"audit chain intact: {verdict.rows_checked} rows in "
+            f"{chain.batches(verdict.batches_checked)} checked, {verdict.unsealed_rows} not "
+            f"sealed yet{sealed}"
         ]
     return data, [
         f"audit chain BROKEN at {verdict.where()}: {verdict.reason}",
