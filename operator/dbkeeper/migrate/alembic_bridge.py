@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,6 +45,8 @@ _OFFLINE_URL = "postgresql+psycopg://"
 # How Alembic's offline mode frames a step (``impl.emit_begin``/``emit_commit``).
 _BEGIN = "BEGIN;"
 _COMMIT = "COMMIT;"
+# Where each revision starts in Alembic's offline output (``MigrationContext``).
+_RUNNING = re.compile(r"^-- Running (?:upgrade|downgrade) ", re.MULTILINE)
 
 
 class AutocommitBlockUnsupported(RuntimeError):
@@ -224,7 +227,47 @@ def render_step(
     return _framed(_rendered(migration_set, from_revision, to_revision, downgrade), online)
 
 
+def render_move(
+    migration_set: MigrationSet,
+    from_revision: str | None,
+    to_revision: str | None,
+    downgrade: bool,
+    online: Sequence[bool],
+) -> list[str] | None:
+    """The SQL of each step of a whole move (``online``: one flag per step), from one
+    offline run instead of one per step, framed as :func:`render_step` frames it.
+
+    Alembic marks where each revision starts (``-- Running upgrade A -> B``); the move's
+    output is cut there. What env.py writes before the first revision (the version
+    table of a move from base) belongs to the first step, as it does when the first step
+    is rendered alone. None when the output does not have one mark per step (an env.py
+    that renders otherwise): render the steps one by one then.
+    """
+    if not online:
+        return []
+    sql = _rendered(migration_set, from_revision, to_revision, downgrade)
+    starts = [match.start() for match in _RUNNING.finditer(sql)]
+    if len(starts) != len(online):
+        return None
+    ends = [*starts[1:], len(sql)]
+    parts = [sql[start:end] for start, end in zip(starts, ends, strict=True)]
+    parts[0] = sql[: starts[0]] + parts[0]
+    return [_framed(_unframed(part), flag) for part, flag in zip(parts, online, strict=True)]
+
+
+def _unframed(sql: str) -> str:
+    """``sql`` without the BEGIN/COMMIT lines (and blank lines) at its two ends: in a
+    move's output they frame the move, or each revision, not the part cut out."""
+    lines = sql.splitlines(keepends=True)
+    while lines and lines[0].strip() in ("", _BEGIN, _COMMIT):
+        lines.pop(0)
+    while lines and lines[-1].strip() in ("", _BEGIN, _COMMIT):
+        lines.pop()
+    return "".join(lines)
+
+
 def _framed(sql: str, online: bool) -> str:
+    """``sql`` in ``BEGIN``/``COMMIT`` (``online``: in none), ending in one newline."""
     lines = sql.splitlines(keepends=True)
     filled = [index for index, line in enumerate(lines) if line.strip()]
     framed = (
@@ -237,7 +280,7 @@ def _framed(sql: str, online: bool) -> str:
         return "".join(lines).strip("\n") + "\n"
     if not online and not framed and filled:
         return f"{_BEGIN}\n\n{sql.strip()}\n\n{_COMMIT}\n"
-    return sql
+    return sql.strip("\n") + "\n" if filled else sql
 
 
 def _rendered(

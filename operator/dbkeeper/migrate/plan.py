@@ -6,6 +6,7 @@ Given a connection, the plan starts from the database's current revision, else f
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -13,7 +14,7 @@ from typing import Protocol
 
 from dbkeeper.conninfo import ConnInfo
 from dbkeeper.json_shapes.migrate import PlanJson, PlanStepJson
-from dbkeeper.migrate.alembic_bridge import current_revision, render_step
+from dbkeeper.migrate.alembic_bridge import current_revision, render_move, render_step
 from dbkeeper.migrate.connection import sqlalchemy_connection
 from dbkeeper.migrate.errors import MigrationError
 from dbkeeper.migrate.history import Direction
@@ -130,20 +131,10 @@ def steps_between(
 
 def with_sql(migration_set: MigrationSet, steps: Sequence[Step], lint: bool) -> list[Step]:
     """``steps`` with their offline SQL and (when ``lint``) squawk's findings on each:
-    one squawk run for the online steps and one for the others, however many."""
-    rendered = [
-        replace(
-            step,
-            sql=render_step(
-                migration_set,
-                step.from_revision,
-                step.to_revision,
-                step.direction == "downgrade",
-                online=step.online,
-            ),
-        )
-        for step in steps
-    ]
+    the SQL of the whole move from one offline run, and one squawk run for the online
+    steps and one for the others, however many."""
+    sqls = _move_sql(migration_set, steps)
+    rendered = [replace(step, sql=sql) for step, sql in zip(steps, sqls, strict=True)]
     if not lint:
         return rendered
     for online, ignored in ((False, IGNORED_RULES), (True, ONLINE_IGNORED_RULES)):
@@ -153,6 +144,40 @@ def with_sql(migration_set: MigrationSet, steps: Sequence[Step], lint: bool) -> 
             sql = rendered[i].sql
             rendered[i] = replace(rendered[i], findings=tuple(_not_bookkeeping(sql, found)))
     return rendered
+
+
+def _move_sql(migration_set: MigrationSet, steps: Sequence[Step]) -> list[str]:
+    """Each step's SQL: cut from one render when the steps make one move (each starts
+    where the one before it ends, all one way), else rendered step by step."""
+    if not steps:
+        return []
+    one_move = all(
+        later.from_revision == earlier.to_revision and later.direction == earlier.direction
+        for earlier, later in itertools.pairwise(steps)
+    )
+    whole = (
+        render_move(
+            migration_set,
+            steps[0].from_revision,
+            steps[-1].to_revision,
+            steps[0].direction == "downgrade",
+            [step.online for step in steps],
+        )
+        if one_move
+        else None
+    )
+    if whole is not None:
+        return whole
+    return [
+        render_step(
+            migration_set,
+            step.from_revision,
+            step.to_revision,
+            step.direction == "downgrade",
+            online=step.online,
+        )
+        for step in steps
+    ]
 
 
 def _not_bookkeeping(sql: str, findings: list[LintFinding]) -> list[LintFinding]:
