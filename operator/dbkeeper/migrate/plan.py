@@ -166,8 +166,11 @@ def _move_sql(migration_set: MigrationSet, steps: Sequence[Step]) -> list[str]:
         if one_move
         else None
     )
-    if whole is not None:
-        return whole
+    return whole if whole is not None else render_each(migration_set, steps)
+
+
+def render_each(migration_set: MigrationSet, steps: Sequence[Step]) -> list[str]:
+    """Each step's SQL from an offline run of its own."""
     return [
         render_step(
             migration_set,

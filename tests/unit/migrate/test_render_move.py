@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dbkeeper.migrate import MigrationSet, load_set
-from dbkeeper.migrate.alembic_bridge import render_move, render_step
-from dbkeeper.migrate.plan import Step, steps_between
+from dbkeeper.migrate.alembic_bridge import render_move
+from dbkeeper.migrate.plan import Step, render_each, steps_between
 
 SETS_ROOT = Path(__file__).resolve().parents[2] / "fixtures" / "migration_sets"
 
@@ -32,19 +32,6 @@ def _moves(migration_set: MigrationSet) -> list[list[Step]]:
     return moves
 
 
-def _one_by_one(migration_set: MigrationSet, steps: list[Step]) -> list[str]:
-    return [
-        render_step(
-            migration_set,
-            step.from_revision,
-            step.to_revision,
-            step.direction == "downgrade",
-            online=step.online,
-        )
-        for step in steps
-    ]
-
-
 @pytest.mark.parametrize("migration_set", _sets(), ids=lambda s: s.name)
 def test_a_move_rendered_at_once_gives_each_step_its_own_sql(migration_set: MigrationSet) -> None:
     for steps in _moves(migration_set):
@@ -55,7 +42,7 @@ def test_a_move_rendered_at_once_gives_each_step_its_own_sql(migration_set: Migr
             steps[0].direction == "downgrade",
             [step.online for step in steps],
         )
-        assert whole == _one_by_one(migration_set, steps), (
+        assert whole == render_each(migration_set, steps), (
             f"{migration_set.name}: {steps[0].from_revision} -> {steps[-1].to_revision}"
         )
 
