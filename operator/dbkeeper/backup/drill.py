@@ -145,7 +145,9 @@ def _drill(
     try:
         _check_privileges(admin)
         try:
-            restored = _restore_check(catalog, backup_id, admin, scratch, (jobs, shown), checks)
+            restored = _restore_check(
+                catalog, backup_id, admin, scratch, checks, jobs=jobs, shown=shown
+            )
             if restored and manifest is not None:
                 _content_checks(admin.with_database(scratch), manifest, checks)
         finally:
@@ -236,13 +238,14 @@ def _restore_check(
     backup_id: str,
     admin: ConnInfo,
     scratch: str,
-    run: tuple[int, WorkProgress | None],
     checks: list[DrillCheck],
+    *,
+    jobs: int,
+    shown: WorkProgress | None,
 ) -> bool:
     """Restore into the scratch database; the backup's own failures become a failed
     check, the others (RestoreUnavailable, a refused target) propagate."""
     try:
-        jobs, shown = run
         restore = restore_backup(
             catalog, backup_id, admin, target_database=scratch, jobs=jobs, shown=shown
         )

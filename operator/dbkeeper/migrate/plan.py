@@ -155,18 +155,17 @@ def _move_sql(migration_set: MigrationSet, steps: Sequence[Step]) -> list[str]:
         later.from_revision == earlier.to_revision and later.direction == earlier.direction
         for earlier, later in itertools.pairwise(steps)
     )
-    whole = (
-        render_move(
+    if one_move:
+        whole = render_move(
             migration_set,
             steps[0].from_revision,
             steps[-1].to_revision,
             steps[0].direction == "downgrade",
             [step.online for step in steps],
         )
-        if one_move
-        else None
-    )
-    return whole if whole is not None else render_each(migration_set, steps)
+        if whole is not None:
+            return whole
+    return render_each(migration_set, steps)
 
 
 def render_each(migration_set: MigrationSet, steps: Sequence[Step]) -> list[str]:
