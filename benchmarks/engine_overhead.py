@@ -5,6 +5,10 @@ its default squawk lint and with ``--lint off``) against ``alembic upgrade head`
 ``alembic downgrade base`` (Alembic's own CLI, same revisions, same env.py). In the same
 run, in-process: ``migrate()`` against ``migrate_isolated()`` (each move in a spawned
 child, as the operator runs it) against Alembic's ``command.upgrade``/``downgrade``.
+
+The command-line rows time whole processes, exit included. The ``dbkeeper`` executable
+freezes its heap before the interpreter's final garbage collection (``dbkeeper.cli.run``);
+one more row runs the same command through ``main`` without that, to show its share.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from dbkeeper.conninfo import ConnInfo
 from dbkeeper.migrate import MigrationOptions, MigrationSet, load_set, migrate, migrate_isolated
 
 OVERHEAD_TARGET = 1.10
+# The executable (dbkeeper.cli.run) freezes the heap before the interpreter's last
+# garbage collection; this row runs the same command without that, to show its share.
+FULL_EXIT = "dbkeeper migrate, full final collection"
+_FULL_EXIT_SCRIPT = "import sys; from dbkeeper.cli import main; sys.exit(main())"
 DATABASE = "engine_bench"
 Step = Callable[[], None]
 
@@ -60,19 +68,20 @@ def _timed(step: Step) -> float:
 def cli_steps(conninfo: ConnInfo, ini: Path) -> dict[str, tuple[Step, Step]]:
     """(up, down) of each command-line variant."""
     env = {**os.environ, "DBKEEPER_DSN": conninfo.dsn()}
-    dbkeeper, alembic = _bin("dbkeeper"), _bin("alembic")
+    alembic = _bin("alembic")
 
-    def dbk(*extra: str) -> tuple[Step, Step]:
+    def dbk(*extra: str, command: tuple[str, ...] = (_bin("dbkeeper"),)) -> tuple[Step, Step]:
         return (
-            lambda: _run([dbkeeper, "migrate", "--target", "head", *extra], env),
+            lambda: _run([*command, "migrate", "--target", "head", *extra], env),
             lambda: _run(
-                [dbkeeper, "migrate", "--target", "base", "--allow-downgrade", *extra], env
+                [*command, "migrate", "--target", "base", "--allow-downgrade", *extra], env
             ),
         )
 
     return {
         "dbkeeper migrate (CLI)": dbk(),
         "dbkeeper migrate --lint off (CLI)": dbk("--lint", "off"),
+        FULL_EXIT: dbk(command=(sys.executable, "-c", _FULL_EXIT_SCRIPT)),
         "alembic (CLI)": (
             lambda: _run([alembic, "-c", str(ini), "upgrade", "head"], env),
             lambda: _run([alembic, "-c", str(ini), "downgrade", "base"], env),
@@ -216,6 +225,10 @@ def build_result(
         _totals(inproc["migrate_isolated() child process"])
     ) - statistics.median(_totals(inproc["migrate() in-process"]))
     data["isolated_minus_in_process_s"] = round(isolated_extra, 3)
+    exit_share = statistics.median(_totals(cli[FULL_EXIT])) - statistics.median(
+        _totals(cli["dbkeeper migrate (CLI)"])
+    )
+    data["final_collection_s"] = round(exit_share, 3)
     return BenchmarkResult(
         name="engine",
         title=f"Engine overhead (healthcare chain, {revisions} revisions up then down, s)",
@@ -227,6 +240,8 @@ def build_result(
             " ratios are against the Alembic row of the same group",
             f"migrate_isolated() costs {isolated_extra:.2f} s more than migrate() per up+down"
             " (two spawned children)",
+            f"the interpreter's final garbage collection, which the dbkeeper executable skips"
+            f" and Alembic's pays, costs {exit_share:.2f} s per up+down ('{FULL_EXIT}')",
         ],
         data=data,
     )

@@ -7,6 +7,7 @@ sets ``handler`` on each to a function ``(argparse.Namespace) -> int``.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -102,5 +103,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def run() -> NoReturn:
+    """The ``dbkeeper`` executable: :func:`main`, then exit.
+
+    The command has finished and closed what it opened, so the interpreter's last
+    garbage collection would only walk the objects Alembic, SQLAlchemy and the rest
+    built at import, to free memory the process is about to give back anyway: about
+    a tenth of a second of every command that migrates. Freezing them first makes
+    that collection skip them. (``main`` itself does not: tests call it many times in
+    one process.)
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

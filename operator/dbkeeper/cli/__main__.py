@@ -1,5 +1,3 @@
-import sys
+from dbkeeper.cli import run
 
-from dbkeeper.cli import main
-
-sys.exit(main())
+run()

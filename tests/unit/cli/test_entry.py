@@ -1,0 +1,80 @@
+"""The ``dbkeeper`` executable: the command's exit code, and no final sweep of the heap.
+
+``run`` is what the installed script calls. Once the command has returned, it freezes
+the objects the imports built, so the interpreter's last garbage collection skips them
+(see ``dbkeeper.cli.run``); what that saves is measured by ``make bench`` (the engine
+benchmark's command-line rows), not here.
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import dbkeeper.cli as cli
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 130])
+def test_run_exits_with_the_code_of_the_command(
+    monkeypatch: pytest.MonkeyPatch, unfrozen: None, code: int
+) -> None:
+    monkeypatch.setattr(cli, "main", lambda: code)
+    with pytest.raises(SystemExit) as ended:
+        cli.run()
+    assert ended.value.code == code
+
+
+def test_run_freezes_the_heap_only_after_the_command_returned(
+    monkeypatch: pytest.MonkeyPatch, unfrozen: None
+) -> None:
+    during: list[int] = []
+
+    def command() -> int:
+        during.append(gc.get_freeze_count())
+        return 0
+
+    monkeypatch.setattr(cli, "main", command)
+    with pytest.raises(SystemExit):
+        cli.run()
+    assert during == [0]
+    assert gc.get_freeze_count() > 0
+
+
+def test_main_leaves_the_heap_collectable(
+    unfrozen: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["crds", "print"]) == 0
+    assert "kind: CustomResourceDefinition" in capsys.readouterr().out
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_module_form_prints_and_exits_like_the_script() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "dbkeeper.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("dbkeeper ")
+    wrong = subprocess.run(
+        [sys.executable, "-m", "dbkeeper.cli", "no-such-command"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith("dbkeeper: error: ")
