@@ -7,6 +7,7 @@ removed at the end, also when tests fail or the session is interrupted.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import tempfile
 import uuid
@@ -110,3 +111,12 @@ def no_password_in_any_log_record() -> Iterator[None]:
     finally:
         root.removeHandler(WATCH)
     assert not WATCH.leaks, f"passwords appeared in log records: {WATCH.leaks[:5]}"
+
+
+@pytest.fixture
+def unfrozen_heap() -> Iterator[None]:
+    """No object in the permanent generation before or after the test: for tests of the
+    exits that ``gc.freeze()`` (dbkeeper.cli.run, the migrating child)."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()

@@ -19,6 +19,7 @@ dies mid-move ends the stream and can never leave the caller waiting.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import signal
 import threading
@@ -129,6 +130,9 @@ def _child_main(
         )
     channel.send(outcome)
     channel.close()
+    # The parent waits for this process to end; its last garbage collection would only
+    # walk what the imports built (see dbkeeper.cli.run).
+    gc.freeze()
 
 
 def _move_in_child(

@@ -11,23 +11,15 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 import dbkeeper.cli as cli
 
 
-@pytest.fixture
-def unfrozen() -> Iterator[None]:
-    gc.unfreeze()
-    yield
-    gc.unfreeze()
-
-
 @pytest.mark.parametrize("code", [0, 1, 2, 130])
 def test_run_exits_with_the_code_of_the_command(
-    monkeypatch: pytest.MonkeyPatch, unfrozen: None, code: int
+    monkeypatch: pytest.MonkeyPatch, unfrozen_heap: None, code: int
 ) -> None:
     monkeypatch.setattr(cli, "main", lambda: code)
     with pytest.raises(SystemExit) as ended:
@@ -36,7 +28,7 @@ def test_run_exits_with_the_code_of_the_command(
 
 
 def test_run_freezes_the_heap_only_after_the_command_returned(
-    monkeypatch: pytest.MonkeyPatch, unfrozen: None
+    monkeypatch: pytest.MonkeyPatch, unfrozen_heap: None
 ) -> None:
     during: list[int] = []
 
@@ -52,7 +44,7 @@ def test_run_freezes_the_heap_only_after_the_command_returned(
 
 
 def test_main_leaves_the_heap_collectable(
-    unfrozen: None, capsys: pytest.CaptureFixture[str]
+    unfrozen_heap: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["crds", "print"]) == 0
     assert "kind: CustomResourceDefinition" in capsys.readouterr().out
