@@ -190,9 +190,11 @@ def take_backup(
     dump_format: DumpFormat = "directory",
     lock_wait: timedelta = DEFAULT_LOCK_WAIT,
     shown: WorkProgress | None = None,
+    uploading: Callable[[], contextlib.AbstractContextManager[WorkProgress]] | None = None,
 ) -> BackupManifest:
     """A new backup of ``conninfo``'s database in ``store`` (``shown``: see
-    ``create_backup``).
+    ``create_backup``; ``uploading``: opens what shows an upload's MiB, when there is
+    one).
 
     Into a folder, pg_dump writes in place (``create_backup``). Into an object store the
     backup is staged: dumped into a private local folder (``s3.store.staging_folder``;
@@ -228,7 +230,8 @@ def take_backup(
             shown=shown,
         )
         try:
-            store.publish(staging / manifest.id, manifest, jobs=jobs)
+            with uploading() if uploading is not None else contextlib.nullcontext() as sent:
+                store.publish(staging / manifest.id, manifest, jobs=jobs, shown=sent)
         except ObjectStoreError as exc:
             raise BackupFailed(
                 f"backup of {conninfo.describe()} could not be stored in {store.location}: "

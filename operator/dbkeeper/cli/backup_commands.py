@@ -37,6 +37,7 @@ from dbkeeper.backup.errors import (
 from dbkeeper.backup.manifest import BackupManifest
 from dbkeeper.backup.restore import restore_backup
 from dbkeeper.backup.retention import PruneResult, parse_max_age, prune
+from dbkeeper.backup.s3.upload_progress import UNIT as UPLOAD_UNIT
 from dbkeeper.backup.store import (
     BackupStore,
     DestinationInvalid,
@@ -49,7 +50,7 @@ from dbkeeper.cli.common import (
     connection_from_args,
     emit,
 )
-from dbkeeper.cli.progress import progress
+from dbkeeper.cli.progress import Progress, progress
 from dbkeeper.json_shapes.backup import (
     BackupCreatedJson,
     BackupListJson,
@@ -156,6 +157,15 @@ def _made_room(store: BackupStore, keep_last: int | None, max_age: timedelta | N
     )
 
 
+def _upload_display(
+    args: argparse.Namespace, dumped: Progress, location: str
+) -> contextlib.AbstractContextManager[Progress]:
+    """The display of an upload to ``location``. The dump's display is closed first
+    (its work has finished): one bar at a time."""
+    dumped.close()
+    return progress(args, f"backup create: uploading to {location}", None, UPLOAD_UNIT)
+
+
 def _create(args: argparse.Namespace) -> int:
     conninfo = connection_from_args(args)
     store = _store(args, existing=False)
@@ -165,7 +175,12 @@ def _create(args: argparse.Namespace) -> int:
     try:
         with progress(args, f"backup create: dumping {conninfo.dbname}", None, "tables") as shown:
             manifest = take_backup(
-                conninfo, store, jobs=jobs, lock_wait=args.lock_wait, shown=shown
+                conninfo,
+                store,
+                jobs=jobs,
+                lock_wait=args.lock_wait,
+                shown=shown,
+                uploading=lambda: _upload_display(args, shown, store.location),
             )
         pruned = None
         if limited:

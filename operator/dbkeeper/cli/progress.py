@@ -54,6 +54,7 @@ class Progress:
         self._said_at = self.started
         self._lock = threading.Lock()
         self._said = False
+        self._closed = False
         columns, lines = _screen(stream)
         self._bar = (
             tqdm(
@@ -98,7 +99,12 @@ class Progress:
             self._bar.refresh()
 
     def close(self, succeeded: bool = True) -> None:
+        """End the display (once: later calls do nothing), kept on screen when the work
+        ``succeeded``, wiped when not."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             if self._bar is not None:
                 self._bar.leave = succeeded
                 self._bar.close()

@@ -9,15 +9,19 @@ or retention could take for a whole backup is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from dbkeeper.backup.create import take_backup
 from dbkeeper.backup.errors import DRILL_NOT_RUN_EXIT_CODE, BackupFailed
 from dbkeeper.backup.hooks import BackupBeforeMigrate
 from dbkeeper.backup.manifest import BackupManifest
@@ -27,7 +31,8 @@ from dbkeeper.conninfo import ConnInfo
 from tests.cli_output import json_output
 from tests.integration.backup.conftest import DBKEEPER
 from tests.integration.backup.sample_schema import REVISION, databases_like, table_checksums
-from tests.object_storage.server import Bucket, CuttableProxy, S3Server, corrupt_object
+from tests.object_storage.server import REGION, Bucket, CuttableProxy, S3Server, corrupt_object
+from tests.terminal import on_a_terminal
 
 pytestmark = pytest.mark.xdist_group("object_storage")
 
@@ -329,17 +334,82 @@ def test_an_upload_cut_off_leaves_no_backup_that_could_pass_for_whole(
     assert _open_uploads(s3_bucket) == []
 
 
+class _Recorded:
+    """What a progress display would have been told."""
+
+    def __init__(self) -> None:
+        self.expected: list[int] = []
+        self.steps: list[int] = []
+
+    def expect(self, total: int) -> None:
+        self.expected.append(total)
+
+    def advance(self, count: int = 1) -> None:
+        assert self.expected, "advanced before the total was known"
+        self.steps.append(count)
+
+
+def _store(bucket: Bucket) -> S3Store:
+    return S3Store(
+        S3Location(bucket=bucket.name, prefix=PREFIX, endpoint=bucket.endpoint, region=REGION),
+        credentials=bucket.env(),
+    )
+
+
+def test_an_upload_counts_the_mib_of_the_backup_once(
+    big_database: ConnInfo, s3_bucket: Bucket
+) -> None:
+    dumped, sent = _Recorded(), _Recorded()
+    opened: list[_Recorded] = []
+
+    @contextlib.contextmanager
+    def uploading() -> Iterator[_Recorded]:
+        assert dumped.steps, "the upload was shown before the dump"
+        opened.append(sent)
+        yield sent
+
+    manifest = take_backup(big_database, _store(s3_bucket), shown=dumped, uploading=uploading)
+
+    assert opened == [sent]
+    stored = {
+        o.object_name: o.size or 0
+        for o in s3_bucket.client.list_objects(
+            s3_bucket.name, f"{PREFIX}/{manifest.id}/", recursive=True
+        )
+    }
+    files = sum(size for key, size in stored.items() if not key.endswith("/manifest.json"))
+    assert files > 16 * 1024 * 1024  # the table file went up in several parts
+    assert sent.expected == [-(-files // (1024 * 1024))]
+    assert sum(sent.steps) == sent.expected[0]
+    assert len(sent.steps) > 1, "the count moved only at the end"
+
+
+def test_backup_create_to_a_bucket_draws_the_upload_on_a_terminal(
+    populated: ConnInfo, s3_bucket: Bucket
+) -> None:
+    code, stdout, terminal = on_a_terminal(
+        ["backup", "create", "--destination", f"s3://{s3_bucket.name}/{PREFIX}"],
+        {"DBKEEPER_DSN": populated.dsn(), **s3_bucket.env()},
+    )
+    assert code == 0, terminal
+    assert "backup create: dumping" in terminal
+    dumped, uploaded = (
+        terminal.index("backup create: dumping"),
+        terminal.index(f"backup create: uploading to s3://{s3_bucket.name}/{PREFIX}"),
+    )
+    # The dump's bar is finished before the upload's starts: one bar at a time.
+    assert "4/4" in terminal[dumped:uploaded], terminal
+    assert re.search(r"uploading to s3://\S+: 100%\|[^|]*\| 1/1", terminal), terminal
+    assert "stored in s3://" in stdout
+    assert s3_bucket.env()["AWS_SECRET_ACCESS_KEY"] not in terminal + stdout
+
+
 def test_a_reader_and_a_pruner_hold_each_other_off(
     populated: ConnInfo, admin: ConnInfo, s3_bucket: Bucket
 ) -> None:
     older = _json(["create"], populated, s3_bucket)["id"]
     _json(["create"], populated, s3_bucket)
-    store = S3Store(
-        S3Location(
-            bucket=s3_bucket.name, prefix=PREFIX, endpoint=s3_bucket.endpoint, region="us-east-1"
-        ),
-        credentials=s3_bucket.env(),
-    )
+    store = _store(s3_bucket)
     with store.reading(older):
         pruned = _json(["prune", "--keep-last", "1"], None, s3_bucket)
     assert pruned["skipped_in_use"] == [older]

@@ -4,7 +4,6 @@ extra in a pipe for a short run, and no bar left over when the command fails."""
 from __future__ import annotations
 
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -14,32 +13,12 @@ import psycopg
 from dbkeeper.backup.catalog import BackupCatalog
 from dbkeeper.conninfo import ConnInfo
 from tests.cli_output import json_output
+from tests.terminal import on_a_terminal
 
 
 def _on_a_terminal(info: ConnInfo, *args: str) -> tuple[int, str, str]:
     """``dbkeeper ARGS`` with stderr on a pseudo-terminal: (exit code, stdout, terminal)."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "DBKEEPER_DSN": info.dsn(), "COLUMNS": "100"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dbkeeper.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        text=True,
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    stdout, _ = process.communicate(timeout=300)
-    return process.returncode, stdout, b"".join(chunks).decode(errors="replace")
+    return on_a_terminal(args, {"DBKEEPER_DSN": info.dsn()})
 
 
 def test_seed_draws_a_bar_of_patients_on_a_terminal(healthcare_db: ConnInfo) -> None:

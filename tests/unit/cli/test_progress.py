@@ -95,3 +95,18 @@ def test_a_count_that_was_low_grows_instead_of_passing_100_percent(clock: Clock)
     shown.advance()
     assert shown.total == 2
     assert out.getvalue().splitlines() == ["progress: backup restore: 2/2 tables (100%), 30s"]
+
+
+def test_closing_again_changes_nothing(clock: Clock) -> None:
+    """The dump's display is closed when the upload starts, and again when the command's
+    block ends: the last line is printed once, and a later failure does not undo it."""
+    out = io.StringIO()
+    shown = Progress("backup create: dumping clinic", 4, "tables", bar=False, stream=out)
+    clock.now += PLAIN_EVERY
+    shown.advance(4)
+    shown.close()
+    shown.close(succeeded=False)
+    assert out.getvalue().splitlines() == [
+        "progress: backup create: dumping clinic: 4/4 tables (100%), 30s",
+        "progress: backup create: dumping clinic: 4/4 tables (100%), done in 30s",
+    ]

@@ -74,7 +74,9 @@ from dbkeeper.backup.manifest import MANIFEST_FILE, BackupManifest
 from dbkeeper.backup.retention import parse_max_age
 from dbkeeper.backup.s3.client import PART_SIZE, connect, encryption, failure
 from dbkeeper.backup.s3.location import S3Location
+from dbkeeper.backup.s3.upload_progress import UploadMeter
 from dbkeeper.backup.staging import staging_folder
+from dbkeeper.work_progress import WorkProgress
 
 PRUNING_FILE = ".pruning"
 READERS_DIR = ".readers"
@@ -322,17 +324,30 @@ class S3Store:
         with contextlib.suppress(ObjectStoreError):
             self._delete([self.s3.key(manifest.id, IN_PROGRESS_FILE)], "remove the marker")
 
-    def publish(self, folder: Path, manifest: BackupManifest, jobs: int = 2) -> None:
+    def publish(
+        self,
+        folder: Path,
+        manifest: BackupManifest,
+        jobs: int = 2,
+        shown: WorkProgress | None = None,
+    ) -> None:
         """Upload a finished backup from ``folder``: marker, files, manifest, in that
         order. On a failure what was uploaded is deleted again (the marker last); when
-        even that fails it stays marked in progress, and the error says so."""
+        even that fails it stays marked in progress, and the error says so.
+
+        ``shown`` is told the size of the files in MiB, then each MiB as it is read for
+        upload (see ``upload_progress``)."""
         backup_id = check_backup_id(manifest.id)
         marker = self.s3.key(backup_id, IN_PROGRESS_FILE)
         refreshed = [time.monotonic()]
         sse = encryption(self.s3)
+        names = sorted(manifest.files)
+        meter = UploadMeter(shown, (folder / name for name in names)) if shown else None
 
         def upload(name: str) -> None:
             key = self.s3.key(backup_id, name)
+            # One meter per file, not per attempt: a retried attempt is counted once.
+            counted = meter.file() if meter is not None else None
             self._call(
                 f"upload {name} of backup {backup_id}",
                 lambda: self.client.fput_object(
@@ -342,6 +357,7 @@ class S3Store:
                     part_size=PART_SIZE,
                     num_parallel_uploads=2,
                     sse=sse,
+                    progress=counted,
                 ),
             )
             if time.monotonic() - refreshed[0] > REFRESH_EVERY:
@@ -350,7 +366,9 @@ class S3Store:
 
         try:
             self._put(marker, _stamp(), f"start backup {backup_id}")
-            _parallel(upload, sorted(manifest.files), workers=jobs)
+            _parallel(upload, names, workers=jobs)
+            if meter is not None:
+                meter.finish()
             self.write(manifest)
         except ObjectStoreError as exc:
             raise ObjectStoreError(
