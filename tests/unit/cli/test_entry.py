@@ -51,22 +51,20 @@ def test_main_leaves_the_heap_collectable(
     assert gc.get_freeze_count() == 0
 
 
-def test_the_module_form_prints_and_exits_like_the_script() -> None:
-    shown = subprocess.run(
-        [sys.executable, "-m", "dbkeeper.cli", "--version"],
+def _module_form(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dbkeeper.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_the_module_form_prints_and_exits_like_the_script() -> None:
+    shown = _module_form("--version")
     assert shown.returncode == 0
     assert shown.stdout.startswith("dbkeeper ")
-    wrong = subprocess.run(
-        [sys.executable, "-m", "dbkeeper.cli", "no-such-command"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    wrong = _module_form("no-such-command")
     assert wrong.returncode == 2
     assert wrong.stderr.startswith("dbkeeper: error: ")
