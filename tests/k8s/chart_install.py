@@ -1,6 +1,7 @@
 """The Helm chart installed into a test cluster, and a login as its ServiceAccount.
 
-`install_chart` runs `helm install` (CRDs included) as the cluster's administrator;
+`install_chart` runs `helm install` as the cluster's administrator, once the chart's own
+CRDs (its crds/ folder) are served;
 `service_account_kubeconfig` asks the API server for a token of the chart's own
 ServiceAccount (TokenRequest) and writes a kubeconfig that logs in with it. An operator
 run with that kubeconfig can do exactly what the chart's RBAC grants, no more.
@@ -52,6 +53,13 @@ def install_chart(
     # A namespaced install puts a Role into each watched namespace: they must exist.
     for watched in (values or {}).get("watch", {}).get("namespaces", []):
         cluster.ensure_namespace(watched)
+    # Helm creates the crds/ folder's CRDs and waits for them to be established, but the
+    # API server's discovery can still lag behind on a busy machine, and the install then
+    # fails on the chart's ClusterKopfPeering ("ensure CRDs are installed first"). So the
+    # CRDs are created first and waited for until discovery serves them, as the chart's
+    # README advises for such clusters; helm leaves CRDs that exist alone.
+    for crds in sorted((CHART / "crds").glob("*.yaml")):
+        cluster.apply_crds(crds, timeout=120)
     result = subprocess.run(
         [
             str(HELM),
