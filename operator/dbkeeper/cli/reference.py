@@ -40,10 +40,11 @@ also from libpq's `PG*` variables.
 Long work shows progress on stderr: `seed` counts patients, `migrate` numbers each
 revision `[i/n]`, `backup create|restore|verify` count tables (pg_dump's and
 pg_restore's own `--verbose` reports, against the tables the snapshot counted),
-`backup create` into a bucket then counts the MiB it uploads, `audit verify` counts rows, and `backup prune` shows the time taken so far. On a
-terminal it is a bar, wiped if the command fails; in a log, a pipe or with `-o json` it
-is a line starting `progress:` every 30 s of work (a short command prints none), so the
-error of a failed command stays its one line.
+`backup create` into a bucket then counts the MiB it uploads, `audit verify` counts
+rows, and `backup prune` shows the time taken so far. On a terminal it is a bar, wiped
+if the command fails; in a log, a pipe or with `-o json` it is a line starting
+`progress:` every 30 s of work (a short command prints none), so the error of a failed
+command stays its one line.
 """
 
 
