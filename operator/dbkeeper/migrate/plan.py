@@ -156,16 +156,22 @@ def _move_sql(migration_set: MigrationSet, steps: Sequence[Step]) -> list[str]:
         for earlier, later in itertools.pairwise(steps)
     )
     if one_move:
-        whole = render_move(
-            migration_set,
-            steps[0].from_revision,
-            steps[-1].to_revision,
-            steps[0].direction == "downgrade",
-            [step.online for step in steps],
-        )
+        whole = render_at_once(migration_set, steps)
         if whole is not None:
             return whole
     return render_each(migration_set, steps)
+
+
+def render_at_once(migration_set: MigrationSet, steps: Sequence[Step]) -> list[str] | None:
+    """Each step's SQL, cut from one offline run of the move the (non-empty, contiguous,
+    one-way) ``steps`` make; None when the output cannot be cut (see ``render_move``)."""
+    return render_move(
+        migration_set,
+        steps[0].from_revision,
+        steps[-1].to_revision,
+        steps[0].direction == "downgrade",
+        [step.online for step in steps],
+    )
 
 
 def render_each(migration_set: MigrationSet, steps: Sequence[Step]) -> list[str]:

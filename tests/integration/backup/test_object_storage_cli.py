@@ -32,6 +32,7 @@ from tests.cli_output import json_output
 from tests.integration.backup.conftest import DBKEEPER
 from tests.integration.backup.sample_schema import REVISION, databases_like, table_checksums
 from tests.object_storage.server import REGION, Bucket, CuttableProxy, S3Server, corrupt_object
+from tests.recorded_progress import RecordedProgress
 from tests.terminal import on_a_terminal
 
 pytestmark = pytest.mark.xdist_group("object_storage")
@@ -334,21 +335,6 @@ def test_an_upload_cut_off_leaves_no_backup_that_could_pass_for_whole(
     assert _open_uploads(s3_bucket) == []
 
 
-class _Recorded:
-    """What a progress display would have been told."""
-
-    def __init__(self) -> None:
-        self.expected: list[int] = []
-        self.steps: list[int] = []
-
-    def expect(self, total: int) -> None:
-        self.expected.append(total)
-
-    def advance(self, count: int = 1) -> None:
-        assert self.expected, "advanced before the total was known"
-        self.steps.append(count)
-
-
 def _store(bucket: Bucket) -> S3Store:
     return S3Store(
         S3Location(bucket=bucket.name, prefix=PREFIX, endpoint=bucket.endpoint, region=REGION),
@@ -359,11 +345,11 @@ def _store(bucket: Bucket) -> S3Store:
 def test_an_upload_counts_the_mib_of_the_backup_once(
     big_database: ConnInfo, s3_bucket: Bucket
 ) -> None:
-    dumped, sent = _Recorded(), _Recorded()
-    opened: list[_Recorded] = []
+    dumped, sent = RecordedProgress(), RecordedProgress()
+    opened: list[RecordedProgress] = []
 
     @contextlib.contextmanager
-    def uploading() -> Iterator[_Recorded]:
+    def uploading() -> Iterator[RecordedProgress]:
         assert dumped.steps, "the upload was shown before the dump"
         opened.append(sent)
         yield sent

@@ -14,28 +14,14 @@ from dbkeeper.backup.drill import verify_backup
 from dbkeeper.backup.manifest import BackupManifest, DumpFormat
 from dbkeeper.backup.restore import restore_backup
 from dbkeeper.conninfo import ConnInfo
-
-
-class Recorded:
-    """What a progress display would have been told."""
-
-    def __init__(self) -> None:
-        self.expected: list[int] = []
-        self.done = 0
-
-    def expect(self, total: int) -> None:
-        self.expected.append(total)
-
-    def advance(self, count: int = 1) -> None:
-        assert self.expected, "told of a table before being told how many there are"
-        self.done += count
+from tests.recorded_progress import RecordedProgress
 
 
 @pytest.mark.parametrize(("dump_format", "jobs"), [("directory", 2), ("custom", 1)])
 def test_a_dump_counts_each_table_once(
     populated: ConnInfo, destination: Path, dump_format: DumpFormat, jobs: int
 ) -> None:
-    shown = Recorded()
+    shown = RecordedProgress()
 
     manifest = create_backup(
         populated, destination, jobs=jobs, dump_format=dump_format, shown=shown
@@ -51,7 +37,7 @@ def test_a_dump_counts_each_table_once(
 def test_a_restore_counts_each_table_of_the_backup_once(
     backup: BackupManifest, catalog: BackupCatalog, admin: ConnInfo, in_place: bool
 ) -> None:
-    shown = Recorded()
+    shown = RecordedProgress()
 
     restore_backup(
         catalog,
@@ -70,7 +56,7 @@ def test_a_restore_counts_each_table_of_the_backup_once(
 def test_a_drill_counts_the_tables_it_restores(
     backup: BackupManifest, catalog: BackupCatalog, admin: ConnInfo
 ) -> None:
-    shown = Recorded()
+    shown = RecordedProgress()
 
     result = verify_backup(catalog, backup.id, admin, shown=shown)
 

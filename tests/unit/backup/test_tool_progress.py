@@ -10,18 +10,7 @@ from dbkeeper.backup.environment_faults import is_environment_tool_output
 from dbkeeper.backup.pg_tools import ToolFailed, run_tool
 from dbkeeper.backup.tool_progress import table_counter, tables_started
 from dbkeeper.conninfo import ConnInfo
-
-
-class Shown:
-    def __init__(self) -> None:
-        self.total: int | None = None
-        self.done = 0
-
-    def expect(self, total: int) -> None:
-        self.total = total
-
-    def advance(self, count: int = 1) -> None:
-        self.done += count
+from tests.recorded_progress import RecordedProgress
 
 
 def test_the_lines_that_start_a_table() -> None:
@@ -54,7 +43,7 @@ def test_other_verbose_lines_do_not() -> None:
 
 
 def test_the_counter_expects_the_tables_then_advances_once_per_table() -> None:
-    shown = Shown()
+    shown = RecordedProgress()
     on_line = table_counter(shown, 3)
     assert on_line is not None
     assert shown.total == 3

@@ -8,22 +8,7 @@ from pathlib import Path
 import pytest
 
 from dbkeeper.backup.s3.upload_progress import MIB, UploadMeter
-
-
-class Recorded:
-    def __init__(self) -> None:
-        self.expected: list[int] = []
-        self.done = 0
-        self.steps: list[int] = []
-
-    def expect(self, total: int) -> None:
-        self.expected.append(total)
-
-    def advance(self, count: int = 1) -> None:
-        assert self.expected, "advanced before the total was known"
-        assert count > 0
-        self.done += count
-        self.steps.append(count)
+from tests.recorded_progress import RecordedProgress
 
 
 def _files(folder: Path, *sizes: int) -> list[Path]:
@@ -36,13 +21,13 @@ def _files(folder: Path, *sizes: int) -> list[Path]:
 
 
 def test_the_total_is_the_files_in_started_mib(tmp_path: Path) -> None:
-    shown = Recorded()
+    shown = RecordedProgress()
     UploadMeter(shown, _files(tmp_path, 3 * MIB, MIB // 2, 1))
     assert shown.expected == [4]  # 3 MiB, and a started fourth
 
 
 def test_an_empty_backup_expects_nothing_and_finishes_at_zero(tmp_path: Path) -> None:
-    shown = Recorded()
+    shown = RecordedProgress()
     meter = UploadMeter(shown, _files(tmp_path, 0))
     meter.finish()
     assert shown.expected == [0]
@@ -50,7 +35,7 @@ def test_an_empty_backup_expects_nothing_and_finishes_at_zero(tmp_path: Path) ->
 
 
 def test_reads_advance_in_whole_mib_and_finish_reaches_the_total(tmp_path: Path) -> None:
-    shown = Recorded()
+    shown = RecordedProgress()
     meter = UploadMeter(shown, _files(tmp_path, 2 * MIB + 10, MIB))
     first, second = meter.file(), meter.file()
     first.set_meta("part-0", 2 * MIB + 10)
@@ -65,7 +50,7 @@ def test_reads_advance_in_whole_mib_and_finish_reaches_the_total(tmp_path: Path)
 
 
 def test_a_retried_attempt_counts_its_bytes_once(tmp_path: Path) -> None:
-    shown = Recorded()
+    shown = RecordedProgress()
     meter = UploadMeter(shown, _files(tmp_path, 4 * MIB))
     counted = meter.file()
     counted.set_meta("part-0", 4 * MIB)
@@ -82,7 +67,7 @@ def test_a_retried_attempt_counts_its_bytes_once(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("reads", [[5 * MIB], [MIB] * 5, [MIB // 3] * 15])
 def test_the_count_never_passes_the_total(tmp_path: Path, reads: list[int]) -> None:
-    shown = Recorded()
+    shown = RecordedProgress()
     meter = UploadMeter(shown, _files(tmp_path, 4 * MIB))
     counted = meter.file()
     counted.set_meta("part-0", 4 * MIB)

@@ -4,10 +4,10 @@ thing."""
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
 
 import pytest
+from alembic.script import ScriptDirectory
 from benchmarks.audit_write_cost import _variants
 
 from dbkeeper.migrate import load_set
@@ -16,12 +16,9 @@ from dbkeeper.migrate import load_set
 def _head_revision() -> ModuleType:
     migration_set = load_set("healthcare")
     assert migration_set.head is not None
-    path = next((migration_set.path / "versions").glob(f"{migration_set.head}_*.py"))
-    spec = importlib.util.spec_from_file_location("healthcare_head", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module: ModuleType = (
+        ScriptDirectory(str(migration_set.path)).get_revision(migration_set.head).module
+    )
     return module
 
 

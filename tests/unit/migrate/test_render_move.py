@@ -10,7 +10,7 @@ import pytest
 
 from dbkeeper.migrate import MigrationSet, load_set
 from dbkeeper.migrate.alembic_bridge import render_move
-from dbkeeper.migrate.plan import Step, render_each, steps_between
+from dbkeeper.migrate.plan import Step, render_at_once, render_each, steps_between
 
 SETS_ROOT = Path(__file__).resolve().parents[2] / "fixtures" / "migration_sets"
 
@@ -35,13 +35,7 @@ def _moves(migration_set: MigrationSet) -> list[list[Step]]:
 @pytest.mark.parametrize("migration_set", _sets(), ids=lambda s: s.name)
 def test_a_move_rendered_at_once_gives_each_step_its_own_sql(migration_set: MigrationSet) -> None:
     for steps in _moves(migration_set):
-        whole = render_move(
-            migration_set,
-            steps[0].from_revision,
-            steps[-1].to_revision,
-            steps[0].direction == "downgrade",
-            [step.online for step in steps],
-        )
+        whole = render_at_once(migration_set, steps)
         assert whole == render_each(migration_set, steps), (
             f"{migration_set.name}: {steps[0].from_revision} -> {steps[-1].to_revision}"
         )
